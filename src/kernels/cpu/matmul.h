@@ -1,0 +1,27 @@
+// Matrix multiplication of (possibly quantized) weights by f32 activations:
+//   y[t, r] = sum_i w[r, i] * x[t, i]
+// w: [n_out, n_in] in any dtype of the traits table (rows contiguous, row stride nb[1]);
+// x: [n_tok, n_in] f32, row stride ldx; y: [n_tok, n_out] f32, row stride ldy.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/thread_pool.h"
+#include "tensor/tensor.h"
+
+namespace flashlm {
+
+void matmul(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n_tok,
+            ThreadPool& pool);
+
+// Rows [row_begin, row_end) of w only (used to compute logits for a vocabulary slice).
+void matmul_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx,
+                 float* y, int64_t ldy, int64_t n_tok, ThreadPool& pool);
+
+// Reference: per-row traits dot product, no tiling. What the fast path is tested against.
+void matmul_reference(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n_tok);
+
+// Dequantize row r of w into dst (w.ne[0] floats).
+void dequantize_row(const TensorView& w, int64_t r, float* dst);
+
+}  // namespace flashlm

@@ -1,0 +1,35 @@
+// Element-wise and row-wise CPU ops (scalar reference versions). Rows are contiguous
+// float arrays; callers own all memory.
+#pragma once
+
+#include <cstdint>
+
+namespace flashlm::ops {
+
+// y = x / rms(x) * w   (w may be null: no scale). y may alias x.
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
+
+// RoPE in place on one head vector of `head_dim` floats at position `pos`.
+// kNorm rotates adjacent pairs (x[2i], x[2i+1]); kNeox rotates (x[i], x[i + d/2]).
+// Only the first `n_rot` dims are rotated. freq_factors (may be null) divide each
+// pair's frequency (Llama 3.1 long-context scaling).
+enum class RopeStyle { kNorm, kNeox };
+void rope(float* x, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base, float freq_scale,
+          RopeStyle style, const float* freq_factors);
+
+void silu_mul(const float* gate, const float* up, float* y, int64_t n);       // silu(g) * u
+void gelu_tanh_mul(const float* gate, const float* up, float* y, int64_t n);  // gelu(g) * u
+void add(const float* a, const float* b, float* y, int64_t n);
+void scale(float* x, float s, int64_t n);
+
+// Numerically stable softmax in place; returns log(sum(exp)) + max (the logsumexp).
+float softmax(float* x, int64_t n);
+float logsumexp(const float* x, int64_t n);
+
+// Dot product of two float vectors, with several partial sums so the compiler can keep
+// them in vector registers.
+float dot(const float* a, const float* b, int64_t n);
+// y += a * x
+void axpy(float a, const float* x, float* y, int64_t n);
+
+}  // namespace flashlm::ops

@@ -1,0 +1,55 @@
+// Typed model configuration: every difference between architecture families is a field
+// or an enum here, parsed and validated once from GGUF metadata. The forward pass
+// branches on these, never on architecture names.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/ops.h"
+
+namespace flashlm {
+
+enum class Activation { kSilu, kGeluTanh };
+enum class FfnKind { kDense, kMoe };  // kMoe: gate -> top-k -> expert matmuls (later issue)
+
+struct LayerConfig {
+  int n_head = 0;
+  int n_head_kv = 0;
+  int head_dim = 0;          // key/query head size
+  int n_ff = 0;
+  int sliding_window = 0;    // 0: global attention; > 0: keys with pos_q - pos_k < window
+  float rope_base = 10000.0f;
+  float rope_scale = 1.0f;   // multiplies positions (1 / linear scaling factor)
+  bool qk_norm = false;      // RMS-normalise q and k per head before RoPE
+  bool attn_bias = false;    // q/k/v projections have biases
+  bool post_attn_norm = false;  // norm on the attention output before the residual add
+  bool post_ffn_norm = false;   // norm on the FFN output before the residual add
+  FfnKind ffn = FfnKind::kDense;
+};
+
+struct ModelConfig {
+  std::string arch;          // general.architecture, for display only
+  std::string name;          // general.name
+  int64_t n_vocab = 0;
+  int n_embd = 0;
+  int n_layer = 0;
+  int64_t n_ctx_train = 0;
+  float norm_eps = 1e-5f;
+  int n_rot = 0;             // rotated dims per head
+  ops::RopeStyle rope_style = ops::RopeStyle::kNorm;
+  Activation act = Activation::kSilu;
+  float embd_scale = 1.0f;   // multiplies token embeddings (Gemma: sqrt(n_embd))
+  float attn_scale = 0.0f;   // q.k scale; 0 means 1/sqrt(head_dim)
+  float attn_softcap = 0.0f;
+  float final_softcap = 0.0f;
+  bool tied_embeddings = false;  // output projection = token embedding matrix
+  std::vector<LayerConfig> layers;
+
+  int max_head_dim() const;
+  int64_t max_kv_dim() const;  // max over layers of n_head_kv * head_dim
+  bool has_sliding_window() const;
+};
+
+}  // namespace flashlm

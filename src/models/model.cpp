@@ -1,0 +1,204 @@
+#include "models/model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/ops.h"
+#include "models/registry.h"
+
+namespace flashlm {
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
+  Result<gguf::File> f = gguf::File::open(path);
+  if (!f) return f.status();
+  Result<ModelConfig> cfg = parse_model_config(*f);
+  if (!cfg) return cfg.status().with_context("'" + path + "'");
+  Result<ModelWeights> w = load_decoder_weights(*f, *cfg);
+  if (!w) return w.status().with_context("'" + path + "'");
+  return std::unique_ptr<Model>(new Model(std::move(f.value()), std::move(cfg.value()), std::move(w.value())));
+}
+
+KvConfig Model::kv_config(int64_t n_ctx, int n_seqs, int block_size) const {
+  KvConfig kc;
+  kc.n_layer = cfg_.n_layer;
+  kc.kv_dim = cfg_.max_kv_dim();
+  kc.block_size = block_size;
+  kc.n_blocks = (n_ctx + block_size - 1) / block_size * n_seqs;
+  kc.max_seqs = n_seqs;
+  return kc;
+}
+
+void Model::reserve(ForwardScratch& s, int64_t n) const {
+  if (s.capacity >= n) return;
+  int64_t q_dim = 0, n_ff = 0;
+  for (const LayerConfig& l : cfg_.layers) {
+    q_dim = std::max<int64_t>(q_dim, static_cast<int64_t>(l.n_head) * l.head_dim);
+    n_ff = std::max<int64_t>(n_ff, l.n_ff);
+  }
+  const auto sz = [n](int64_t d) { return static_cast<size_t>(n * d); };
+  s.x.resize(sz(cfg_.n_embd));
+  s.cur.resize(sz(cfg_.n_embd));
+  s.q.resize(sz(q_dim));
+  s.k.resize(sz(cfg_.max_kv_dim()));
+  s.v.resize(sz(cfg_.max_kv_dim()));
+  s.attn.resize(sz(q_dim));
+  s.proj.resize(sz(cfg_.n_embd));
+  s.gate.resize(sz(n_ff));
+  s.up.resize(sz(n_ff));
+  s.out_rows.resize(sz(cfg_.n_embd));
+  s.capacity = n;
+}
+
+namespace {
+
+void rms_norm_rows(const float* x, const TensorView& w, float* y, int64_t n, int64_t dim, float eps,
+                   ThreadPool& pool) {
+  const float* wd = static_cast<const float*>(w.data);
+  pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) ops::rms_norm(x + t * dim, wd, y + t * dim, dim, eps);
+  });
+}
+
+void add_bias(float* y, const TensorView& b, int64_t n, int64_t dim) {
+  if (b.data == nullptr) return;
+  const float* bd = static_cast<const float*>(b.data);
+  for (int64_t t = 0; t < n; ++t) ops::add(y + t * dim, bd, y + t * dim, dim);
+}
+
+}  // namespace
+
+Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, ThreadPool& pool,
+                      std::vector<float>* logits) const {
+  const int64_t n = batch.size();
+  if (n == 0) return Status::ok();
+  if (static_cast<int64_t>(batch.pos.size()) != n || static_cast<int64_t>(batch.seq.size()) != n ||
+      static_cast<int64_t>(batch.want_logits.size()) != n) {
+    return Status::error("batch arrays have different lengths");
+  }
+  // Validate everything before touching KV state.
+  for (int64_t t = 0; t < n; ++t) {
+    const int32_t tok = batch.tokens[static_cast<size_t>(t)];
+    if (tok < 0 || tok >= cfg_.n_vocab) return Status::error("token id " + std::to_string(tok) + " out of range");
+    const int32_t sq = batch.seq[static_cast<size_t>(t)];
+    if (!kv.seq_valid(sq)) return Status::error("batch names unknown KV sequence " + std::to_string(sq));
+    const int32_t p = batch.pos[static_cast<size_t>(t)];
+    if (p < 0 || p >= kv.seq_capacity(sq)) return Status::error("position " + std::to_string(p) + " has no KV block");
+  }
+  reserve(s, n);
+
+  const int64_t n_embd = cfg_.n_embd;
+  const ModelWeights& W = weights_;
+
+  // Token embeddings (dequantized rows), scaled.
+  pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) {
+      float* xt = s.x.data() + t * n_embd;
+      dequantize_row(W.tok_embd, batch.tokens[static_cast<size_t>(t)], xt);
+      if (cfg_.embd_scale != 1.0f) ops::scale(xt, cfg_.embd_scale, n_embd);
+    }
+  });
+
+  const float* rope_factors = W.rope_freqs.data ? static_cast<const float*>(W.rope_freqs.data) : nullptr;
+  for (int il = 0; il < cfg_.n_layer; ++il) {
+    const LayerConfig& L = cfg_.layers[static_cast<size_t>(il)];
+    const LayerWeights& lw = W.layers[static_cast<size_t>(il)];
+    const int64_t hd = L.head_dim;
+    const int64_t q_dim = L.n_head * hd;
+    const int64_t kv_dim = L.n_head_kv * hd;
+
+    // --- attention ---
+    rms_norm_rows(s.x.data(), lw.attn_norm, s.cur.data(), n, n_embd, cfg_.norm_eps, pool);
+    matmul(lw.wq, s.cur.data(), n_embd, s.q.data(), q_dim, n, pool);
+    matmul(lw.wk, s.cur.data(), n_embd, s.k.data(), kv_dim, n, pool);
+    matmul(lw.wv, s.cur.data(), n_embd, s.v.data(), kv_dim, n, pool);
+    add_bias(s.q.data(), lw.bq, n, q_dim);
+    add_bias(s.k.data(), lw.bk, n, kv_dim);
+    add_bias(s.v.data(), lw.bv, n, kv_dim);
+
+    // QK-norm and RoPE per head, then K/V into the cache.
+    pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+      const float* qn = L.qk_norm ? static_cast<const float*>(lw.q_norm.data) : nullptr;
+      const float* kn = L.qk_norm ? static_cast<const float*>(lw.k_norm.data) : nullptr;
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t p = batch.pos[static_cast<size_t>(t)];
+        float* qt = s.q.data() + t * q_dim;
+        float* kt = s.k.data() + t * kv_dim;
+        for (int h = 0; h < L.n_head; ++h) {
+          if (qn) ops::rms_norm(qt + h * hd, qn, qt + h * hd, hd, cfg_.norm_eps);
+          ops::rope(qt + h * hd, hd, cfg_.n_rot, p, L.rope_base, L.rope_scale, cfg_.rope_style, rope_factors);
+        }
+        for (int h = 0; h < L.n_head_kv; ++h) {
+          if (kn) ops::rms_norm(kt + h * hd, kn, kt + h * hd, hd, cfg_.norm_eps);
+          ops::rope(kt + h * hd, hd, cfg_.n_rot, p, L.rope_base, L.rope_scale, cfg_.rope_style, rope_factors);
+        }
+        const int sq = batch.seq[static_cast<size_t>(t)];
+        std::copy(kt, kt + kv_dim, kv.k_slot(il, sq, p));
+        const float* vt = s.v.data() + t * kv_dim;
+        std::copy(vt, vt + kv_dim, kv.v_slot(il, sq, p));
+      }
+    });
+
+    AttentionParams ap;
+    ap.n_head = L.n_head;
+    ap.n_head_kv = L.n_head_kv;
+    ap.head_dim = L.head_dim;
+    ap.scale = cfg_.attn_scale > 0.0f ? cfg_.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd));
+    ap.softcap = cfg_.attn_softcap;
+    const int64_t n_work = n * L.n_head;  // one (token, head) pair per work item
+    pool.parallel_for(n_work, [&](int64_t b, int64_t e, int) {
+      for (int64_t wi = b; wi < e; ++wi) {
+        const int64_t t = wi / L.n_head;
+        const int h = static_cast<int>(wi % L.n_head);
+        const int sq = batch.seq[static_cast<size_t>(t)];
+        const int64_t p = batch.pos[static_cast<size_t>(t)];
+        const int64_t first = L.sliding_window > 0 ? std::max<int64_t>(0, p - L.sliding_window + 1) : 0;
+        PagedKvView view;
+        view.k = kv.k_layer(il);
+        view.v = kv.v_layer(il);
+        view.kv_dim = kv.config().kv_dim;
+        view.block_size = kv.block_size();
+        view.block_table = kv.block_table(sq).data();
+        attention_paged(s.q.data() + t * q_dim, view, ap, first, p, h, h + 1, s.attn.data() + t * q_dim);
+      }
+    });
+    matmul(lw.wo, s.attn.data(), q_dim, s.proj.data(), n_embd, n, pool);
+    if (L.post_attn_norm) rms_norm_rows(s.proj.data(), lw.post_attn_norm, s.proj.data(), n, n_embd, cfg_.norm_eps, pool);
+    ops::add(s.x.data(), s.proj.data(), s.x.data(), n * n_embd);
+
+    // --- feed-forward ---
+    rms_norm_rows(s.x.data(), lw.ffn_norm, s.cur.data(), n, n_embd, cfg_.norm_eps, pool);
+    matmul(lw.ffn_gate, s.cur.data(), n_embd, s.gate.data(), L.n_ff, n, pool);
+    matmul(lw.ffn_up, s.cur.data(), n_embd, s.up.data(), L.n_ff, n, pool);
+    pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; ++t) {
+        float* g = s.gate.data() + t * L.n_ff;
+        const float* u = s.up.data() + t * L.n_ff;
+        if (cfg_.act == Activation::kSilu) ops::silu_mul(g, u, g, L.n_ff);
+        else ops::gelu_tanh_mul(g, u, g, L.n_ff);
+      }
+    });
+    matmul(lw.ffn_down, s.gate.data(), L.n_ff, s.proj.data(), n_embd, n, pool);
+    if (L.post_ffn_norm) rms_norm_rows(s.proj.data(), lw.post_ffn_norm, s.proj.data(), n, n_embd, cfg_.norm_eps, pool);
+    ops::add(s.x.data(), s.proj.data(), s.x.data(), n * n_embd);
+  }
+
+  // Output rows only where logits are wanted.
+  const int64_t n_out = batch.n_logits();
+  int64_t r = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    if (!batch.want_logits[static_cast<size_t>(t)]) continue;
+    ops::rms_norm(s.x.data() + t * n_embd, static_cast<const float*>(W.output_norm.data),
+                  s.out_rows.data() + r * n_embd, n_embd, cfg_.norm_eps);
+    ++r;
+  }
+  logits->resize(static_cast<size_t>(n_out * cfg_.n_vocab));
+  matmul(W.output, s.out_rows.data(), n_embd, logits->data(), cfg_.n_vocab, n_out, pool);
+  if (cfg_.final_softcap > 0.0f) {
+    for (float& v : *logits) v = cfg_.final_softcap * std::tanh(v / cfg_.final_softcap);
+  }
+  return Status::ok();
+}
+
+}  // namespace flashlm

@@ -1,0 +1,61 @@
+// A loaded model: the mapped file, its typed config and weight table, and the forward
+// pass over a batch of tokens from many sequences.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "formats/gguf.h"
+#include "kernels/cpu/thread_pool.h"
+#include "kv/kv_cache.h"
+#include "models/batch.h"
+#include "models/config.h"
+#include "models/weights.h"
+
+namespace flashlm {
+
+// Scratch memory for forward passes, sized once for the largest batch; reused every
+// step so nothing is allocated in the hot loop.
+struct ForwardScratch {
+  int64_t capacity = 0;           // tokens
+  std::vector<float> x;           // [n, n_embd] residual stream
+  std::vector<float> cur;         // [n, n_embd] normalised input
+  std::vector<float> q;           // [n, n_head * head_dim]
+  std::vector<float> k;           // [n, kv_dim]
+  std::vector<float> v;           // [n, kv_dim]
+  std::vector<float> attn;        // [n, n_head * head_dim]
+  std::vector<float> proj;        // [n, n_embd]
+  std::vector<float> gate;        // [n, n_ff]
+  std::vector<float> up;          // [n, n_ff]
+  std::vector<float> out_rows;    // [n_logits, n_embd]
+};
+
+class Model {
+ public:
+  static Result<std::unique_ptr<Model>> load(const std::string& path);
+
+  const ModelConfig& config() const { return cfg_; }
+  const gguf::File& file() const { return file_; }
+  const ModelWeights& weights() const { return weights_; }
+
+  // A KV config for `n_ctx` positions per sequence and `n_seqs` sequences.
+  KvConfig kv_config(int64_t n_ctx, int n_seqs, int block_size = 32) const;
+
+  // Runs the batch. Every (seq, pos) must be backed by KV blocks (KvCache::seq_reserve)
+  // and positions of one sequence must be written in order. logits receives
+  // [batch.n_logits(), n_vocab] rows in batch order.
+  Status forward(const Batch& batch, KvCache& kv, ForwardScratch& scratch, ThreadPool& pool,
+                 std::vector<float>* logits) const;
+
+ private:
+  Model(gguf::File f, ModelConfig cfg, ModelWeights w)
+      : file_(std::move(f)), cfg_(std::move(cfg)), weights_(std::move(w)) {}
+  void reserve(ForwardScratch& s, int64_t n_tokens) const;
+
+  gguf::File file_;
+  ModelConfig cfg_;
+  ModelWeights weights_;
+};
+
+}  // namespace flashlm

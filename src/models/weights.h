@@ -1,0 +1,59 @@
+// Weight tables: every tensor the forward pass reads, by role, as views into the mapped
+// file. A missing required weight or a wrong shape fails at load with the tensor's name.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "formats/gguf.h"
+#include "models/config.h"
+#include "tensor/tensor.h"
+#include "util/status.h"
+
+namespace flashlm {
+
+struct LayerWeights {
+  TensorView attn_norm;       // [n_embd]
+  TensorView wq;              // [n_embd] x [n_head * head_dim]
+  TensorView wk;              // [n_embd] x [n_head_kv * head_dim]
+  TensorView wv;              // [n_embd] x [n_head_kv * head_dim]
+  TensorView wo;              // [n_head * head_dim] x [n_embd]
+  TensorView bq, bk, bv;      // biases, present iff attn_bias
+  TensorView q_norm, k_norm;  // [head_dim], present iff qk_norm
+  TensorView post_attn_norm;  // [n_embd], iff post_attn_norm
+  TensorView ffn_norm;        // [n_embd]
+  TensorView ffn_gate;        // [n_embd] x [n_ff]
+  TensorView ffn_up;          // [n_embd] x [n_ff]
+  TensorView ffn_down;        // [n_ff] x [n_embd]
+  TensorView post_ffn_norm;   // [n_embd], iff post_ffn_norm
+};
+
+struct ModelWeights {
+  TensorView tok_embd;     // [n_embd] x [n_vocab]
+  TensorView output_norm;  // [n_embd]
+  TensorView output;       // [n_embd] x [n_vocab] (= tok_embd when tied)
+  TensorView rope_freqs;   // [n_rot / 2] optional frequency factors
+  std::vector<LayerWeights> layers;
+};
+
+// Looks tensors up by their GGUF names ("blk.N.attn_q.weight") and checks shapes.
+class WeightLoader {
+ public:
+  explicit WeightLoader(const gguf::File& f) : f_(f) {}
+  // ne0 = row length, ne1 = rows (0 to skip the check on that dimension).
+  Status get(const std::string& name, int64_t ne0, int64_t ne1, TensorView* out) const;
+  Status get_layer(int layer, const std::string& suffix, int64_t ne0, int64_t ne1, TensorView* out) const;
+  // Vectors used as element-wise factors must be f32 (norm weights, biases).
+  Status get_f32_vec(const std::string& name, int64_t n, TensorView* out) const;
+  Status get_layer_f32_vec(int layer, const std::string& suffix, int64_t n, TensorView* out) const;
+  bool has(const std::string& name) const { return f_.find_tensor(name) != nullptr; }
+
+ private:
+  const gguf::File& f_;
+};
+
+// The standard weight table of a decoder-only transformer as GGUF names it, driven by
+// the config (biases, QK-norm, post-norms, tied output).
+Result<ModelWeights> load_decoder_weights(const gguf::File& f, const ModelConfig& cfg);
+
+}  // namespace flashlm
