@@ -64,6 +64,16 @@ struct BlockQ8_0 {
 };
 static_assert(sizeof(BlockQ8_0) == 34, "ggml block_q8_0");
 
+// Activations for Q4_1/Q5_1 dot products: x = d * q, and s = d * sum(qs) rounded to
+// half, so a weight block's offset m contributes m * s with one product per block.
+struct BlockQ8_1 {
+  static constexpr int64_t kElems = kQK8_0;  // elements per block (QK8_1 == 32)
+  uint16_t d;
+  uint16_t s;
+  int8_t qs[kQK8_0];
+};
+static_assert(sizeof(BlockQ8_1) == 36, "ggml block_q8_1");
+
 // 16 sub-blocks of 16; x = d * (scales & 15) * q - dmin * (scales >> 4), q 2 bits.
 struct BlockQ2_K {
   static constexpr int64_t kElems = kQK_K;  // elements per block

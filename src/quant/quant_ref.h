@@ -17,6 +17,7 @@ void dequantize_block(const BlockQ4_1& b, float* y);
 void dequantize_block(const BlockQ5_0& b, float* y);
 void dequantize_block(const BlockQ5_1& b, float* y);
 void dequantize_block(const BlockQ8_0& b, float* y);
+void dequantize_block(const BlockQ8_1& b, float* y);  // ignores s (it is derived from qs)
 void dequantize_block(const BlockQ2_K& b, float* y);
 void dequantize_block(const BlockQ3_K& b, float* y);
 void dequantize_block(const BlockQ4_K& b, float* y);
@@ -31,6 +32,7 @@ void quantize_block(const float* x, BlockQ4_1& b);
 void quantize_block(const float* x, BlockQ5_0& b);
 void quantize_block(const float* x, BlockQ5_1& b);
 void quantize_block(const float* x, BlockQ8_0& b);
+void quantize_block(const float* x, BlockQ8_1& b);
 void quantize_block(const float* x, BlockQ8_K& b);
 
 // Unpacks the j-th (0..7) six-bit scale and min of a Q4_K/Q5_K block.

@@ -5,12 +5,13 @@
 #include <vector>
 
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/vec_dot.h"
 #include "quant/quant.h"
 
 namespace flashlm {
 namespace {
 
-// Rows of w dequantized together: the tile is reused by every token while it sits in
+// Weight rows handled together: the tile is reused by every token while it sits in
 // L1/L2, so prefill reads each weight block once per step instead of once per token.
 constexpr int64_t kRowTile = 16;
 
@@ -25,30 +26,68 @@ void dequantize_row(const TensorView& w, int64_t r, float* dst) {
   type_traits(w.dtype).to_float(row, dst, w.ne[0]);
 }
 
-void matmul_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx,
-                 float* y, int64_t ldy, int64_t n_tok, ThreadPool& pool) {
+namespace {
+
+// Weight types without an integer dot product (none of the weight formats we load,
+// but the traits table has more): dequantize a tile of rows, then f32 dots.
+void matmul_rows_dequant(const TensorView& w, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx,
+                         float* y, int64_t ldy, int64_t n_tok, ThreadPool& pool) {
   const int64_t n_in = w.ne[0];
-  const int64_t n_rows = row_end - row_begin;
-  const int64_t n_tiles = (n_rows + kRowTile - 1) / kRowTile;
+  const int64_t n_tiles = (row_end - row_begin + kRowTile - 1) / kRowTile;
   pool.parallel_for(n_tiles, [&](int64_t tb, int64_t te, int) {
     thread_local std::vector<float> tile;  // grows once per thread, then reused
     if (tile.size() < static_cast<size_t>(kRowTile * n_in)) tile.resize(static_cast<size_t>(kRowTile * n_in));
     for (int64_t ti = tb; ti < te; ++ti) {
       const int64_t r0 = row_begin + ti * kRowTile;
       const int64_t nr = std::min(kRowTile, row_end - r0);
-      const float* rows[kRowTile];
-      for (int64_t k = 0; k < nr; ++k) {
-        if (w.dtype == DType::F32) {
-          rows[k] = reinterpret_cast<const float*>(w.row_ptr(r0 + k));
-        } else {
-          dequantize_row(w, r0 + k, tile.data() + k * n_in);
-          rows[k] = tile.data() + k * n_in;
-        }
-      }
+      for (int64_t k = 0; k < nr; ++k) dequantize_row(w, r0 + k, tile.data() + k * n_in);
       for (int64_t t = 0; t < n_tok; ++t) {
-        const float* xt = x + t * ldx;
         float* yt = y + t * ldy + (r0 - row_begin);
-        for (int64_t k = 0; k < nr; ++k) yt[k] = ops::dot(rows[k], xt, n_in);
+        for (int64_t k = 0; k < nr; ++k) yt[k] = ops::dot(tile.data() + k * n_in, x + t * ldx, n_in);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+// Like llama.cpp: each activation row is quantized once to the weight type's vec_dot
+// type, then every weight row meets it in a block-integer dot product. F32 weights use
+// the activations as they are.
+void matmul_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx,
+                 float* y, int64_t ldy, int64_t n_tok, ThreadPool& pool) {
+  const VecDotTraits& vt = vec_dot_traits(w.dtype);
+  if (vt.vec_dot == nullptr) {
+    matmul_rows_dequant(w, row_begin, row_end, x, ldx, y, ldy, n_tok, pool);
+    return;
+  }
+  const int64_t n_in = w.ne[0];
+  const uint8_t* xq = reinterpret_cast<const uint8_t*>(x);
+  size_t xq_stride = static_cast<size_t>(ldx) * sizeof(float);
+  if (w.dtype != DType::F32) {
+    // The calling thread's buffer: grows to the largest batch once, then is reused. Workers
+    // get its address, never the thread_local itself (theirs would be a different one).
+    thread_local std::vector<uint8_t> scratch;
+    xq_stride = vt.row_bytes(n_in);
+    if (scratch.size() < xq_stride * static_cast<size_t>(n_tok)) scratch.resize(xq_stride * static_cast<size_t>(n_tok));
+    uint8_t* buf = scratch.data();
+    pool.parallel_for(n_tok, [&, buf](int64_t tb, int64_t te, int) {
+      for (int64_t t = tb; t < te; ++t) vt.quantize_row(x + t * ldx, buf + static_cast<size_t>(t) * xq_stride, n_in);
+    });
+    xq = buf;
+  }
+  const VecDotFn vec_dot = vt.vec_dot;
+  const int64_t n_tiles = (row_end - row_begin + kRowTile - 1) / kRowTile;
+  // A tile of weight rows stays in L1/L2 while every token passes over it, so prefill
+  // reads each weight block from memory once per call instead of once per token.
+  pool.parallel_for(n_tiles, [&, xq, xq_stride, vec_dot](int64_t tb, int64_t te, int) {
+    for (int64_t ti = tb; ti < te; ++ti) {
+      const int64_t r0 = row_begin + ti * kRowTile;
+      const int64_t nr = std::min(kRowTile, row_end - r0);
+      for (int64_t t = 0; t < n_tok; ++t) {
+        const uint8_t* xt = xq + static_cast<size_t>(t) * xq_stride;
+        float* yt = y + t * ldy + (r0 - row_begin);
+        for (int64_t k = 0; k < nr; ++k) yt[k] = vec_dot(w.row_ptr(r0 + k), xt, n_in);
       }
     }
   });

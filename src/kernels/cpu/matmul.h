@@ -2,6 +2,8 @@
 //   y[t, r] = sum_i w[r, i] * x[t, i]
 // w: [n_out, n_in] in any dtype of the traits table (rows contiguous, row stride nb[1]);
 // x: [n_tok, n_in] f32, row stride ldx; y: [n_tok, n_out] f32, row stride ldy.
+// For quantized and f16/bf16 weights, x is first rounded to the weight type's vec_dot
+// type (kernels/cpu/vec_dot.h), as llama.cpp does; f32 weights use x as it is.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +20,7 @@ void matmul(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t 
 void matmul_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx,
                  float* y, int64_t ldy, int64_t n_tok, ThreadPool& pool);
 
-// Reference: per-row traits dot product, no tiling. What the fast path is tested against.
+// Reference: per-row traits dot product with x in f32 (no activation rounding), no tiling.
 void matmul_reference(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n_tok);
 
 // Dequantize row r of w into dst (w.ne[0] floats).

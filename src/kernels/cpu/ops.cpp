@@ -3,6 +3,9 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/avx2/avx2_kernels.h"
+#include "kernels/cpu/cpu_features.h"
+
 namespace flashlm::ops {
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
@@ -78,7 +81,9 @@ float logsumexp(const float* x, int64_t n) {
   return mx + static_cast<float>(std::log(sum));
 }
 
-float dot(const float* a, const float* b, int64_t n) {
+namespace {
+
+float dot_scalar(const float* a, const float* b, int64_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -87,6 +92,24 @@ float dot(const float* a, const float* b, int64_t n) {
   float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
   for (; i < n; ++i) s += a[i] * b[i];
   return s;
+}
+
+using DotFn = float (*)(const float*, const float*, int64_t);
+
+// Chosen once, at the first call (a function-local static: safe whatever order static
+// initializers run in).
+DotFn pick_dot() {
+#if defined(FLASHLM_HAVE_AVX2)
+  if (cpu_has_avx2()) return &avx2::dot_f32;
+#endif
+  return &dot_scalar;
+}
+
+}  // namespace
+
+float dot(const float* a, const float* b, int64_t n) {
+  static const DotFn fn = pick_dot();
+  return fn(a, b, n);
 }
 
 void axpy(float a, const float* x, float* y, int64_t n) {

@@ -1,0 +1,94 @@
+// flashlm info: what a model file holds and how flashlm will run it.
+#include <cstdio>
+#include <map>
+
+#include "cli/common.h"
+#include "models/registry.h"
+#include "quant/quant.h"
+
+namespace flashlm::cli {
+namespace {
+
+struct InfoArgs {
+  std::string model;
+  bool metadata = false;
+  bool tensors = false;
+};
+
+int info(const InfoArgs& a) {
+  Result<gguf::File> f = gguf::File::open(a.model);
+  if (!f) {
+    print_error(f.message());
+    return 1;
+  }
+  std::printf("file: %s (%.1f MiB, GGUF v%u, %zu tensors, %zu metadata keys)\n", a.model.c_str(),
+              static_cast<double>(f->file_size()) / (1024.0 * 1024.0), f->version(), f->tensors().size(),
+              f->metadata().size());
+  // Tensor types, parameters and bytes: what the weights cost in memory.
+  std::map<std::string, std::pair<int64_t, uint64_t>> by_type;
+  int64_t n_params = 0;
+  for (const gguf::TensorInfo& t : f->tensors()) {
+    auto& e = by_type[type_traits(t.dtype).name];
+    e.first += 1;
+    e.second += t.size_bytes;
+    n_params += t.nelements();
+  }
+  std::printf("parameters: %.1f M\n", static_cast<double>(n_params) / 1e6);
+  for (const auto& [name, e] : by_type) {
+    std::printf("  %-6s %4lld tensors %9.1f MiB\n", name.c_str(), static_cast<long long>(e.first),
+                static_cast<double>(e.second) / (1024.0 * 1024.0));
+  }
+  Result<ModelConfig> cfg = parse_model_config(*f);
+  int rc = 0;
+  if (!cfg) {
+    std::printf("model: cannot run: %s\n", cfg.message().c_str());
+    rc = 1;
+  } else {
+    const ModelConfig& c = *cfg;
+    const LayerConfig& l0 = c.layers[0];
+    int n_local = 0;
+    for (const LayerConfig& l : c.layers) n_local += l.sliding_window > 0 ? 1 : 0;
+    std::printf("architecture: %s (%s)\n", c.arch.c_str(), c.name.c_str());
+    std::printf("  n_vocab %lld, n_embd %d, n_layer %d, n_head %d, n_head_kv %d, head_dim %d, n_ff %d\n",
+                static_cast<long long>(c.n_vocab), c.n_embd, c.n_layer, l0.n_head, l0.n_head_kv, l0.head_dim, l0.n_ff);
+    std::printf("  context %lld, rms eps %g, rope %s over %d dims, base %g%s\n", static_cast<long long>(c.n_ctx_train),
+                static_cast<double>(c.norm_eps), c.rope_style == ops::RopeStyle::kNeox ? "neox" : "norm", c.n_rot,
+                static_cast<double>(c.layers.back().rope_base), c.tied_embeddings ? ", output tied to embeddings" : "");
+    std::printf("  activation %s%s%s%s\n", c.act == Activation::kSilu ? "SiLU-gated" : "GELU-gated (tanh)",
+                l0.qk_norm ? ", QK-norm" : "", l0.attn_bias ? ", q/k/v biases" : "",
+                l0.post_attn_norm ? ", post-attention and post-FFN norms" : "");
+    if (n_local > 0) {
+      std::printf("  sliding window %d on %d of %d layers (local layers: rope base %g)\n", l0.sliding_window > 0 ? l0.sliding_window : c.layers.front().sliding_window,
+                  n_local, c.n_layer, static_cast<double>(l0.rope_base));
+    }
+    const double kv_per_token = 2.0 * static_cast<double>(c.max_kv_dim()) * c.n_layer * sizeof(float);
+    std::printf("  KV cache: %.1f KiB per token (f32); weights are used in place from the memory map\n",
+                kv_per_token / 1024.0);
+  }
+  if (a.metadata) {
+    std::printf("metadata:\n");
+    for (const auto& [k, v] : f->metadata()) std::printf("  %s = %s\n", k.c_str(), v.to_string().c_str());
+  }
+  if (a.tensors) {
+    std::printf("tensors:\n");
+    for (const gguf::TensorInfo& t : f->tensors()) {
+      std::printf("  %-32s %-6s [%lld, %lld, %lld, %lld]\n", t.name.c_str(), type_traits(t.dtype).name,
+                  static_cast<long long>(t.ne[0]), static_cast<long long>(t.ne[1]), static_cast<long long>(t.ne[2]),
+                  static_cast<long long>(t.ne[3]));
+    }
+  }
+  return rc;
+}
+
+}  // namespace
+
+void add_info(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<InfoArgs>();
+  CLI::App* sub = app.add_subcommand("info", "architecture, hyper-parameters, tensor types and sizes");
+  sub->add_option("-m,--model", args->model, "GGUF model file")->required();
+  sub->add_flag("--metadata", args->metadata, "print all metadata");
+  sub->add_flag("--tensors", args->tensors, "print every tensor");
+  sub->final_callback([args, exit_code] { *exit_code = info(*args); });
+}
+
+}  // namespace flashlm::cli

@@ -1,0 +1,78 @@
+// flashlm run: one prompt in, generated text streamed to stdout, timings on stderr.
+#include <cstdio>
+
+#include "cli/common.h"
+
+namespace flashlm::cli {
+namespace {
+
+struct RunArgs {
+  CommonArgs common;
+  GenerateOptions gen;
+  std::string prompt;
+  bool chat = false;
+  std::string system;
+};
+
+// Tokenizes rendered chat text, adding BOS only if the template did not already.
+std::vector<int32_t> tokenize_prompt(const Tokenizer& tok, const std::string& text, bool from_template) {
+  bool add_special = true;
+  if (from_template && tok.bos() >= 0) {
+    const std::string& bos = tok.token_text(tok.bos());
+    if (!bos.empty() && text.compare(0, bos.size(), bos) == 0) add_special = false;
+  }
+  return tok.encode(text, add_special, /*parse_special=*/from_template);
+}
+
+int run(const RunArgs& a) {
+  std::unique_ptr<Loaded> l = load(a.common);
+  if (!l) return 1;
+  std::string text = a.prompt;
+  if (a.chat) {
+    nlohmann::json messages = nlohmann::json::array();
+    if (!a.system.empty()) messages.push_back({{"role", "system"}, {"content", a.system}});
+    messages.push_back({{"role", "user"}, {"content", a.prompt}});
+    if (!render_chat(*l, messages, true, &text)) return 1;
+  }
+  const std::vector<int32_t> tokens = tokenize_prompt(*l->tok, text, a.chat);
+  if (tokens.empty()) {
+    print_error("the prompt is empty");
+    return 1;
+  }
+  const int seq = l->runner->seq_new();
+  GenerateStats stats;
+  Status st = generate(*l->runner, seq, *l->tok, tokens, a.gen,
+                       [](std::string_view piece) {
+                         std::fwrite(piece.data(), 1, piece.size(), stdout);
+                         std::fflush(stdout);
+                         return true;
+                       },
+                       &stats);
+  std::fputc('\n', stdout);
+  if (!st) {
+    print_error(st.message());
+    return 1;
+  }
+  print_timings(*l, stats);
+  return 0;
+}
+
+}  // namespace
+
+std::vector<int32_t> tokenize_for_model(const Tokenizer& tok, const std::string& text, bool from_template) {
+  return tokenize_prompt(tok, text, from_template);
+}
+
+void add_run(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<RunArgs>();
+  args->gen.n_predict = 128;
+  CLI::App* sub = app.add_subcommand("run", "generate text from a prompt");
+  add_common_flags(sub, &args->common);
+  add_sampling_flags(sub, &args->gen);
+  sub->add_option("-p,--prompt", args->prompt, "prompt text")->required();
+  sub->add_flag("--chat", args->chat, "treat the prompt as a user message and apply the chat template");
+  sub->add_option("--system", args->system, "system message (with --chat)");
+  sub->final_callback([args, exit_code] { *exit_code = run(*args); });
+}
+
+}  // namespace flashlm::cli

@@ -1,0 +1,38 @@
+// flashlm tokenize: token ids of a text as a JSON array on one line.
+#include <cstdio>
+
+#include "cli/common.h"
+
+namespace flashlm::cli {
+namespace {
+
+struct TokenizeArgs {
+  std::string model;
+  std::string prompt;
+  bool no_special = false;
+  bool no_parse_special = false;
+};
+
+int tokenize(const TokenizeArgs& a) {
+  CommonArgs c;
+  c.model = a.model;
+  std::unique_ptr<Loaded> l = load(c, /*tokenizer_only=*/true);
+  if (!l) return 1;
+  const std::vector<int32_t> ids = l->tok->encode(a.prompt, !a.no_special, !a.no_parse_special);
+  std::printf("%s\n", nlohmann::json(ids).dump().c_str());
+  return 0;
+}
+
+}  // namespace
+
+void add_tokenize(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<TokenizeArgs>();
+  CLI::App* sub = app.add_subcommand("tokenize", "print token ids as a JSON array");
+  sub->add_option("-m,--model", args->model, "GGUF model file")->required();
+  sub->add_option("-p,--prompt", args->prompt, "text to tokenize")->required();
+  sub->add_flag("--no-bos", args->no_special, "do not add BOS/EOS even if the model asks for them");
+  sub->add_flag("--no-parse-special", args->no_parse_special, "treat special-token texts as plain text");
+  sub->final_callback([args, exit_code] { *exit_code = tokenize(*args); });
+}
+
+}  // namespace flashlm::cli

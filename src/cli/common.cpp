@@ -1,0 +1,126 @@
+#include "cli/common.h"
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "chat/builtin_templates.h"
+#include "chat/chat_template.h"
+
+namespace flashlm::cli {
+
+void add_common_flags(CLI::App* app, CommonArgs* a) {
+  app->add_option("-m,--model", a->model, "GGUF model file")->required();
+  app->add_option("-t,--threads", a->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
+  app->add_option("-c,--ctx-size", a->ctx, "context size in tokens (0: min(model, 4096))")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  app->add_option("-b,--batch-size", a->batch, "tokens per forward pass")->check(CLI::Range(1, 65536));
+}
+
+void add_sampling_flags(CLI::App* app, GenerateOptions* g) {
+  SamplingParams& s = g->sampling;
+  app->add_option("-n,--n-predict", g->n_predict, "tokens to generate (-1: until end of text)")
+      ->check(CLI::Range(-1, 1 << 24));
+  app->add_option("--temp", s.temperature, "temperature (0: greedy)");
+  app->add_option("--top-k", s.top_k, "top-k (0: off)");
+  app->add_option("--top-p", s.top_p, "top-p (1: off)");
+  app->add_option("--min-p", s.min_p, "min-p (0: off)");
+  app->add_option("--repeat-penalty", s.repeat_penalty, "repetition penalty (1: off)");
+  app->add_option("--repeat-last-n", s.repeat_last_n, "tokens the penalties look back over");
+  app->add_option("--frequency-penalty", s.frequency_penalty, "frequency penalty");
+  app->add_option("--presence-penalty", s.presence_penalty, "presence penalty");
+  app->add_option("-s,--seed", s.seed, "random seed (default: random)");
+  app->add_option("--stop", g->stop, "stop string (repeatable)");
+  app->add_flag("--ignore-eos", g->ignore_eos, "keep generating past end-of-text tokens");
+}
+
+void print_error(const std::string& msg) { std::fprintf(stderr, "error: %s\n", msg.c_str()); }
+
+double peak_rss_mib() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+std::unique_ptr<Loaded> load(const CommonArgs& a, bool tokenizer_only) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto l = std::make_unique<Loaded>();
+  if (tokenizer_only) {
+    Result<gguf::File> f = gguf::File::open(a.model);
+    if (!f) {
+      print_error(f.message());
+      return nullptr;
+    }
+    Result<Tokenizer> tok = Tokenizer::from_gguf(*f);
+    if (!tok) {
+      print_error("'" + a.model + "': " + tok.message());
+      return nullptr;
+    }
+    l->tok = std::make_unique<Tokenizer>(std::move(tok.value()));
+    return l;
+  }
+  Result<std::unique_ptr<Model>> m = Model::load(a.model);
+  if (!m) {
+    print_error(m.message());
+    return nullptr;
+  }
+  l->model = std::move(m.value());
+  Result<Tokenizer> tok = Tokenizer::from_gguf(l->model->file());
+  if (!tok) {
+    print_error("'" + a.model + "': " + tok.message());
+    return nullptr;
+  }
+  l->tok = std::make_unique<Tokenizer>(std::move(tok.value()));
+  RuntimeOptions ro;
+  ro.n_threads = a.threads;
+  ro.n_ctx = a.ctx;
+  ro.n_batch = a.batch;
+  Result<std::unique_ptr<Runner>> r = Runner::create(*l->model, ro);
+  if (!r) {
+    print_error(r.message());
+    return nullptr;
+  }
+  l->runner = std::move(r.value());
+  l->load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return l;
+}
+
+bool render_chat(const Loaded& l, const nlohmann::json& messages, bool add_generation_prompt, std::string* out) {
+  const gguf::File& f = l.model->file();
+  std::string source;
+  Result<std::string> tmpl = f.get_string_or("tokenizer.chat_template", "");
+  if (tmpl && !tmpl->empty()) {
+    source = *tmpl;
+  } else {
+    const char* builtin = chat::builtin_template(l.model->config().arch);
+    if (builtin == nullptr) {
+      print_error("the model has no chat template (tokenizer.chat_template) and no built-in one exists for '" +
+                  l.model->config().arch + "'");
+      return false;
+    }
+    source = builtin;
+  }
+  const Tokenizer& tok = *l.tok;
+  const std::string bos = tok.bos() >= 0 ? tok.token_text(tok.bos()) : "";
+  const std::string eos = tok.eos() >= 0 ? tok.token_text(tok.eos()) : "";
+  Result<std::string> r = chat::render_chat(source, messages, add_generation_prompt, bos, eos);
+  if (!r) {
+    print_error("chat template: " + r.message());
+    return false;
+  }
+  *out = std::move(r.value());
+  return true;
+}
+
+void print_timings(const Loaded& l, const GenerateStats& s) {
+  const double pp = s.prompt_ms > 0 ? 1000.0 * static_cast<double>(s.n_prompt) / s.prompt_ms : 0.0;
+  const double tg = s.gen_ms > 0 ? 1000.0 * static_cast<double>(s.n_generated) / s.gen_ms : 0.0;
+  std::fprintf(stderr,
+               "\n[flashlm] load %.0f ms | prompt %lld tokens, %.1f ms, %.2f tokens/s | generation %lld tokens, "
+               "%.1f ms, %.2f tokens/s | peak memory %.1f MiB | threads %d | finish: %s\n",
+               l.load_ms, static_cast<long long>(s.n_prompt), s.prompt_ms, pp, static_cast<long long>(s.n_generated),
+               s.gen_ms, tg, peak_rss_mib(), l.runner ? l.runner->n_threads() : 0, s.finish_reason.c_str());
+}
+
+}  // namespace flashlm::cli

@@ -1,0 +1,56 @@
+// Pieces shared by the commands: common flags, loading a model with its tokenizer and a
+// runner, timing and memory reporting.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <memory>
+#include <string>
+
+#include "engine/generate.h"
+#include "engine/runner.h"
+#include "models/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace flashlm::cli {
+
+struct CommonArgs {
+  std::string model;
+  int threads = 0;
+  int64_t ctx = 0;
+  int batch = 512;
+};
+
+void add_common_flags(CLI::App* app, CommonArgs* a);
+void add_sampling_flags(CLI::App* app, GenerateOptions* g);
+
+struct Loaded {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<Runner> runner;
+  double load_ms = 0.0;
+};
+
+// Loads model + tokenizer (+ runner unless tokenizer_only). Errors are printed.
+std::unique_ptr<Loaded> load(const CommonArgs& a, bool tokenizer_only = false);
+
+// The model's chat template (from the file, else a built-in one for its family) applied
+// to messages; prints an error and returns false on failure.
+bool render_chat(const Loaded& l, const nlohmann::json& messages, bool add_generation_prompt, std::string* out);
+
+// Tokens of a prompt; text rendered by a chat template has its special tokens parsed
+// and gets BOS only if the template did not write it.
+std::vector<int32_t> tokenize_for_model(const Tokenizer& tok, const std::string& text, bool from_template);
+
+void print_error(const std::string& msg);
+double peak_rss_mib();
+void print_timings(const Loaded& l, const GenerateStats& s);
+
+// Each command registers its subcommand; its callback stores the exit status.
+void add_run(CLI::App& app, int* exit_code);
+void add_chat(CLI::App& app, int* exit_code);
+void add_tokenize(CLI::App& app, int* exit_code);
+void add_perplexity(CLI::App& app, int* exit_code);
+void add_info(CLI::App& app, int* exit_code);
+
+}  // namespace flashlm::cli

@@ -1,0 +1,22 @@
+// flashlm command line: run | chat | tokenize | perplexity | info.
+#include <cstdio>
+
+#include "cli/common.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"flashlm: fast inference for open LLMs (GGUF)", "flashlm"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "flashlm 0.1.0");
+  int exit_code = 0;
+  flashlm::cli::add_run(app, &exit_code);
+  flashlm::cli::add_chat(app, &exit_code);
+  flashlm::cli::add_tokenize(app, &exit_code);
+  flashlm::cli::add_perplexity(app, &exit_code);
+  flashlm::cli::add_info(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);  // prints usage or the error; non-zero for errors
+  }
+  return exit_code;
+}

@@ -1,0 +1,24 @@
+// Kernels compiled with -mavx2 -mfma -mf16c (kernels/cpu/avx2/*.cpp). Call them only
+// when cpu_has_avx2() is true. Declarations only: this header must stay free of inline
+// code, so nothing built with AVX2 flags can leak into other translation units.
+// Each function has the signature and meaning of its scalar reference in vec_dot.h.
+#pragma once
+
+#include <cstdint>
+
+namespace flashlm::avx2 {
+
+float dot_f32(const float* a, const float* b, int64_t n);
+
+// w_row: n weights in the named format; x_q: the activation row in its vec_dot type.
+float vec_dot_f16_f16(const void* w_row, const void* x_q, int64_t n);
+float vec_dot_q4_0_q8_0(const void* w_row, const void* x_q, int64_t n);
+float vec_dot_q4_1_q8_1(const void* w_row, const void* x_q, int64_t n);
+float vec_dot_q5_0_q8_0(const void* w_row, const void* x_q, int64_t n);
+float vec_dot_q5_1_q8_1(const void* w_row, const void* x_q, int64_t n);
+float vec_dot_q8_0_q8_0(const void* w_row, const void* x_q, int64_t n);
+float vec_dot_q4_K_q8_K(const void* w_row, const void* x_q, int64_t n);
+float vec_dot_q5_K_q8_K(const void* w_row, const void* x_q, int64_t n);
+float vec_dot_q6_K_q8_K(const void* w_row, const void* x_q, int64_t n);
+
+}  // namespace flashlm::avx2

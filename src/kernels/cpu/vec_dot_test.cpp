@@ -1,0 +1,225 @@
+// vec_dot kernels: each scalar reference against dequantize(w) . dequantize(quantize(x))
+// in double, each fast kernel against the scalar reference, and the Q8_1 activation
+// format's invariants. Tolerances come from the inputs: (terms + slack) * 2^-23 times
+// the sum of |products|, the bound on float summation error in any order.
+#include "kernels/cpu/vec_dot.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/avx2/avx2_kernels.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/ops.h"
+#include "kernels/cpu/vec_dot_test_util.h"
+
+namespace flashlm {
+namespace {
+
+using namespace testing_util;
+
+constexpr double kEps = 1.0 / (1 << 23);  // 2 ulp of 1.0f: covers round-to-nearest twice over
+
+std::vector<int64_t> lengths(DType t) {
+  const int64_t bs = type_traits(t).block_size == 1 ? 32 : type_traits(t).block_size;
+  return {bs, 3 * bs, 9 * bs, 4096 / bs * bs};  // one block, a few, many
+}
+
+// Float additions a kernel may make: one per block for quantized formats, one per
+// element for float formats.
+int64_t n_terms(DType t, int64_t n) { return n / type_traits(t).block_size; }
+
+struct Case {
+  std::vector<uint8_t> w;   // weight row (with `offset` bytes of padding in front)
+  std::vector<uint8_t> xq;  // quantized activation row (same padding)
+  std::vector<float> x;
+  size_t offset = 0;
+  const void* w_ptr() const { return w.data() + offset; }
+  const void* xq_ptr() const { return xq.data() + offset; }
+};
+
+// Rows start `offset` bytes into their buffers so kernels see unaligned blocks, as
+// they do in a mapped file (float rows stay float-aligned, as real ones are).
+Case make_case(DType t, int64_t n, std::mt19937& rng) {
+  Case c;
+  const VecDotTraits& vt = vec_dot_traits_reference(t);
+  c.offset = t == DType::F32 ? 4 : 1;
+  const std::vector<uint8_t> w = random_row(t, n, rng);
+  c.w.assign(c.offset, 0);
+  c.w.insert(c.w.end(), w.begin(), w.end());
+  c.x = random_activations(n, rng);
+  std::vector<uint8_t> xq(vt.row_bytes(n));
+  vt.quantize_row(c.x.data(), xq.data(), n);
+  c.xq.assign(c.offset, 0);
+  c.xq.insert(c.xq.end(), xq.begin(), xq.end());
+  return c;
+}
+
+std::vector<uint8_t> unpadded(const std::vector<uint8_t>& v, size_t offset) {
+  return std::vector<uint8_t>(v.begin() + static_cast<std::ptrdiff_t>(offset), v.end());
+}
+
+TEST(VecDot, EveryWeightTypeHasTraits) {
+  for (DType t : vec_dot_weight_types()) {
+    const VecDotTraits& ref = vec_dot_traits_reference(t);
+    ASSERT_NE(ref.vec_dot, nullptr) << type_traits(t).name;
+    ASSERT_NE(ref.quantize_row, nullptr) << type_traits(t).name;
+    EXPECT_NE(vec_dot_traits(t).vec_dot, nullptr) << type_traits(t).name;
+    EXPECT_EQ(vec_dot_traits(t).vec_dot_type, ref.vec_dot_type);
+  }
+  EXPECT_EQ(vec_dot_traits(DType::Q4_1).vec_dot_type, DType::Q8_1);
+  EXPECT_EQ(vec_dot_traits(DType::Q5_0).vec_dot_type, DType::Q8_0);
+  EXPECT_EQ(vec_dot_traits(DType::Q4_K).vec_dot_type, DType::Q8_K);
+  EXPECT_EQ(vec_dot_traits(DType::F16).vec_dot_type, DType::F16);
+  EXPECT_EQ(vec_dot_traits(DType::Q8_K).vec_dot, nullptr);  // not a weight format
+  EXPECT_EQ(vec_dot_traits(static_cast<DType>(1000)).vec_dot, nullptr);
+}
+
+TEST(VecDot, ReferenceEqualsDequantizedDot) {
+  std::mt19937 rng(1234);
+  for (DType t : vec_dot_weight_types()) {
+    const VecDotTraits& vt = vec_dot_traits_reference(t);
+    for (int64_t n : lengths(t)) {
+      const Case c = make_case(t, n, rng);
+      const std::vector<uint8_t> w = unpadded(c.w, c.offset);
+      const std::vector<uint8_t> xq = unpadded(c.xq, c.offset);
+      const std::vector<float> wd = dequant(t, w.data(), n);
+      const std::vector<float> xd = dequant(vt.vec_dot_type, xq.data(), n);
+      double exact = 0.0;
+      for (int64_t i = 0; i < n; ++i) exact += (double)wd[i] * (double)xd[i];
+      const double tol = (double)(n_terms(t, n) + 8) * kEps * magnitude(t, w, xd, n) + q8_1_s_error(t, w, xq, n);
+      const float got = vt.vec_dot(c.w_ptr(), c.xq_ptr(), n);
+      EXPECT_NEAR(got, exact, tol) << type_traits(t).name << " n=" << n;
+    }
+  }
+}
+
+// The activation rounding itself: dequantize(quantize(x)) is within half a step of x.
+TEST(VecDot, ActivationQuantizationErrorIsBounded) {
+  std::mt19937 rng(7);
+  for (DType t : vec_dot_weight_types()) {
+    const VecDotTraits& vt = vec_dot_traits_reference(t);
+    const int64_t n = 512;
+    const std::vector<float> x = random_activations(n, rng);
+    std::vector<uint8_t> xq(vt.row_bytes(n));
+    vt.quantize_row(x.data(), xq.data(), n);
+    const std::vector<float> xd = dequant(vt.vec_dot_type, xq.data(), n);
+    for (int64_t b = 0; b < n; b += vt.block_size) {
+      float amax = 0.0f;
+      for (int64_t i = b; i < b + vt.block_size; ++i) amax = std::max(amax, std::fabs(x[i]));
+      // Integer formats: a step of amax/127 (its half rounding adds at most 127 * 2^-11
+      // steps); float formats: relative rounding of the format.
+      const bool is_int = vt.block_size > 1;
+      for (int64_t i = b; i < b + vt.block_size; ++i) {
+        const double bound = is_int ? amax / 127.0 * (0.5 + 127.0 / 2048.0) + amax * 1e-6
+                                    : std::fabs(x[i]) * (vt.vec_dot_type == DType::BF16 ? 1.0 / 256 : 1.0 / 2048);
+        ASSERT_LE(std::fabs((double)x[i] - (double)xd[i]), bound) << type_traits(t).name << " i=" << i;
+      }
+    }
+  }
+}
+
+TEST(VecDot, Q8_1SumIsScaledSumOfCodes) {
+  std::mt19937 rng(99);
+  const std::vector<float> x = random_activations(128, rng);
+  std::vector<quant::BlockQ8_1> blocks(4);
+  quant::quantize_row<quant::BlockQ8_1>(x.data(), blocks.data(), 128);
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    int sum = 0, qmax = 0;
+    for (int8_t q : blocks[b].qs) {
+      sum += q;
+      qmax = std::max(qmax, std::abs((int)q));
+    }
+    const float d = fp16_to_fp32(blocks[b].d);
+    EXPECT_EQ(blocks[b].s, fp32_to_fp16((float)sum * d)) << b;
+    if (b == 1) {
+      EXPECT_EQ(blocks[b].d, 0);  // the all-zero block
+    } else {
+      EXPECT_EQ(qmax, 127) << b;  // the largest |x| maps to the end of the range
+    }
+  }
+}
+
+// Every fast kernel of this CPU against the scalar reference.
+TEST(VecDot, FastKernelsEqualReference) {
+  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2/FMA/F16C on this CPU (or not built): only the scalar path exists";
+  std::mt19937 rng(42);
+  int n_fast = 0;
+  for (DType t : vec_dot_weight_types()) {
+    const VecDotTraits& ref = vec_dot_traits_reference(t);
+    const VecDotTraits& fast = vec_dot_traits(t);
+    if (fast.vec_dot == ref.vec_dot) continue;
+    ++n_fast;
+    for (int64_t n : lengths(t)) {
+      for (int rep = 0; rep < 4; ++rep) {
+        const Case c = make_case(t, n, rng);
+        const std::vector<uint8_t> w = unpadded(c.w, c.offset);
+        const std::vector<float> xd = dequant(ref.vec_dot_type, unpadded(c.xq, c.offset).data(), n);
+        // Both sums have rounding errors of up to (terms + slack) * eps * magnitude.
+        const double tol = 2.0 * (double)(n_terms(t, n) + 8) * kEps * magnitude(t, w, xd, n);
+        const float want = ref.vec_dot(c.w_ptr(), c.xq_ptr(), n);
+        const float got = fast.vec_dot(c.w_ptr(), c.xq_ptr(), n);
+        ASSERT_NEAR(got, want, tol) << type_traits(t).name << " n=" << n;
+      }
+    }
+  }
+  // The types in our real models must all have a fast kernel.
+  EXPECT_GE(n_fast, 7);
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    EXPECT_NE(vec_dot_traits(t).vec_dot, vec_dot_traits_reference(t).vec_dot) << type_traits(t).name;
+  }
+}
+
+// Extreme codes: all-max nibbles and full-scale activations stay clear of the int16
+// saturation of the AVX2 multiply-adds.
+TEST(VecDot, FastKernelsExactOnExtremeCodes) {
+  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2/FMA/F16C on this CPU (or not built)";
+  for (DType t : vec_dot_weight_types()) {
+    const VecDotTraits& ref = vec_dot_traits_reference(t);
+    if (vec_dot_traits(t).vec_dot == ref.vec_dot || !type_traits(t).is_quantized) continue;
+    for (uint8_t fill : {uint8_t{0xFF}, uint8_t{0x80}, uint8_t{0x00}}) {
+      const int64_t n = type_traits(t).block_size * 2;
+      std::vector<uint8_t> w(row_size(t, n), fill);
+      for (size_t b = 0; b < w.size() / type_traits(t).type_size; ++b) {
+        for (size_t o : half_fields(t).scales) put_half(w.data() + b * type_traits(t).type_size + o, 1.0f);
+        for (size_t o : half_fields(t).mins) put_half(w.data() + b * type_traits(t).type_size + o, 0.5f);
+      }
+      std::vector<float> x(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) x[i] = (i % 3 == 0) ? -1.0f : 1.0f;  // every code at +-127
+      std::vector<uint8_t> xq(ref.row_bytes(n));
+      ref.quantize_row(x.data(), xq.data(), n);
+      const std::vector<float> xd = dequant(ref.vec_dot_type, xq.data(), n);
+      const double tol = 2.0 * (double)(n_terms(t, n) + 8) * kEps * magnitude(t, w, xd, n);
+      EXPECT_NEAR(vec_dot_traits(t).vec_dot(w.data(), xq.data(), n), ref.vec_dot(w.data(), xq.data(), n), tol)
+          << type_traits(t).name << " fill=" << (int)fill;
+    }
+  }
+}
+
+TEST(OpsDot, MatchesDoubleSum) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int64_t n : {0, 1, 7, 8, 31, 32, 33, 100, 1000, 4099}) {
+    std::vector<float> a(static_cast<size_t>(n) + 1), b(static_cast<size_t>(n) + 1);
+    for (auto& v : a) v = nd(rng);
+    for (auto& v : b) v = nd(rng);
+    double exact = 0.0, mag = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      exact += (double)a[i + 1] * (double)b[i + 1];
+      mag += std::fabs((double)a[i + 1] * (double)b[i + 1]);
+    }
+    const double tol = (double)(n + 2) * kEps * mag;
+    // Offset by one float: rows need not be 32-byte aligned.
+    EXPECT_NEAR(ops::dot(a.data() + 1, b.data() + 1, n), exact, tol) << n;
+#if defined(FLASHLM_HAVE_AVX2)
+    if (cpu_has_avx2()) {
+      EXPECT_NEAR(avx2::dot_f32(a.data() + 1, b.data() + 1, n), exact, tol) << n;
+    }
+#endif
+  }
+}
+
+}  // namespace
+}  // namespace flashlm

@@ -1,0 +1,78 @@
+// The tokenizer vocabulary as plain data, read and validated from GGUF metadata.
+// Semantics (defaults, token attributes, end-of-generation set) follow llama.cpp so that
+// a GGUF tokenizes here exactly as it does there.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "util/status.h"
+
+namespace flashlm::gguf {
+class File;
+}
+
+namespace flashlm::tok {
+
+// GGUF `tokenizer.ggml.token_type` values.
+enum class TokenType : int32_t {
+  kUndefined = 0, kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6,
+};
+
+// Attribute bits derived from the type (plus fix-ups by token text, as llama.cpp does).
+enum TokenAttr : uint32_t {
+  kAttrUndefined = 0,
+  kAttrUnknown = 1u << 0,
+  kAttrUnused = 1u << 1,
+  kAttrNormal = 1u << 2,
+  kAttrControl = 1u << 3,
+  kAttrUserDefined = 1u << 4,
+  kAttrByte = 1u << 5,
+};
+
+enum class VocabKind {
+  kBpe,  // "gpt2": byte-level BPE with ranked merges
+  kSpm,  // "llama": SentencePiece-style score-ranked merges with byte fallback
+};
+
+// Which regex set splits text before byte-level BPE (tokenizer.ggml.pre).
+enum class PreTokenizerKind { kDefault, kGpt2, kSmollm, kLlama3, kQwen2 };
+
+constexpr int32_t kNoToken = -1;
+
+struct Vocab {
+  VocabKind kind = VocabKind::kBpe;
+  PreTokenizerKind pre = PreTokenizerKind::kDefault;
+  std::string pre_name;  // tokenizer.ggml.pre as stored
+
+  std::vector<std::string> tokens;  // [n_vocab] token text (GPT-2 byte-encoded for BPE)
+  std::vector<float> scores;        // [n_vocab] SPM merge scores (0 when absent)
+  std::vector<TokenType> types;     // [n_vocab]
+  std::vector<uint32_t> attrs;      // [n_vocab] TokenAttr bits
+  std::vector<std::string> merges;  // BPE merges "left right", rank = index
+
+  int32_t bos = kNoToken, eos = kNoToken, eot = kNoToken, eom = kNoToken;
+  int32_t unk = kNoToken, pad = kNoToken, sep = kNoToken;
+  int32_t fim_pad = kNoToken, fim_rep = kNoToken, fim_sep = kNoToken;
+  std::vector<int32_t> eog_ids;  // sorted: tokens that end generation
+
+  bool add_bos = false;
+  bool add_eos = false;
+  bool add_space_prefix = false;  // SPM: prefix " " to text that starts a fragment
+  bool clean_spaces = false;      // decode: drop spaces before ?!., and some contractions
+  bool ignore_merges = false;     // BPE: a pre-token that is itself a token is kept whole
+
+  int32_t n_vocab() const { return static_cast<int32_t>(tokens.size()); }
+};
+
+// Reads tokenizer.ggml.* and applies llama.cpp's defaults and fix-ups. Errors name the key.
+Result<Vocab> vocab_from_gguf(const gguf::File& file);
+
+// Checks array lengths, id ranges and byte-token texts; derives attrs (when empty) and the
+// end-of-generation set. vocab_from_gguf calls it; tests build a Vocab by hand and call it.
+Status vocab_finalize(Vocab& v);
+
+Result<PreTokenizerKind> pre_tokenizer_from_name(const std::string& name);
+
+}  // namespace flashlm::tok
