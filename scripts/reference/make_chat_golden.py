@@ -214,6 +214,7 @@ FEATURES = [
     ("tests", "{{ x is defined }} {{ y is undefined }} {{ n is none }} {{ 's' is string }} {{ 1 is number }} {{ 1.5 is number }} {{ d is mapping }} {{ l is iterable }} {{ 's' is iterable }} {{ l is sequence }} {{ 2 is in [1,2] }} {{ false is false }} {{ true is true }} {{ 0 is false }} {{ x is not none }} {{ 4 is divisibleby 2 }} {{ 3 is odd }} {{ d is not mapping }} {{ 1 is integer }} {{ 1.0 is float }} {{ 'a' is equalto 'a' }} {{ l is string }}", {"x": 1, "n": None, "d": {}, "l": [1]}),
     ("strings_unicode", "{{ s|length }} {{ s[0] }} {{ s|upper }} {{ s|reverse }} {% for c in s %}[{{ c }}]{% endfor %}", {"s": "日本ü"}),
     ("raw_block", "{% raw %}{{ not evaluated }} {% if %}{% endraw %}!", {}),
+    ("number_literals", "{{ 0x1F }} {{ 0o17 }} {{ 0b101 }} {{ 1_000 }} {{ 0 }} {{ 00 }} {{ 1.5e3 }} {{ 10 }} {{ 2.5E-3 }}", {}),
     ("range_forms", "{{ range(3)|list }} {{ range(1, 4)|list }} {{ range(10, 0, -3)|list }}", {}),
     ("dict_literal_access", "{% set m = {'role': 'x', 'n': 2} %}{{ m.role }}{{ m['n'] + 1 }}{{ m.items()|list }}{{ m.keys()|list }}{{ m.values()|list }}", {}),
     ("messages_pattern", "{{ bos_token }}{% for m in messages %}{{ '<|' + m['role'] + '|>\\n' + m['content'] | trim + '\\n' }}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}", {"bos_token": "<s>", "messages": [{"role": "user", "content": " hi "}], "add_generation_prompt": True}),
@@ -241,6 +242,9 @@ FEATURE_ERRORS = [
     ("compare_mismatch", "{{ 1 < 'a' }}", {}),
     ("bad_syntax", "{{ 1 + }}", {}),
     ("break_outside_loop", "{% break %}", {}),
+    ("leading_zero_int", "{{ 01 }}", {}),
+    ("if_with_inline_if", "{% if 1 if 0 else 2 %}x{% endif %}", {}),
+    ("test_chained_is", "{{ 1 is number is number }}", {}),
 ]
 
 

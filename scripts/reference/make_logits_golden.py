@@ -151,9 +151,17 @@ def synthetic_cases(llm) -> list[dict]:
         {"name": "ids_200", "tokens": lcg_ids(200, n_vocab, 3)},
         {"name": "text", "text": text, "tokens": llm.tokenize(text.encode(), add_bos=False, special=False)},
     ]
+    arch = llm.metadata.get("general.architecture", "")
+    window = int(llm.metadata.get(f"{arch}.attention.sliding_window", 0))
     for c in cases:
         n = len(c["tokens"])
-        c["positions"] = sorted({0, 1, n // 2, n - 2, n - 1})
+        pos = {0, 1, n // 2, n - 2, n - 1}
+        if window:
+            # Sliding-window model: also both sides of the window edge (position
+            # window-1 still sees position 0, window is the first that does not)
+            # and quarter points, all clipped to the case length.
+            pos |= {p for p in (window - 1, window, window + 1, n // 4, 3 * n // 4) if p < n}
+        c["positions"] = sorted(pos)
     return cases
 
 

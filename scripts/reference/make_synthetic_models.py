@@ -2,11 +2,13 @@
 """Writes tiny synthetic GGUF models into tests/golden/synthetic/.
 
 Random weights from fixed seeds, in the exact tensor names, shapes and
-metadata keys llama.cpp loads for the `llama`, `qwen2` and `qwen3`
+metadata keys llama.cpp loads for the `llama`, `qwen2`, `qwen3` and `gemma3`
 architectures, with a small self-made GPT-2 style byte-level BPE vocabulary.
 They exist so architecture features the real test models lack (Q/K/V biases,
 QK-norm, NEOX rope, tied vs. untied output, F32/F16/Q8_0 weights) can be
-checked against llama.cpp (see make_logits_golden.py).
+checked against llama.cpp (see make_logits_golden.py), and so Gemma 3's
+sliding-window / global layer mix can be checked with F32 weights (the real
+Gemma 3 file is quantized, which blurs differences).
 
 The output is deterministic: numpy's PCG64 stream for a given seed is stable
 and the gguf writer emits keys/tensors in insertion order.
@@ -50,6 +52,8 @@ class Spec:
     rms_eps: float
     pre: str            # tokenizer.ggml.pre
     add_bos: bool
+    n_layer: int = N_LAYER
+    sliding_window: int = 0  # gemma3.attention.sliding_window (0: not written)
 
 
 SPECS = [
@@ -57,6 +61,12 @@ SPECS = [
     Spec("tiny-llama-q8_0.gguf", "llama", QT.Q8_0, False, 102, 500000.0, 1e-5, "llama-bpe", True),
     Spec("tiny-qwen2-f16.gguf", "qwen2", QT.F16, False, 103, 1000000.0, 1e-6, "qwen2", False),
     Spec("tiny-qwen3-f32.gguf", "qwen3", QT.F32, True, 104, 1000000.0, 1e-6, "qwen2", False),
+    # 7 layers: under llama.cpp's default gemma3 pattern (every 6th layer global) layers
+    # 0-4 and 6 are local and 5 is global. A window of 8 makes the 40/200-token goldens
+    # mostly windowed. Local layers use llama.cpp's default swa rope base 1e4 (no
+    # rope.freq_base_swa key, like the real gemma-3-270m file).
+    Spec("tiny-gemma3-f32.gguf", "gemma3", QT.F32, True, 105, 1000000.0, 1e-6, "llama-bpe", True,
+         n_layer=7, sliding_window=8),
 ]
 
 # general.file_type values (llama_ftype).
@@ -135,15 +145,19 @@ def write_model(spec: Spec, out_dir: Path) -> Path:
     w.add_vocab_size(n_vocab)
     w.add_context_length(N_CTX_TRAIN)
     w.add_embedding_length(N_EMBD)
-    w.add_block_count(N_LAYER)
+    w.add_block_count(spec.n_layer)
     w.add_feed_forward_length(N_FF)
     w.add_head_count(N_HEAD)
     w.add_head_count_kv(N_HEAD_KV)
     w.add_key_length(HEAD_DIM)
     w.add_value_length(HEAD_DIM)
-    w.add_rope_dimension_count(HEAD_DIM)
+    if spec.arch != "gemma3":
+        # The real Gemma 3 GGUF omits it (llama.cpp defaults n_rot to key_length).
+        w.add_rope_dimension_count(HEAD_DIM)
     w.add_rope_freq_base(spec.rope_base)
     w.add_layer_norm_rms_eps(spec.rms_eps)
+    if spec.sliding_window:
+        w.add_sliding_window(spec.sliding_window)
 
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre(spec.pre)
@@ -164,7 +178,7 @@ def write_model(spec: Spec, out_dir: Path) -> Path:
     w.add_tensor("output_norm.weight", 1.0 + rand(rng, (N_EMBD,), 0.1))
     if not spec.tied:
         add_matrix(w, "output.weight", rand(rng, (n_vocab, N_EMBD), 0.4), spec.wtype)
-    for i in range(N_LAYER):
+    for i in range(spec.n_layer):
         p = f"blk.{i}."
         w.add_tensor(p + "attn_norm.weight", 1.0 + rand(rng, (N_EMBD,), 0.1))
         add_matrix(w, p + "attn_q.weight", rand(rng, (q_dim, N_EMBD), 1.5 / N_EMBD ** 0.5), spec.wtype)
@@ -174,14 +188,20 @@ def write_model(spec: Spec, out_dir: Path) -> Path:
             w.add_tensor(p + "attn_q.bias", rand(rng, (q_dim,), 0.5))
             w.add_tensor(p + "attn_k.bias", rand(rng, (kv_dim,), 0.5))
             w.add_tensor(p + "attn_v.bias", rand(rng, (kv_dim,), 0.5))
-        if spec.arch == "qwen3":
+        if spec.arch in ("qwen3", "gemma3"):
             w.add_tensor(p + "attn_q_norm.weight", 1.0 + rand(rng, (HEAD_DIM,), 0.2))
             w.add_tensor(p + "attn_k_norm.weight", 1.0 + rand(rng, (HEAD_DIM,), 0.2))
         add_matrix(w, p + "attn_output.weight", rand(rng, (N_EMBD, q_dim), 1.0 / q_dim ** 0.5), spec.wtype)
+        # Gemma's norm weights are stored with the +1 already added (HF's convert
+        # script does it; llama.cpp multiplies by the stored value), so "near 1" here.
+        if spec.arch == "gemma3":
+            w.add_tensor(p + "post_attention_norm.weight", 1.0 + rand(rng, (N_EMBD,), 0.1))
         w.add_tensor(p + "ffn_norm.weight", 1.0 + rand(rng, (N_EMBD,), 0.1))
         add_matrix(w, p + "ffn_gate.weight", rand(rng, (N_FF, N_EMBD), 1.0 / N_EMBD ** 0.5), spec.wtype)
         add_matrix(w, p + "ffn_up.weight", rand(rng, (N_FF, N_EMBD), 1.0 / N_EMBD ** 0.5), spec.wtype)
         add_matrix(w, p + "ffn_down.weight", rand(rng, (N_EMBD, N_FF), 1.0 / N_FF ** 0.5), spec.wtype)
+        if spec.arch == "gemma3":
+            w.add_tensor(p + "post_ffw_norm.weight", 1.0 + rand(rng, (N_EMBD,), 0.1))
 
     w.write_header_to_file()
     w.write_kv_data_to_file()

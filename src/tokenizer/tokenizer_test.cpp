@@ -114,7 +114,7 @@ TEST(BpeTokenizer, SpacesAreByteEncodedAndDecodeRoundTrips) {
 }
 
 TEST(BpeTokenizer, ControlTokensParseOnlyWhenAskedAndHideInDecode) {
-  Result<Tokenizer> t = Tokenizer::from_vocab(bpe_vocab({}));
+  Result<Tokenizer> t = Tokenizer::from_vocab(bpe_vocab({"q q"}));
   ASSERT_TRUE(t.is_ok()) << t.message();
   const int32_t end = t->n_vocab() - 1;
   std::vector<int32_t> parsed = t->encode("a<|end|>", false, true);
@@ -128,7 +128,7 @@ TEST(BpeTokenizer, ControlTokensParseOnlyWhenAskedAndHideInDecode) {
 }
 
 TEST(BpeTokenizer, CleanSpacesTightensPunctuationOnDecode) {
-  Vocab v = bpe_vocab({});
+  Vocab v = bpe_vocab({"q q"});
   v.clean_spaces = true;
   Result<Tokenizer> t = Tokenizer::from_vocab(std::move(v));
   ASSERT_TRUE(t.is_ok()) << t.message();

@@ -1,0 +1,62 @@
+# Command-line tests: real models end to end, and every bad file or flag giving a clear
+# error (exit status 1..125, a message on stderr), never a crash.
+set(FLASHLM_BIN $<TARGET_FILE:flashlm>)
+set(EXPECT_ERROR ${CMAKE_SOURCE_DIR}/tests/expect_error.sh)
+set(SMOLLM ${CMAKE_SOURCE_DIR}/models/SmolLM2-135M-Instruct.Q4_1.gguf)
+set(GEMMA ${CMAKE_SOURCE_DIR}/models/gemma-3-270m-q4_k_m.gguf)
+set(BAD_DIR ${CMAKE_BINARY_DIR}/bad_inputs)
+
+function(flashlm_cli_error name regex)
+  add_test(NAME cli_error_${name} COMMAND ${EXPECT_ERROR} "${regex}" ${ARGN})
+endfunction()
+
+# Bad flags.
+flashlm_cli_error(no_command "subcommand" ${FLASHLM_BIN})
+flashlm_cli_error(unknown_command "subcommand|unknown|extras|not expected" ${FLASHLM_BIN} fly)
+flashlm_cli_error(unknown_flag "bogus" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --bogus)
+flashlm_cli_error(missing_model_flag "model.*required" ${FLASHLM_BIN} run -p hi)
+flashlm_cli_error(bad_threads "threads" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi -t -5)
+flashlm_cli_error(non_numeric_ctx "ctx-size" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi -c abc)
+flashlm_cli_error(ctx_too_big "exceeds the model's training context" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi -c 1000000)
+flashlm_cli_error(bad_top_p "top_p|top-p" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --top-p 7)
+flashlm_cli_error(prompt_over_ctx "context" ${FLASHLM_BIN} run -m ${SMOLLM} -c 16 -p "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen")
+flashlm_cli_error(missing_text_file "cannot read" ${FLASHLM_BIN} perplexity -m ${SMOLLM} -f /nonexistent/text.txt)
+
+# Bad model files (made at test time from the real model and from /dev/urandom).
+add_test(NAME cli_make_bad_inputs COMMAND ${CMAKE_SOURCE_DIR}/tests/make_bad_inputs.sh ${SMOLLM} ${BAD_DIR})
+set_tests_properties(cli_make_bad_inputs PROPERTIES FIXTURES_SETUP bad_inputs)
+foreach(cmd info run tokenize)
+  set(extra "")
+  if(NOT cmd STREQUAL "info")
+    set(extra -p hi)
+  endif()
+  flashlm_cli_error(${cmd}_missing_file "cannot open" ${FLASHLM_BIN} ${cmd} -m /nonexistent/model.gguf ${extra})
+  flashlm_cli_error(${cmd}_empty_file "not a GGUF file" ${FLASHLM_BIN} ${cmd} -m ${BAD_DIR}/empty.gguf ${extra})
+  flashlm_cli_error(${cmd}_random_bytes "not a GGUF file" ${FLASHLM_BIN} ${cmd} -m ${BAD_DIR}/random.gguf ${extra})
+  flashlm_cli_error(${cmd}_truncated_header "truncated" ${FLASHLM_BIN} ${cmd} -m ${BAD_DIR}/truncated_header.gguf ${extra})
+  flashlm_cli_error(${cmd}_truncated_data "past the end of the file" ${FLASHLM_BIN} ${cmd} -m ${BAD_DIR}/truncated_data.gguf ${extra})
+  flashlm_cli_error(${cmd}_directory "not a regular file" ${FLASHLM_BIN} ${cmd} -m ${BAD_DIR} ${extra})
+  set_tests_properties(cli_error_${cmd}_empty_file cli_error_${cmd}_random_bytes cli_error_${cmd}_truncated_header
+                       cli_error_${cmd}_truncated_data cli_error_${cmd}_directory PROPERTIES FIXTURES_REQUIRED bad_inputs)
+endforeach()
+flashlm_cli_error(run_wrong_arch "unsupported architecture 'fakearch'.*supported: llama" ${FLASHLM_BIN} run -m ${BAD_DIR}/wrong_arch.gguf -p hi)
+set_tests_properties(cli_error_run_wrong_arch PROPERTIES FIXTURES_REQUIRED bad_inputs)
+
+# Real models end to end.
+add_test(NAME cli_run_smollm2_chat COMMAND ${FLASHLM_BIN} run -m ${SMOLLM} --chat -p "What is the capital of France?" -n 24 --temp 0)
+set_tests_properties(cli_run_smollm2_chat PROPERTIES PASS_REGULAR_EXPRESSION "Paris" LABELS slow)
+add_test(NAME cli_run_gemma3_chat COMMAND ${FLASHLM_BIN} run -m ${GEMMA} --chat -p "What is the capital of France? Answer in one word." -n 16 --temp 0)
+set_tests_properties(cli_run_gemma3_chat PROPERTIES PASS_REGULAR_EXPRESSION "Paris" LABELS slow)
+add_test(NAME cli_tokenize_smollm2 COMMAND python3 ${CMAKE_SOURCE_DIR}/tests/check_tokenize.py ${FLASHLM_BIN}
+         ${CMAKE_SOURCE_DIR}/tests/golden/tokenizer/smollm2.json ${SMOLLM})
+add_test(NAME cli_tokenize_gemma3 COMMAND python3 ${CMAKE_SOURCE_DIR}/tests/check_tokenize.py ${FLASHLM_BIN}
+         ${CMAKE_SOURCE_DIR}/tests/golden/tokenizer/gemma3.json ${GEMMA})
+set_tests_properties(cli_tokenize_smollm2 cli_tokenize_gemma3 PROPERTIES SKIP_RETURN_CODE 77)
+add_test(NAME cli_info_gemma3 COMMAND ${FLASHLM_BIN} info -m ${GEMMA})
+set_tests_properties(cli_info_gemma3 PROPERTIES PASS_REGULAR_EXPRESSION "sliding window 512 on 15 of 18 layers")
+foreach(stem SmolLM2-135M-Instruct.Q4_1 gemma-3-270m-q4_k_m)
+  add_test(NAME ppl_${stem} COMMAND python3 ${CMAKE_SOURCE_DIR}/tests/check_ppl.py ${FLASHLM_BIN}
+           ${CMAKE_SOURCE_DIR}/tests/golden/ppl/${stem}.json)
+  set_tests_properties(ppl_${stem} PROPERTIES SKIP_RETURN_CODE 77 LABELS slow TIMEOUT 1200)
+endforeach()
+set_tests_properties(cli_run_smollm2_chat cli_run_gemma3_chat cli_tokenize_smollm2 cli_info_gemma3 PROPERTIES TIMEOUT 600)
