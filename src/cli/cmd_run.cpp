@@ -14,14 +14,15 @@ struct RunArgs {
   std::string system;
 };
 
-// Tokenizes rendered chat text, adding BOS only if the template did not already.
+// Tokenizes a prompt with special-token texts parsed (as llama.cpp's tools do), adding
+// BOS only if a chat template did not already write it.
 std::vector<int32_t> tokenize_prompt(const Tokenizer& tok, const std::string& text, bool from_template) {
   bool add_special = true;
   if (from_template && tok.bos() >= 0) {
     const std::string& bos = tok.token_text(tok.bos());
     if (!bos.empty() && text.compare(0, bos.size(), bos) == 0) add_special = false;
   }
-  return tok.encode(text, add_special, /*parse_special=*/from_template);
+  return tok.encode(text, add_special, /*parse_special=*/true);
 }
 
 int run(const RunArgs& a) {

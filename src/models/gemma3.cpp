@@ -7,7 +7,8 @@
 
 namespace flashlm {
 namespace {
-// Every sixth layer is global unless the file says otherwise; local layers use base 10k.
+// Every sixth layer is global unless the file says otherwise; local layers use base 10k
+// unless gemma3.rope.freq_base_swa says otherwise.
 constexpr int kDefaultSwaPattern = 6;
 constexpr float kLocalRopeBase = 10000.0f;
 }  // namespace
@@ -26,6 +27,16 @@ Result<ModelConfig> parse_gemma3(const gguf::File& f) {
 
   Result<int64_t> window = f.get_int_or("gemma3.attention.sliding_window", 0);
   if (!window) return window.status();
+  Result<double> local_base = f.get_float_or("gemma3.rope.freq_base_swa", kLocalRopeBase);
+  if (!local_base) return local_base.status();
+  if (!(*local_base > 0.0)) return Status::error("gemma3.rope.freq_base_swa must be positive");
+  Result<double> final_cap = f.get_float_or("gemma3.final_logit_softcapping", 0.0);
+  Result<double> attn_cap = f.get_float_or("gemma3.attn_logit_softcapping", 0.0);
+  if (!final_cap) return final_cap.status();
+  if (!attn_cap) return attn_cap.status();
+  if (*final_cap < 0.0 || *attn_cap < 0.0) return Status::error("gemma3 softcapping values must not be negative");
+  cfg.final_softcap = static_cast<float>(*final_cap);
+  cfg.attn_softcap = static_cast<float>(*attn_cap);
   if (*window < 0) return Status::error("gemma3.attention.sliding_window must not be negative");
 
   // Which layers are local: a per-layer bool array when the file has one, else the
@@ -53,7 +64,7 @@ Result<ModelConfig> parse_gemma3(const gguf::File& f) {
     l.post_ffn_norm = true;
     if (local[static_cast<size_t>(i)] && *window > 0) {
       l.sliding_window = static_cast<int>(*window);
-      l.rope_base = kLocalRopeBase;
+      l.rope_base = static_cast<float>(*local_base);
       l.rope_scale = 1.0f;  // linear scaling applies to global layers only
     }
   }
