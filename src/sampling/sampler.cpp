@@ -12,9 +12,9 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Up to this k, top-k keeps a k-element heap while scanning the vocabulary (one compare per
-// token in the common case); above it, a selection over the whole vocabulary is cheaper.
-// (Random-ish logits replace the heap front about k * ln(n_vocab / k) times.)
+// Up to this k, top-k keeps a k-element heap while scanning the vocabulary, skipping blocks
+// that cannot beat the current k-th best; above it, a selection over the whole vocabulary
+// is cheaper. (Random-ish logits replace the heap front about k * ln(n_vocab / k) times.)
 constexpr int32_t kHeapTopKMax = 2048;
 
 // Top-p ranks candidates lazily, starting with this many.
@@ -168,11 +168,46 @@ void Sampler::for_each_logit(const float* logits, int32_t n_vocab, F&& visit) co
   for (; i < n_vocab; ++i) visit(i, clean(logits[i]));
 }
 
+// As for_each_logit, but may skip tokens whose logit is <= floor. floor is re-read between
+// chunks and must only grow; callers that only act on x > floor see no difference. A chunk
+// without penalised tokens is skipped after a branch-free max, which is most of them once
+// floor is high (top-k, argmax), so the vocabulary scan runs at memory speed.
+template <typename F>
+void Sampler::for_each_logit_above(const float* logits, int32_t n_vocab, const float& floor,
+                                   F&& visit) const {
+  constexpr int32_t kChunk = 64;
+  size_t next_pen = 0;
+  for (int32_t start = 0; start < n_vocab; start += kChunk) {
+    const int32_t end = std::min(start + kChunk, n_vocab);
+    if (next_pen < penalized_.size() && penalized_[next_pen].id < end) {
+      for (int32_t i = start; i < end; ++i) {
+        if (next_pen < penalized_.size() && penalized_[next_pen].id == i) {
+          visit(i, penalized_[next_pen++].logit);
+        } else {
+          visit(i, clean(logits[i]));
+        }
+      }
+      continue;
+    }
+    // Independent lanes so the compare chain is not one long dependency; NaN never wins.
+    float m[8] = {kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf};
+    int32_t i = start;
+    for (; i + 8 <= end; i += 8) {
+      for (int32_t j = 0; j < 8; ++j) m[j] = logits[i + j] > m[j] ? logits[i + j] : m[j];
+    }
+    for (; i < end; ++i) m[0] = logits[i] > m[0] ? logits[i] : m[0];
+    float chunk_max = m[0];
+    for (int32_t j = 1; j < 8; ++j) chunk_max = std::max(chunk_max, m[j]);
+    if (!(chunk_max > floor)) continue;
+    for (i = start; i < end; ++i) visit(i, clean(logits[i]));
+  }
+}
+
 int32_t Sampler::argmax(const float* logits, int32_t n_vocab) const {
   int32_t best = 0;
   float best_x = kNegInf;
   // Strict '>' over increasing ids: ties go to the lowest id; all -inf gives id 0.
-  for_each_logit(logits, n_vocab, [&](int32_t i, float x) {
+  for_each_logit_above(logits, n_vocab, best_x, [&](int32_t i, float x) {
     if (x > best_x) {
       best_x = x;
       best = i;
@@ -203,7 +238,7 @@ void Sampler::fill_top_k(const float* logits, int32_t n_vocab, int32_t k) {
     // `worst` lives in a register, so most tokens cost one compare.
     cand_.reserve(n_keep);
     float worst = kNegInf;
-    for_each_logit(logits, n_vocab, [&](int32_t i, float x) {
+    for_each_logit_above(logits, n_vocab, worst, [&](int32_t i, float x) {
       if (!(x > worst)) return;
       if (cand_.size() < n_keep) {
         cand_.push_back({x, i});

@@ -99,6 +99,9 @@ class Sampler {
   void build_penalties(const float* logits, int32_t n_vocab);
   template <typename F>
   void for_each_logit(const float* logits, int32_t n_vocab, F&& visit) const;
+  template <typename F>
+  void for_each_logit_above(const float* logits, int32_t n_vocab, const float& floor,
+                            F&& visit) const;
   int32_t argmax(const float* logits, int32_t n_vocab) const;
   void fill_top_k(const float* logits, int32_t n_vocab, int32_t k);
   void fill_all(const float* logits, int32_t n_vocab);

@@ -425,6 +425,38 @@ TEST(Sampler, PenaltyWindow) {
   expect_same_up_to_constant(observed_logits(s, logits), {2.0, 2.0, 2.0, 2.0});
 }
 
+TEST(Sampler, PenaltiesThatRaiseLogitsAreSeenAcrossTheVocabulary) {
+  // The vocabulary scan skips blocks of tokens by their raw maximum; penalties can raise a
+  // logit (negative presence penalty, repeat_penalty < 1), and those must still win.
+  const int32_t n_vocab = 1000;
+  std::vector<float> logits(n_vocab, 0.0f);
+  logits[500] = 1.0f;
+  logits[700] = 0.8f;
+  for (int32_t top_k : {0, 1, 40, 3000}) {
+    SamplingParams p = plain(top_k == 0 ? 0.0f : 1e-3f);  // greedy, or top-k at T ~ 0
+    p.top_k = top_k;
+    p.repeat_penalty = 0.5f;  // 0.8 / 0.5 = 1.6 beats 1.0
+    Sampler a(p);
+    a.accept(700);
+    EXPECT_EQ(a.sample(logits.data(), n_vocab), 700) << "top_k=" << top_k;
+
+    p.repeat_penalty = 1.0f;
+    p.presence_penalty = -5.0f;  // 0 - (-5) = 5
+    Sampler b(p);
+    b.accept(900);
+    EXPECT_EQ(b.sample(logits.data(), n_vocab), 900) << "top_k=" << top_k;
+  }
+  // NaN everywhere but one token far into the vocabulary.
+  std::vector<float> nan(n_vocab, kNaN);
+  nan[777] = -50.0f;
+  for (int32_t top_k : {0, 1, 40}) {
+    SamplingParams p = plain(top_k == 0 ? 0.0f : 1.0f);
+    p.top_k = top_k;
+    Sampler s(p);
+    EXPECT_EQ(s.sample(nan.data(), n_vocab), 777) << "top_k=" << top_k;
+  }
+}
+
 TEST(Sampler, LogprobsAreLogSoftmaxAfterTemperature) {
   const std::vector<float> logits = {1.0f, 3.0f, -2.0f, 0.5f, 2.5f};
   SamplingParams p = plain(2.0f);
