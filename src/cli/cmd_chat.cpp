@@ -36,6 +36,11 @@ int chat(const ChatArgs& a) {
       continue;
     }
     std::vector<int32_t> tokens = tokenize_for_model(*l->tok, text, true);
+    if (tokens.empty()) {
+      print_error("the chat template rendered an empty prompt");
+      messages.erase(messages.end() - 1);
+      continue;
+    }
     size_t common = 0;
     while (common < tokens.size() && common < cached.size() && tokens[common] == cached[common]) ++common;
     if (common == tokens.size()) --common;  // always evaluate at least one token
@@ -46,8 +51,7 @@ int chat(const ChatArgs& a) {
     Status st = generate(runner, seq, *l->tok, fresh, a.gen,
                          [&reply](std::string_view piece) {
                            reply += piece;
-                           std::fwrite(piece.data(), 1, piece.size(), stdout);
-                           std::fflush(stdout);
+                           write_stdout(piece);
                            return true;
                          },
                          &stats);

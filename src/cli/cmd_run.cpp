@@ -44,8 +44,7 @@ int run(const RunArgs& a) {
   GenerateStats stats;
   Status st = generate(*l->runner, seq, *l->tok, tokens, a.gen,
                        [](std::string_view piece) {
-                         std::fwrite(piece.data(), 1, piece.size(), stdout);
-                         std::fflush(stdout);
+                         write_stdout(piece);
                          return true;
                        },
                        &stats);

@@ -37,6 +37,11 @@ void add_sampling_flags(CLI::App* app, GenerateOptions* g) {
 
 void print_error(const std::string& msg) { std::fprintf(stderr, "error: %s\n", msg.c_str()); }
 
+void write_stdout(std::string_view piece) {
+  std::fwrite(piece.data(), 1, piece.size(), stdout);
+  std::fflush(stdout);
+}
+
 double peak_rss_mib() {
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);

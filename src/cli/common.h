@@ -43,6 +43,8 @@ bool render_chat(const Loaded& l, const nlohmann::json& messages, bool add_gener
 std::vector<int32_t> tokenize_for_model(const Tokenizer& tok, const std::string& text, bool from_template);
 
 void print_error(const std::string& msg);
+// Writes a generated piece to stdout at once (streaming).
+void write_stdout(std::string_view piece);
 double peak_rss_mib();
 void print_timings(const Loaded& l, const GenerateStats& s);
 

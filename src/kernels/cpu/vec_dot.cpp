@@ -282,7 +282,9 @@ float dot_q6_K_q8_K(const void* w, const void* xq, int64_t n) {
 // ---- float formats: products in f32 (exact for f16/bf16 inputs), sums in double, as
 // ggml's scalar ggml_vec_dot_f16/bf16/f32 ----
 
-float dot_f16_f16(const void* w, const void* xq, int64_t n) {
+// Shared by f16 and bf16: 2-byte values widened by Conv.
+template <float (*Conv)(uint16_t)>
+float dot_half(const void* w, const void* xq, int64_t n) {
   const auto* a = static_cast<const uint8_t*>(w);
   const auto* b = static_cast<const uint8_t*>(xq);
   double acc = 0.0;
@@ -290,23 +292,13 @@ float dot_f16_f16(const void* w, const void* xq, int64_t n) {
     uint16_t ha, hb;
     std::memcpy(&ha, a + 2 * i, 2);
     std::memcpy(&hb, b + 2 * i, 2);
-    acc += (double)(fp16_to_fp32(ha) * fp16_to_fp32(hb));
+    acc += (double)(Conv(ha) * Conv(hb));
   }
   return (float)acc;
 }
 
-float dot_bf16_bf16(const void* w, const void* xq, int64_t n) {
-  const auto* a = static_cast<const uint8_t*>(w);
-  const auto* b = static_cast<const uint8_t*>(xq);
-  double acc = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    uint16_t ha, hb;
-    std::memcpy(&ha, a + 2 * i, 2);
-    std::memcpy(&hb, b + 2 * i, 2);
-    acc += (double)(bf16_to_fp32(ha) * bf16_to_fp32(hb));
-  }
-  return (float)acc;
-}
+float dot_f16_f16(const void* w, const void* xq, int64_t n) { return dot_half<fp16_to_fp32>(w, xq, n); }
+float dot_bf16_bf16(const void* w, const void* xq, int64_t n) { return dot_half<bf16_to_fp32>(w, xq, n); }
 
 float dot_f32_f32(const void* w, const void* xq, int64_t n) {
   const auto* a = static_cast<const uint8_t*>(w);
