@@ -25,16 +25,10 @@ Value lookup_path(const Value& item, const std::string& path) {
     std::string part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
     bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
     if (cur.is_undefined()) return cur;
-    cur = get_item(cur, numeric ? Value(static_cast<int64_t>(std::atoll(part.c_str()))) : Value(part));
+    cur = get_item(cur, numeric ? Value(static_cast<int64_t>(std::strtoll(part.c_str(), nullptr, 10))) : Value(part));
     if (dot == std::string::npos) return cur;
     pos = dot + 1;
   }
-}
-
-std::string require_string(const Value& v, const char* fn) {
-  if (v.is_undefined()) fail_undefined(v);
-  (void)fn;
-  return v.str();
 }
 
 int sort_compare(const Value& a, const Value& b, bool case_sensitive) {
@@ -46,7 +40,7 @@ int sort_compare(const Value& a, const Value& b, bool case_sensitive) {
 
 Value f_trim(Evaluator&, const Value& v, CallArgs& a) {
   ArgReader r(a, "trim", {"chars"});
-  return Value(py_strip(require_string(v, "trim"), r.get(0), true, true));
+  return Value(py_strip(v.str(), r.get(0), true, true));
 }
 Value f_upper(Evaluator&, const Value& v, CallArgs& a) {
   ArgReader r(a, "upper", {});
@@ -306,6 +300,7 @@ Value f_max(Evaluator&, const Value& v, CallArgs& a) { return min_max(v, a, true
 Value f_indent(Evaluator&, const Value& v, CallArgs& a) {
   ArgReader r(a, "indent", {"width", "first", "blank"});
   Value w = r.get_or(0, Value(4));
+  if (!w.is_string() && !w.is_int()) fail("indent: width must be an integer or a string");
   std::string pad = w.is_string() ? w.as_string() : std::string(static_cast<size_t>(std::clamp<int64_t>(w.as_int(), 0, 256)), ' ');
   bool first = r.get_bool(1, false), blank = r.get_bool(2, false);
   std::string s = v.str(), out;
@@ -467,6 +462,13 @@ Value apply_filter(Evaluator& ev, const std::string& name, const Value& input, C
 bool apply_test(Evaluator& ev, const std::string& name, const Value& v, CallArgs& args) {
   auto it = tests().find(name);
   if (it == tests().end()) fail("unknown test '" + name + "'");
+  static const char* const kTakesArgument[] = {"in", "eq", "equalto", "==", "ne", "!=", "lt", "lessthan", "<", "le",
+                                               "<=", "gt", "greaterthan", ">", "ge", ">=", "sameas", "divisibleby"};
+  bool takes_arg = std::find(std::begin(kTakesArgument), std::end(kTakesArgument), name) != std::end(kTakesArgument);
+  size_t given = args.positional.size() + args.keyword.size();
+  if (given != (takes_arg ? 1u : 0u)) {
+    fail("test '" + name + "' takes " + (takes_arg ? "1 argument" : "no arguments") + ", " + std::to_string(given) + " given");
+  }
   return it->second(ev, v, args);
 }
 

@@ -212,3 +212,59 @@ TEST(ChatLexer, TokenizesTagsAndStrings) {
 
 }  // namespace
 }  // namespace flashlm::chat
+
+namespace flashlm::chat {
+namespace {
+
+// Mutated real templates (byte flips, truncations, spliced tag fragments) must parse or
+// fail cleanly and render or fail cleanly: never crash or hang. Meaningful under ASan.
+TEST(ChatRobustness, MutatedTemplatesNeverCrash) {
+  std::ifstream f(std::string(FLASHLM_SOURCE_DIR) + "/tests/golden/chat/templates/qwen3.jinja");
+  ASSERT_TRUE(f);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string base = ss.str();
+  nlohmann::ordered_json ctx = {
+      {"messages", {{{"role", "system"}, {"content", "s"}}, {{"role", "user"}, {"content", "u"}},
+                    {{"role", "assistant"}, {"content", "<think>r</think>a"}}}},
+      {"tools", {{{"name", "t"}}}},
+      {"add_generation_prompt", true}};
+  const char* fragments[] = {"{{", "}}", "{%", "%}", "{#", "#}", "-", "'", "(", ")", "[", "]", "|", ".", " if ", " for "};
+  uint64_t state = 0x9e3779b97f4a7c15ull;
+  auto rnd = [&](uint64_t n) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return static_cast<size_t>(state % n);
+  };
+  int parsed = 0;
+  ChatTemplateOptions opt;
+  opt.limits.max_steps = 200000;
+  for (int i = 0; i < 1500; ++i) {
+    std::string s = base;
+    int edits = 1 + static_cast<int>(rnd(4));
+    for (int k = 0; k < edits; ++k) {
+      size_t pos = rnd(s.size());
+      switch (rnd(3)) {
+        case 0: s[pos] = static_cast<char>(rnd(256)); break;
+        case 1: s.resize(pos); break;
+        default: s.insert(pos, fragments[rnd(std::size(fragments))]); break;
+      }
+      if (s.empty()) s = "x";
+    }
+    Result<ChatTemplate> t = ChatTemplate::parse(s, opt);
+    if (!t) {
+      EXPECT_FALSE(t.message().empty());
+      continue;
+    }
+    ++parsed;
+    Result<std::string> r = t->render_ordered(ctx);
+    if (!r) {
+      EXPECT_FALSE(r.message().empty());
+    }
+  }
+  EXPECT_GT(parsed, 0);
+}
+
+}  // namespace
+}  // namespace flashlm::chat

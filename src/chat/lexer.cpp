@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "chat/value.h"
@@ -27,7 +30,8 @@ const char* token_type_name(TokenType t) {
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+// Python's str.isspace() over ASCII, which Jinja's stripping rules use.
+bool is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f'); }
 
 class Lexer {
  public:
@@ -219,35 +223,67 @@ class Lexer {
     }
   }
 
+  // Mirrors Jinja's number rules: a float is tried first; integers are decimal without
+  // leading zeros, or 0b/0o/0x; '_' may separate digits.
   size_t lex_number(size_t pos) {
-    size_t e = pos;
-    auto digits = [&] {
-      while (e < src_.size() && (std::isdigit(static_cast<unsigned char>(src_[e])) || src_[e] == '_')) ++e;
+    auto is_digit = [&](size_t i, int base) {
+      if (i >= src_.size()) return false;
+      unsigned char c = static_cast<unsigned char>(src_[i]);
+      if (base == 16) return std::isxdigit(c) != 0;
+      return c >= '0' && c < '0' + base;
     };
-    digits();
-    bool is_float = false;
+    // Digits with single '_' separators; returns the end.
+    auto digits = [&](size_t i, int base) {
+      while (is_digit(i, base) || (src_[i] == '_' && is_digit(i + 1, base))) ++i;
+      return i;
+    };
+    auto emit = [&](TokenType type, size_t end, int base) {
+      std::string text;
+      for (size_t i = pos; i < end; ++i) {
+        if (src_[i] != '_') text += src_[i];
+      }
+      if (base != 10) {  // normalise to decimal for the parser
+        errno = 0;
+        unsigned long long v = std::strtoull(text.c_str() + 2, nullptr, base);
+        if (errno == ERANGE || v > static_cast<unsigned long long>(INT64_MAX)) error("integer literal out of range", pos);
+        text = std::to_string(v);
+      }
+      push(type, text, pos);
+      return end;
+    };
     // A number right after '.' is an index (`x.0`), never the fraction of a float.
     bool after_dot = pos > 0 && src_[pos - 1] == '.';
-    if (!after_dot && e + 1 < src_.size() && src_[e] == '.' && std::isdigit(static_cast<unsigned char>(src_[e + 1]))) {
-      ++e;
-      digits();
-      is_float = true;
-    }
-    if (!after_dot && e < src_.size() && (src_[e] == 'e' || src_[e] == 'E')) {
-      size_t x = e + 1;
-      if (x < src_.size() && (src_[x] == '+' || src_[x] == '-')) ++x;
-      if (x < src_.size() && std::isdigit(static_cast<unsigned char>(src_[x]))) {
-        e = x;
-        digits();
+    size_t e = digits(pos, 10);
+    if (!after_dot) {
+      size_t f = e;
+      bool is_float = false;
+      if (f + 1 < src_.size() && src_[f] == '.' && is_digit(f + 1, 10)) {
+        f = digits(f + 1, 10);
         is_float = true;
       }
+      if (f < src_.size() && (src_[f] == 'e' || src_[f] == 'E')) {
+        size_t x = f + 1;
+        if (x < src_.size() && (src_[x] == '+' || src_[x] == '-')) ++x;
+        if (is_digit(x, 10)) {
+          f = digits(x, 10);
+          is_float = true;
+        }
+      }
+      if (is_float) return emit(TokenType::kFloat, f, 10);
     }
-    std::string text;
-    for (size_t i = pos; i < e; ++i) {
-      if (src_[i] != '_') text += src_[i];
+    if (src_[pos] == '0' && pos + 1 < src_.size()) {
+      char p = static_cast<char>(std::tolower(static_cast<unsigned char>(src_[pos + 1])));
+      int base = p == 'x' ? 16 : p == 'o' ? 8 : p == 'b' ? 2 : 0;
+      if (base != 0) {
+        size_t i = pos + 2;
+        if (i < src_.size() && src_[i] == '_') ++i;
+        if (is_digit(i, base)) return emit(TokenType::kInt, digits(i, base), base);
+      }
+      size_t i = pos + 1;  // "0", "00", "0_0": Jinja never reads "01" as one number
+      while (i < src_.size() && (src_[i] == '0' || (src_[i] == '_' && i + 1 < src_.size() && src_[i + 1] == '0'))) ++i;
+      return emit(TokenType::kInt, i, 10);
     }
-    push(is_float ? TokenType::kFloat : TokenType::kInt, text, pos);
-    return e;
+    return emit(TokenType::kInt, e, 10);
   }
 
   static void append_utf8(std::string& out, uint32_t cp) {

@@ -188,7 +188,7 @@ class Parser {
     auto s = new_stmt(StmtKind::kIf, cur());
     advance();  // 'if'
     while (true) {
-      s->conds.push_back(parse_tuple(true));
+      s->conds.push_back(parse_tuple(false));  // Jinja: no inline if-expression here
       expect_block_end();
       s->bodies.push_back(subparse({"elif", "else", "endif"}));
       std::string which = cur().value;

@@ -218,7 +218,7 @@ std::string Value::str() const {
 
 std::string Value::repr() const {
   switch (kind()) {
-    case Kind::kUndefined: return "";
+    case Kind::kUndefined: return "Undefined";
     case Kind::kNone: return "None";
     case Kind::kBool: return as_bool() ? "True" : "False";
     case Kind::kInt: return std::to_string(as_int());
