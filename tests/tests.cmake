@@ -65,3 +65,7 @@ foreach(stem SmolLM2-135M-Instruct.Q4_1 gemma-3-270m-q4_k_m)
   set_tests_properties(ppl_${stem} PROPERTIES SKIP_RETURN_CODE 77 LABELS slow TIMEOUT 1200)
 endforeach()
 set_tests_properties(cli_run_smollm2_chat cli_run_gemma3_chat cli_tokenize_smollm2 cli_info_gemma3 PROPERTIES TIMEOUT 600)
+# A seed makes sampling reproducible run to run.
+add_test(NAME cli_run_seed_reproducible COMMAND bash -c
+         "a=$($<TARGET_FILE:flashlm> run -m ${SMOLLM} -p 'Once upon a time' -n 16 --temp 1 -s 42 2>/dev/null) && b=$($<TARGET_FILE:flashlm> run -m ${SMOLLM} -p 'Once upon a time' -n 16 --temp 1 -s 42 2>/dev/null) && [ -n \"$a\" ] && [ \"$a\" = \"$b\" ]")
+set_tests_properties(cli_run_seed_reproducible PROPERTIES LABELS slow)

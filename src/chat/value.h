@@ -35,7 +35,7 @@ class ValueDict {
   const Value* find(std::string_view key) const;
   Value* find(std::string_view key);
   void set(std::string key, Value value);  // replaces an existing key in place
-  size_t size() const { return items_.size(); }
+  size_t size() const;  // defined below Value: Value is incomplete here
   const std::vector<std::pair<std::string, Value>>& items() const { return items_; }
 
  private:
@@ -145,5 +145,7 @@ std::string to_python_json(const Value& v, int indent, bool sort_keys);
 // UTF-8 helpers: Python strings index by code point, not byte.
 std::vector<std::string> utf8_chars(std::string_view s);
 size_t utf8_length(std::string_view s);
+
+inline size_t ValueDict::size() const { return items_.size(); }
 
 }  // namespace flashlm::chat

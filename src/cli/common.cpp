@@ -30,7 +30,9 @@ void add_sampling_flags(CLI::App* app, GenerateOptions* g) {
   app->add_option("--repeat-last-n", s.repeat_last_n, "tokens the penalties look back over");
   app->add_option("--frequency-penalty", s.frequency_penalty, "frequency penalty");
   app->add_option("--presence-penalty", s.presence_penalty, "presence penalty");
-  app->add_option("-s,--seed", s.seed, "random seed (default: random)");
+  app->add_option_function<int64_t>(
+      "-s,--seed", [&s](const int64_t& v) { s.seed = v < 0 ? kSeedRandom : static_cast<uint64_t>(v); },
+      "random seed (-1 or omitted: random)");
   app->add_option("--stop", g->stop, "stop string (repeatable)");
   app->add_flag("--ignore-eos", g->ignore_eos, "keep generating past end-of-text tokens");
 }
