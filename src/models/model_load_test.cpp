@@ -360,6 +360,23 @@ TEST_F(ModelLoad, Gemma3SlidingWindowPattern) {
   EXPECT_TRUE(fails_with(negative, {"sliding_window_pattern"}));
 }
 
+// Mistral-style llama files carry one window for every layer; without the key, every
+// layer is global.
+TEST_F(ModelLoad, LlamaSlidingWindowAppliesToEveryLayer) {
+  TinySpec plain;
+  Result<std::unique_ptr<Model>> a = load(plain);
+  ASSERT_TRUE(a.is_ok()) << a.message();
+  for (const LayerConfig& l : (*a)->config().layers) EXPECT_EQ(l.sliding_window, 0);
+  TinySpec mistral;
+  mistral.ints["attention.sliding_window"] = 4096;
+  Result<std::unique_ptr<Model>> b = load(mistral);
+  ASSERT_TRUE(b.is_ok()) << b.message();
+  for (const LayerConfig& l : (*b)->config().layers) EXPECT_EQ(l.sliding_window, 4096);
+  TinySpec negative;
+  negative.ints["attention.sliding_window"] = -1;
+  EXPECT_TRUE(fails_with(negative, {"sliding_window"}));
+}
+
 TEST_F(ModelLoad, MissingFileAndNotGguf) {
   Result<std::unique_ptr<Model>> m = Model::load(dir_ + "/does-not-exist.gguf");
   ASSERT_FALSE(m.is_ok());
