@@ -16,38 +16,9 @@
 
 #include "formats/gguf_writer_test_util.h"
 
-// Largest single heap request seen while `g_watch` is on: hostile counts and lengths must
-// be rejected before anything proportional to them is reserved. Only the plain forms are
-// replaced (with their matching deletes), so every new/delete pair stays consistent.
-namespace {
-std::atomic<bool> g_watch{false};
-std::atomic<size_t> g_largest{0};
-void* watched_alloc(size_t n) {
-  if (g_watch.load(std::memory_order_relaxed)) {
-    size_t cur = g_largest.load(std::memory_order_relaxed);
-    while (n > cur && !g_largest.compare_exchange_weak(cur, n)) {
-    }
-  }
-  return std::malloc(n ? n : 1);
-}
-}  // namespace
-
-// Kept out of line: GCC would otherwise inline them and warn (-Wmismatched-new-delete)
-// that free() receives a pointer from operator new, which is exactly what is intended.
-[[gnu::noinline]] void* operator new(size_t n) {
-  void* p = watched_alloc(n);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-[[gnu::noinline]] void* operator new[](size_t n) { return operator new(n); }
-[[gnu::noinline]] void* operator new(size_t n, const std::nothrow_t&) noexcept { return watched_alloc(n); }
-[[gnu::noinline]] void* operator new[](size_t n, const std::nothrow_t&) noexcept { return watched_alloc(n); }
-[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete[](void* p) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete(void* p, size_t) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete[](void* p, size_t) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+// Records the largest heap request: hostile counts and lengths must be rejected before
+// anything proportional to them is reserved.
+#include "util/alloc_stats_test_util.h"
 
 namespace flashlm::gguf {
 namespace {
@@ -66,12 +37,10 @@ Result<File> parse_bytes(const std::vector<uint8_t>& b) {
 // Parses a file that must be rejected: the error must mention `text`, and no single
 // allocation may be out of proportion to the file (a sign a count was trusted).
 ::testing::AssertionResult fails_with(const std::vector<uint8_t>& b, std::string_view text) {
-  g_largest = 0;
-  g_watch = true;
+  flashlm::testing_alloc::reset_largest();
   Result<File> f = parse_bytes(b);
-  g_watch = false;
-  if (g_largest.load() > 64 * b.size() + 4096) {
-    return ::testing::AssertionFailure() << "allocation of " << g_largest.load() << " bytes for a " << b.size()
+  if (flashlm::testing_alloc::largest.load() > 64 * b.size() + 4096) {
+    return ::testing::AssertionFailure() << "allocation of " << flashlm::testing_alloc::largest.load() << " bytes for a " << b.size()
                                          << "-byte file";
   }
   if (f.is_ok()) return ::testing::AssertionFailure() << "hostile file parsed";
@@ -130,13 +99,11 @@ class GgufValid : public ::testing::TestWithParam<uint32_t> {};
 
 TEST_P(GgufValid, ParsesEveryValueTypeAndTensor) {
   const std::vector<uint8_t> bytes = full_builder(GetParam()).build();
-  g_largest = 0;
-  g_watch = true;
+  flashlm::testing_alloc::reset_largest();
   Result<File> r = parse_bytes(bytes);
-  g_watch = false;
   ASSERT_TRUE(r.is_ok()) << r.message();
-  EXPECT_GT(g_largest.load(), 0u);  // the watcher sees the parser's allocations
-  EXPECT_LE(g_largest.load(), 64 * bytes.size());
+  EXPECT_GT(flashlm::testing_alloc::largest.load(), 0u);  // the watcher sees the parser's allocations
+  EXPECT_LE(flashlm::testing_alloc::largest.load(), 64 * bytes.size());
   const File& f = *r;
   EXPECT_EQ(f.version(), GetParam());
   EXPECT_EQ(f.alignment(), 32u);
@@ -240,12 +207,10 @@ TEST_P(GgufValid, EveryTruncationIsACleanError) {
   for (size_t n = 0; n < full.size(); ++n) {
     SCOPED_TRACE("prefix of " + std::to_string(n) + " bytes");
     const std::vector<uint8_t> prefix(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(n));
-    g_largest = 0;
-    g_watch = true;
+    flashlm::testing_alloc::reset_largest();
     Result<File> f = parse_bytes(prefix);
-    g_watch = false;
     ASSERT_FALSE(f.is_ok());
-    ASSERT_LE(g_largest.load(), 64 * n + 4096);
+    ASSERT_LE(flashlm::testing_alloc::largest.load(), 64 * n + 4096);
     const std::string& msg = f.message();
     const bool says_short = msg.find("truncated") != std::string::npos || msg.find("too short") != std::string::npos ||
                             msg.find("does not fit") != std::string::npos ||

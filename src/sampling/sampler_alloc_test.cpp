@@ -11,31 +11,7 @@
 
 #include "sampling/sampler.h"
 
-namespace {
-std::atomic<long> g_n_new{0};
-}  // namespace
-
-// The whole unaligned family is replaced so that every new/delete pair stays matched
-// (sanitizers check that); the aligned forms keep the library's own pair.
-void* operator new(std::size_t size) {
-  g_n_new.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) { return operator new(size); }
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  g_n_new.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(size == 0 ? 1 : size);
-}
-void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept {
-  return operator new(size, tag);
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+#include "util/alloc_stats_test_util.h"
 
 namespace flashlm {
 namespace {
@@ -70,12 +46,12 @@ TEST(SamplerAlloc, SteadyStateAllocatesNothing) {
     // full capacity from the start).
     for (int i = 0; i < 3; ++i) s.accept(s.sample(logits.data(), n_vocab, 5, &lp));
 
-    const long before = g_n_new.load();
+    const long before = flashlm::testing_alloc::n_new.load();
     for (int i = 0; i < 10; ++i) {
       s.accept(s.sample(logits.data(), n_vocab, 5, &lp));
       s.accept(s.sample(logits.data(), n_vocab));
     }
-    EXPECT_EQ(g_n_new.load() - before, 0) << "top_k=" << c.top_k << " temp=" << c.temperature;
+    EXPECT_EQ(flashlm::testing_alloc::n_new.load() - before, 0) << "top_k=" << c.top_k << " temp=" << c.temperature;
   }
 }
 
