@@ -1,6 +1,8 @@
 // A persistent pool of worker threads for data-parallel ops. Workers are created once;
-// each op is one parallel_for that splits [0, n) into contiguous chunks, one per thread,
-// with a single wake-up and a single join — no thread creation or mutex per row.
+// each op is one parallel_for that splits [0, n) into contiguous chunks, one per thread.
+// Ops follow each other within microseconds during a forward pass, so workers spin on
+// an atomic generation counter for a short while before sleeping on a condition
+// variable, and the caller spins on a pending counter: no syscall per op in the hot loop.
 #pragma once
 
 #include <atomic>
@@ -40,12 +42,11 @@ class ThreadPool {
 
   int n_threads_;
   std::vector<std::thread> threads_;
-  std::mutex mu_;
+  std::mutex mu_;                    // guards sleeping only
   std::condition_variable cv_start_;
-  std::condition_variable cv_done_;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};  // bumped (release) after task_/ctx_/n_ are set
+  std::atomic<int> pending_{0};          // workers still running the current op
+  std::atomic<bool> stop_{false};
   Task task_ = nullptr;
   void* ctx_ = nullptr;
   int64_t n_ = 0;
