@@ -48,14 +48,7 @@ int chat(const ChatArgs& a) {
     std::string reply;
     GenerateStats stats;
     std::vector<int32_t> fresh(tokens.begin() + static_cast<std::ptrdiff_t>(common), tokens.end());
-    Status st = generate(runner, seq, *l->tok, fresh, a.gen,
-                         [&reply](std::string_view piece) {
-                           reply += piece;
-                           write_stdout(piece);
-                           return true;
-                         },
-                         &stats);
-    std::fputc('\n', stdout);
+    Status st = generate_to_stdout(*l, seq, fresh, a.gen, &stats, &reply);
     if (!st) {
       print_error(st.message());
       messages.erase(messages.end() - 1);

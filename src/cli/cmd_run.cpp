@@ -42,13 +42,7 @@ int run(const RunArgs& a) {
   }
   const int seq = l->runner->seq_new();
   GenerateStats stats;
-  Status st = generate(*l->runner, seq, *l->tok, tokens, a.gen,
-                       [](std::string_view piece) {
-                         write_stdout(piece);
-                         return true;
-                       },
-                       &stats);
-  std::fputc('\n', stdout);
+  Status st = generate_to_stdout(*l, seq, tokens, a.gen, &stats);
   if (!st) {
     print_error(st.message());
     return 1;

@@ -39,9 +39,18 @@ void add_sampling_flags(CLI::App* app, GenerateOptions* g) {
 
 void print_error(const std::string& msg) { std::fprintf(stderr, "error: %s\n", msg.c_str()); }
 
-void write_stdout(std::string_view piece) {
-  std::fwrite(piece.data(), 1, piece.size(), stdout);
-  std::fflush(stdout);
+Status generate_to_stdout(Loaded& l, int seq, std::span<const int32_t> tokens, const GenerateOptions& gen,
+                          GenerateStats* stats, std::string* reply) {
+  Status st = generate(*l.runner, seq, *l.tok, tokens, gen,
+                       [reply](std::string_view piece) {
+                         if (reply != nullptr) *reply += piece;
+                         std::fwrite(piece.data(), 1, piece.size(), stdout);
+                         std::fflush(stdout);
+                         return true;
+                       },
+                       stats);
+  std::fputc('\n', stdout);
+  return st;
 }
 
 double peak_rss_mib() {

@@ -43,8 +43,10 @@ bool render_chat(const Loaded& l, const nlohmann::json& messages, bool add_gener
 std::vector<int32_t> tokenize_for_model(const Tokenizer& tok, const std::string& text, bool from_template);
 
 void print_error(const std::string& msg);
-// Writes a generated piece to stdout at once (streaming).
-void write_stdout(std::string_view piece);
+// Generates on `seq`, streaming text to stdout (and into *reply when given), then a
+// newline.
+Status generate_to_stdout(Loaded& l, int seq, std::span<const int32_t> tokens, const GenerateOptions& gen,
+                          GenerateStats* stats, std::string* reply = nullptr);
 double peak_rss_mib();
 void print_timings(const Loaded& l, const GenerateStats& s);
 
@@ -54,5 +56,6 @@ void add_chat(CLI::App& app, int* exit_code);
 void add_tokenize(CLI::App& app, int* exit_code);
 void add_perplexity(CLI::App& app, int* exit_code);
 void add_info(CLI::App& app, int* exit_code);
+void add_bench(CLI::App& app, int* exit_code);
 
 }  // namespace flashlm::cli
