@@ -2,7 +2,8 @@
 # Runs every test: the Release build's unit, model and command-line tests, then the unit
 # tests again under AddressSanitizer + UndefinedBehaviorSanitizer (real-model golden
 # tests are left to the Release run: under the sanitizers they would take too long on
-# two cores), then a short libFuzzer run over the parsers when clang is available.
+# two cores), then the aarch64 cross build's tests under qemu-user and a short libFuzzer
+# run over the parsers, when their toolchains are installed (.ci/run installs them).
 # Run scripts/setup.sh first (the README's test command does both).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +20,17 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLASHLM_SANITIZE=ON
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j1 -LE slow
+
+if command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 \
+   && [ -f /usr/lib/aarch64-linux-gnu/libpcre2-8.a ]; then
+  echo "== aarch64 cross build: kernel, model (synthetic), tokenizer and unit tests under qemu-user"
+  cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release
+  cmake --build build-arm64 -j"$jobs"
+  # Real-model tests are left to the native runs: under emulation they take too long.
+  ctest --test-dir build-arm64 --output-on-failure -j"$jobs" -E "SmolLM2|Gemma3|smollm2|gemma3|Real|cli_|ppl_"
+else
+  echo "== aarch64: SKIPPED — needs g++-aarch64-linux-gnu, qemu-user, libpcre2-dev:arm64, libgtest-dev:arm64"
+fi
 
 if [ -x fuzz/run_fuzzers.sh ] && command -v clang++ >/dev/null 2>&1; then
   echo "== libFuzzer: ${FUZZ_SECONDS:-60} s per target"

@@ -69,3 +69,12 @@ set_tests_properties(cli_run_smollm2_chat cli_run_gemma3_chat cli_tokenize_smoll
 add_test(NAME cli_run_seed_reproducible COMMAND bash -c
          "a=$($<TARGET_FILE:flashlm> run -m ${SMOLLM} -p 'Once upon a time' -n 16 --temp 1 -s 42 2>/dev/null) && b=$($<TARGET_FILE:flashlm> run -m ${SMOLLM} -p 'Once upon a time' -n 16 --temp 1 -s 42 2>/dev/null) && [ -n \"$a\" ] && [ \"$a\" = \"$b\" ]")
 set_tests_properties(cli_run_seed_reproducible PROPERTIES LABELS slow)
+# flashlm bench: a tiny pp/tg run whose JSON must hold a pp32 and a tg8 row with positive
+# tokens/s (and a bandwidth share for tg only); bad flags give clear errors.
+add_test(NAME cli_bench_smollm2 COMMAND bash -c
+         "$<TARGET_FILE:flashlm> bench -m ${SMOLLM} -t 1 -p 32 -n 8 -r 1 -o json | python3 -c \"import json,sys; rows={r['test']: r for r in json.load(sys.stdin)}; assert set(rows) == {'pp32', 'tg8'}, rows; assert all(r['t_s'] > 0 and r['threads'] == 1 and len(r['samples']) == 1 for r in rows.values()), rows; assert rows['pp32']['bw_pct'] is None and rows['tg8']['bw_pct'] > 0, rows; print('bench ok')\"")
+set_tests_properties(cli_bench_smollm2 PROPERTIES PASS_REGULAR_EXPRESSION "bench ok" LABELS slow TIMEOUT 600)
+flashlm_cli_error(bench_bad_threads "threads.*'x'" ${FLASHLM_BIN} bench -m ${SMOLLM} -t 1,x)
+flashlm_cli_error(bench_zero_threads "threads.*'0'" ${FLASHLM_BIN} bench -m ${SMOLLM} -t 0)
+flashlm_cli_error(bench_bad_output "output" ${FLASHLM_BIN} bench -m ${SMOLLM} -o csv)
+flashlm_cli_error(bench_prompt_over_ctx "exceeds the model's context" ${FLASHLM_BIN} bench -m ${SMOLLM} -p 100000)

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   flashlm::cli::add_tokenize(app, &exit_code);
   flashlm::cli::add_perplexity(app, &exit_code);
   flashlm::cli::add_info(app, &exit_code);
+  flashlm::cli::add_bench(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -77,14 +77,38 @@ void matmul_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const 
     xq = buf;
   }
   const VecDotFn vec_dot = vt.vec_dot;
+  const VecDotX8Fn vec_dot_x8 = vt.vec_dot_x8;
   const int64_t n_tiles = (row_end - row_begin + kRowTile - 1) / kRowTile;
   // A tile of weight rows stays in L1/L2 while every token passes over it, so prefill
   // reads each weight block from memory once per call instead of once per token.
-  pool.parallel_for(n_tiles, [&, xq, xq_stride, vec_dot](int64_t tb, int64_t te, int) {
+  pool.parallel_for(n_tiles, [&, xq, xq_stride, vec_dot, vec_dot_x8](int64_t tb, int64_t te, int) {
     for (int64_t ti = tb; ti < te; ++ti) {
       const int64_t r0 = row_begin + ti * kRowTile;
       const int64_t nr = std::min(kRowTile, row_end - r0);
-      for (int64_t t = 0; t < n_tok; ++t) {
+      // Groups of tokens share each weight block's unpacking (nibbles, high bits,
+      // scales); the group kernel's results equal vec_dot's bit for bit, so how tokens
+      // fall into groups never changes the output.
+      auto group = [&](int64_t t0) {
+        const uint8_t* xt = xq + static_cast<size_t>(t0) * xq_stride;
+        float* yt = y + t0 * ldy + (r0 - row_begin);
+        for (int64_t k = 0; k < nr; ++k) {
+          float out[kVecDotGroup];
+          vec_dot_x8(w.row_ptr(r0 + k), xt, xq_stride, n_in, out);
+          for (int64_t j = 0; j < kVecDotGroup; ++j) yt[j * ldy + k] = out[j];
+        }
+      };
+      int64_t t = 0;
+      if (vec_dot_x8 != nullptr) {
+        for (; t + kVecDotGroup <= n_tok; t += kVecDotGroup) group(t);
+        // A long tail goes through one more group overlapping the last full one: the
+        // recomputed tokens get the same values again, and a group costs less than
+        // half its size in single-token dots.
+        if (t > 0 && n_tok - t >= kVecDotGroup / 2) {
+          group(n_tok - kVecDotGroup);
+          t = n_tok;
+        }
+      }
+      for (; t < n_tok; ++t) {
         const uint8_t* xt = xq + static_cast<size_t>(t) * xq_stride;
         float* yt = y + t * ldy + (r0 - row_begin);
         for (int64_t k = 0; k < nr; ++k) yt[k] = vec_dot(w.row_ptr(r0 + k), xt, n_in);

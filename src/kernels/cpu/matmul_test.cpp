@@ -118,6 +118,46 @@ TEST(Matmul, RowSliceMatchesFullProduct) {
   }
 }
 
+// Token counts around the eight-token groups: every output equals the one-token kernel
+// on that token's quantized row, whether its token went through a group or the tail.
+TEST(Matmul, TokenGroupsEqualOneTokenKernel) {
+  std::mt19937 rng(31);
+  ThreadPool pool(2);
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q4_K, DType::Q5_K,
+                  DType::Q6_K, DType::F32}) {
+    const VecDotTraits& vt = vec_dot_traits(t);
+    const int64_t bs = type_traits(t).block_size;
+    for (int64_t n_in : {std::max<int64_t>(bs, 32), 3 * std::max<int64_t>(bs, 64)}) {
+      const int64_t n_out = 37;  // two full row tiles and a partial one
+      const Weights w = random_weights(t, n_in, n_out, rng);
+      for (int64_t n_tok : {1, 3, 4, 5, 7, 8, 9, 12, 13, 17}) {
+        std::vector<float> x;
+        for (int64_t k = 0; k < n_tok; ++k) {
+          const std::vector<float> xr = random_activations(n_in, rng);
+          x.insert(x.end(), xr.begin(), xr.end());
+        }
+        const int64_t ldy = n_out + 1;
+        std::vector<float> y(static_cast<size_t>(n_tok * ldy), -7.0f);
+        matmul(w.view, x.data(), n_in, y.data(), ldy, n_tok, pool);
+        std::vector<uint8_t> xq(t == DType::F32 ? 0 : vt.row_bytes(n_in));
+        for (int64_t k = 0; k < n_tok; ++k) {
+          const float* xk = x.data() + k * n_in;
+          const void* xrow = xk;
+          if (t != DType::F32) {
+            vt.quantize_row(xk, xq.data(), n_in);
+            xrow = xq.data();
+          }
+          for (int64_t r = 0; r < n_out; ++r) {
+            ASSERT_EQ(y[k * ldy + r], vt.vec_dot(w.view.row_ptr(r), xrow, n_in))
+                << type_traits(t).name << " n_in=" << n_in << " n_tok=" << n_tok << " t=" << k << " r=" << r;
+          }
+          EXPECT_EQ(y[k * ldy + n_out], -7.0f);  // past the row: untouched
+        }
+      }
+    }
+  }
+}
+
 // A larger batch after a smaller one (the activation scratch grows) and then a smaller
 // one again (it is reused) give the same per-token results.
 TEST(Matmul, ScratchReuseAcrossBatchSizes) {

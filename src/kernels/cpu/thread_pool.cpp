@@ -9,7 +9,7 @@
 namespace flashlm {
 namespace {
 
-// About 100-300 microseconds of spinning: longer than the gap between two ops of a
+// About 20-60 microseconds of spinning: longer than the gap between two ops of a
 // forward pass, far shorter than anything a person would notice on an idle machine.
 constexpr int kSpinIterations = 1 << 14;
 
@@ -24,6 +24,8 @@ inline void cpu_relax() {
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+  const unsigned cores = std::thread::hardware_concurrency();
+  spin_limit_ = cores != 0 && static_cast<unsigned>(n_threads_) > cores ? 0 : kSpinIterations;
   for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
 
@@ -54,17 +56,21 @@ void ThreadPool::run(int64_t n, Task task, void* ctx) {
   { std::lock_guard<std::mutex> lock(mu_); }
   cv_start_.notify_all();
   run_chunk(0);
-  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
-    if (spins < kSpinIterations) cpu_relax();
-    else std::this_thread::yield();
+  for (int spins = 0; spins < spin_limit_; ++spins) {
+    if (pending_.load(std::memory_order_acquire) == 0) return;
+    cpu_relax();
   }
+  // A worker is late (descheduled, or more threads than cores): block rather than burn
+  // the core it may need. The last worker notifies under the lock.
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
 }
 
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
     uint64_t gen = generation_.load(std::memory_order_acquire);
-    for (int spins = 0; gen == seen && spins < kSpinIterations && !stop_.load(std::memory_order_relaxed); ++spins) {
+    for (int spins = 0; gen == seen && spins < spin_limit_ && !stop_.load(std::memory_order_relaxed); ++spins) {
       cpu_relax();
       gen = generation_.load(std::memory_order_acquire);
     }
@@ -76,7 +82,10 @@ void ThreadPool::worker(int index) {
     }
     seen = gen;
     run_chunk(index);
-    pending_.fetch_sub(1, std::memory_order_release);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);
+      cv_done_.notify_one();
+    }
   }
 }
 

@@ -41,9 +41,11 @@ class ThreadPool {
   void run_chunk(int index);
 
   int n_threads_;
+  int spin_limit_;  // 0 when there are more threads than cores: spinning would starve
   std::vector<std::thread> threads_;
   std::mutex mu_;                    // guards sleeping only
   std::condition_variable cv_start_;
+  std::condition_variable cv_done_;
   std::atomic<uint64_t> generation_{0};  // bumped (release) after task_/ctx_/n_ are set
   std::atomic<int> pending_{0};          // workers still running the current op
   std::atomic<bool> stop_{false};

@@ -375,17 +375,24 @@ Table make_fast_table() {
   Table t = kReference;
 #if defined(FLASHLM_HAVE_AVX2)
   if (cpu_has_avx2()) {
-    auto with = [&](DType w, VecDotFn f) { t[static_cast<uint32_t>(w)].vec_dot = f; };
-    with(DType::F32, &avx2_dot_f32_f32);
-    with(DType::F16, &avx2::vec_dot_f16_f16);
-    with(DType::Q4_0, &avx2::vec_dot_q4_0_q8_0);
-    with(DType::Q4_1, &avx2::vec_dot_q4_1_q8_1);
-    with(DType::Q5_0, &avx2::vec_dot_q5_0_q8_0);
-    with(DType::Q5_1, &avx2::vec_dot_q5_1_q8_1);
-    with(DType::Q8_0, &avx2::vec_dot_q8_0_q8_0);
-    with(DType::Q4_K, &avx2::vec_dot_q4_K_q8_K);
-    with(DType::Q5_K, &avx2::vec_dot_q5_K_q8_K);
-    with(DType::Q6_K, &avx2::vec_dot_q6_K_q8_K);
+    auto with = [&](DType w, VecDotFn f, VecDotX8Fn f8) {
+      t[static_cast<uint32_t>(w)].vec_dot = f;
+      t[static_cast<uint32_t>(w)].vec_dot_x8 = f8;
+    };
+    with(DType::F32, &avx2_dot_f32_f32, nullptr);
+    with(DType::F16, &avx2::vec_dot_f16_f16, nullptr);
+    with(DType::Q4_0, &avx2::vec_dot_q4_0_q8_0, &avx2::vec_dot_q4_0_q8_0_x8);
+    with(DType::Q4_1, &avx2::vec_dot_q4_1_q8_1, &avx2::vec_dot_q4_1_q8_1_x8);
+    with(DType::Q5_0, &avx2::vec_dot_q5_0_q8_0, &avx2::vec_dot_q5_0_q8_0_x8);
+    with(DType::Q5_1, &avx2::vec_dot_q5_1_q8_1, &avx2::vec_dot_q5_1_q8_1_x8);
+    with(DType::Q8_0, &avx2::vec_dot_q8_0_q8_0, &avx2::vec_dot_q8_0_q8_0_x8);
+    with(DType::Q4_K, &avx2::vec_dot_q4_K_q8_K, &avx2::vec_dot_q4_K_q8_K_x8);
+    with(DType::Q5_K, &avx2::vec_dot_q5_K_q8_K, &avx2::vec_dot_q5_K_q8_K_x8);
+    with(DType::Q6_K, &avx2::vec_dot_q6_K_q8_K, &avx2::vec_dot_q6_K_q8_K_x8);
+    for (DType w : {DType::Q4_0, DType::Q5_0, DType::Q8_0}) {
+      t[static_cast<uint32_t>(w)].quantize_row = &avx2::quantize_row_q8_0;
+    }
+    for (DType w : {DType::Q4_1, DType::Q5_1}) t[static_cast<uint32_t>(w)].quantize_row = &avx2::quantize_row_q8_1;
   }
 #endif
   return t;

@@ -17,6 +17,11 @@ namespace flashlm {
 using QuantizeRowFn = void (*)(const float* x, void* dst, int64_t n);
 // Dot of n weights at w_row (any alignment) with an activation row from QuantizeRowFn.
 using VecDotFn = float (*)(const void* w_row, const void* x_q, int64_t n);
+// The same dot for kVecDotGroup activation rows at once, token t's row at
+// x_q + t * x_stride: out[t] equals VecDotFn's result for that row bit for bit, but each
+// weight block is unpacked once for the whole group (the prefill fast path).
+using VecDotX8Fn = void (*)(const void* w_row, const void* x_q, size_t x_stride, int64_t n, float* out);
+constexpr int64_t kVecDotGroup = 8;
 
 struct VecDotTraits {
   DType vec_dot_type = DType::F32;    // format of the quantized activation row
@@ -24,6 +29,7 @@ struct VecDotTraits {
   size_t block_bytes = 0;             // bytes per activation block
   QuantizeRowFn quantize_row = nullptr;
   VecDotFn vec_dot = nullptr;         // null: no integer dot for this weight type
+  VecDotX8Fn vec_dot_x8 = nullptr;    // null: callers loop over vec_dot instead
   size_t row_bytes(int64_t n) const { return static_cast<size_t>(n / block_size) * block_bytes; }
 };
 

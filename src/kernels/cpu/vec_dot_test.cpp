@@ -172,6 +172,87 @@ TEST(VecDot, FastKernelsEqualReference) {
   }
 }
 
+// The fast activation quantizers write the reference's bytes exactly (goldens from
+// llama.cpp depend on it), including all-zero blocks, ties, and non-finite values.
+TEST(VecDot, FastQuantizeEqualsReferenceBytes) {
+  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2/FMA/F16C on this CPU (or not built): only the scalar path exists";
+  std::mt19937 rng(555);
+  int n_fast = 0;
+  for (DType t : vec_dot_weight_types()) {
+    const VecDotTraits& ref = vec_dot_traits_reference(t);
+    const VecDotTraits& fast = vec_dot_traits(t);
+    if (fast.quantize_row == ref.quantize_row) continue;
+    ++n_fast;
+    for (int rep = 0; rep < 20; ++rep) {
+      const int64_t n = 256;
+      std::vector<float> x = random_activations(n, rng);
+      if (rep == 1) {  // exact halves of the step: round-half-even ties
+        for (int64_t i = 0; i < n; ++i) x[i] = (float)((int)(i % 64) - 32) * 0.5f + (i % 32 == 0 ? 127.0f : 0.0f);
+      }
+      if (rep == 2) {
+        x[3] = NAN;
+        x[70] = INFINITY;
+        x[100] = -INFINITY;
+        x[101] = NAN;
+        x[200] = 1e-30f;  // a tiny block scale: d rounds to a half subnormal
+        for (int64_t i = 192; i < 224; ++i) x[i] = (i == 200) ? 1e-30f : 0.0f;
+      }
+      std::vector<uint8_t> want(ref.row_bytes(n)), got(fast.row_bytes(n));
+      ref.quantize_row(x.data(), want.data(), n);
+      fast.quantize_row(x.data(), got.data(), n);
+      ASSERT_EQ(got, want) << type_traits(t).name << " rep=" << rep;
+    }
+  }
+  EXPECT_GE(n_fast, 5);
+}
+
+// The eight-token kernels against the one-token fast kernel (bit-identical by design:
+// matmul relies on it so grouping never changes a token's result) and the reference.
+TEST(VecDot, EightTokenKernelsEqualOneTokenKernels) {
+  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2/FMA/F16C on this CPU (or not built): no eight-token kernels";
+  std::mt19937 rng(4242);
+  int n_x8 = 0;
+  for (DType t : vec_dot_weight_types()) {
+    const VecDotTraits& ref = vec_dot_traits_reference(t);
+    const VecDotTraits& fast = vec_dot_traits(t);
+    EXPECT_EQ(ref.vec_dot_x8, nullptr) << type_traits(t).name;
+    if (fast.vec_dot_x8 == nullptr) continue;
+    ++n_x8;
+    for (int64_t n : lengths(t)) {
+      for (int rep = 0; rep < 3; ++rep) {
+        // Activation rows with odd padding between them and an unaligned weight row.
+        const size_t stride = ref.row_bytes(n) + 3;
+        std::vector<uint8_t> xq(1 + kVecDotGroup * stride, 0xAB);
+        std::vector<std::vector<float>> xd;
+        for (int64_t k = 0; k < kVecDotGroup; ++k) {
+          const std::vector<float> x = random_activations(n, rng);
+          uint8_t* row = xq.data() + 1 + k * stride;
+          ref.quantize_row(x.data(), row, n);
+          xd.push_back(dequant(ref.vec_dot_type, row, n));
+        }
+        const std::vector<uint8_t> w = random_row(t, n, rng);
+        std::vector<uint8_t> w_padded(1, 0);
+        w_padded.insert(w_padded.end(), w.begin(), w.end());
+        float out[kVecDotGroup];
+        fast.vec_dot_x8(w_padded.data() + 1, xq.data() + 1, stride, n, out);
+        for (int64_t k = 0; k < kVecDotGroup; ++k) {
+          const uint8_t* row = xq.data() + 1 + k * stride;
+          EXPECT_EQ(out[k], fast.vec_dot(w_padded.data() + 1, row, n))
+              << type_traits(t).name << " n=" << n << " k=" << k;
+          const double tol = 2.0 * (double)(n_terms(t, n) + 8) * kEps * magnitude(t, w, xd[k], n);
+          EXPECT_NEAR(out[k], ref.vec_dot(w_padded.data() + 1, row, n), tol) << type_traits(t).name << " n=" << n;
+        }
+      }
+    }
+  }
+  // Every quantized format of our real models has one.
+  for (DType t :
+       {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    EXPECT_NE(vec_dot_traits(t).vec_dot_x8, nullptr) << type_traits(t).name;
+  }
+  EXPECT_GE(n_x8, 8);
+}
+
 // Extreme codes: all-max nibbles and full-scale activations stay clear of the int16
 // saturation of the AVX2 multiply-adds.
 TEST(VecDot, FastKernelsExactOnExtremeCodes) {

@@ -4,11 +4,17 @@
 // Each function has the signature and meaning of its scalar reference in vec_dot.h.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace flashlm::avx2 {
 
 float dot_f32(const float* a, const float* b, int64_t n);
+
+// Activation rows for the legacy formats, bit-identical to the scalar x86-style
+// quantize_row_q8_x86 in vec_dot.cpp (n a multiple of 32).
+void quantize_row_q8_0(const float* x, void* dst, int64_t n);
+void quantize_row_q8_1(const float* x, void* dst, int64_t n);
 
 // w_row: n weights in the named format; x_q: the activation row in its vec_dot type.
 float vec_dot_f16_f16(const void* w_row, const void* x_q, int64_t n);
@@ -20,5 +26,16 @@ float vec_dot_q8_0_q8_0(const void* w_row, const void* x_q, int64_t n);
 float vec_dot_q4_K_q8_K(const void* w_row, const void* x_q, int64_t n);
 float vec_dot_q5_K_q8_K(const void* w_row, const void* x_q, int64_t n);
 float vec_dot_q6_K_q8_K(const void* w_row, const void* x_q, int64_t n);
+
+// Eight tokens at once (VecDotX8Fn in vec_dot.h): token t's row at x_q + t * x_stride.
+// Each result is bit-identical to the one-token kernel's for that token.
+void vec_dot_q4_0_q8_0_x8(const void* w_row, const void* x_q, size_t x_stride, int64_t n, float* out);
+void vec_dot_q4_1_q8_1_x8(const void* w_row, const void* x_q, size_t x_stride, int64_t n, float* out);
+void vec_dot_q5_0_q8_0_x8(const void* w_row, const void* x_q, size_t x_stride, int64_t n, float* out);
+void vec_dot_q5_1_q8_1_x8(const void* w_row, const void* x_q, size_t x_stride, int64_t n, float* out);
+void vec_dot_q8_0_q8_0_x8(const void* w_row, const void* x_q, size_t x_stride, int64_t n, float* out);
+void vec_dot_q4_K_q8_K_x8(const void* w_row, const void* x_q, size_t x_stride, int64_t n, float* out);
+void vec_dot_q5_K_q8_K_x8(const void* w_row, const void* x_q, size_t x_stride, int64_t n, float* out);
+void vec_dot_q6_K_q8_K_x8(const void* w_row, const void* x_q, size_t x_stride, int64_t n, float* out);
 
 }  // namespace flashlm::avx2
