@@ -48,8 +48,18 @@ constexpr const char* kGemma3 = R"TMPL({{ bos_token }}
 
 }  // namespace
 
+struct BuiltinTemplate {
+  const char* arch;
+  const char* source;
+};
+constexpr BuiltinTemplate kBuiltins[] = {
+    {"gemma3", kGemma3},
+};
+
 const char* builtin_template(const std::string& arch) {
-  if (arch == "gemma3") return kGemma3;
+  for (const BuiltinTemplate& b : kBuiltins) {
+    if (arch == b.arch) return b.source;
+  }
   return nullptr;
 }
 
