@@ -18,7 +18,7 @@ build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-2}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(gguf chat_template)
+[ ${#targets[@]} -eq 0 ] && targets=(gguf chat_template request)
 
 mkdir -p "$build"
 CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -30,6 +30,7 @@ for t in "${targets[@]}"; do
   case $t in
     gguf) seeds=("$root/fuzz/seeds/gguf"); opts=(-max_len=16384 -dict="$root/fuzz/gguf.dict") ;;
     chat_template) seeds=("$root/tests/golden/chat/templates"); opts=(-max_len=8192 -dict="$root/fuzz/jinja.dict") ;;
+    request) seeds=("$root/fuzz/seeds/request"); opts=(-max_len=4096) ;;
     *) echo "unknown target '$t'"; status=2; continue ;;
   esac
   echo "== fuzz_$t: building"

@@ -78,3 +78,10 @@ flashlm_cli_error(bench_bad_threads "threads.*'x'" ${FLASHLM_BIN} bench -m ${SMO
 flashlm_cli_error(bench_zero_threads "threads.*'0'" ${FLASHLM_BIN} bench -m ${SMOLLM} -t 0)
 flashlm_cli_error(bench_bad_output "output" ${FLASHLM_BIN} bench -m ${SMOLLM} -o csv)
 flashlm_cli_error(bench_prompt_over_ctx "exceeds the model's context" ${FLASHLM_BIN} bench -m ${SMOLLM} -p 100000)
+# flashlm serve end to end (tests/server, pytest): the official openai client, SSE on the
+# wire, bad requests, 200 concurrent streams with disconnects, SIGTERM drain, and the
+# chat page in headless Chromium. Skipped (77) without the .venv that scripts/setup.sh makes.
+if(NOT CMAKE_CROSSCOMPILING)  # the script runs the binary directly, not through qemu
+  add_test(NAME server_pytest COMMAND ${CMAKE_SOURCE_DIR}/tests/server/run.sh $<TARGET_FILE:flashlm> ${SMOLLM})
+  set_tests_properties(server_pytest PROPERTIES LABELS slow TIMEOUT 900 SKIP_RETURN_CODE 77)
+endif()

@@ -57,5 +57,6 @@ void add_tokenize(CLI::App& app, int* exit_code);
 void add_perplexity(CLI::App& app, int* exit_code);
 void add_info(CLI::App& app, int* exit_code);
 void add_bench(CLI::App& app, int* exit_code);
+void add_serve(CLI::App& app, int* exit_code);
 
 }  // namespace flashlm::cli

@@ -1,0 +1,95 @@
+// flashlm serve: the OpenAI-compatible HTTP server (src/server/) over the continuous-
+// batching scheduler. Listens before the model loads so /health can report "loading".
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include "cli/common.h"
+#include "server/server.h"
+
+namespace flashlm::cli {
+namespace {
+
+struct ServeArgs {
+  std::string model;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  int parallel = 4;
+  int64_t ctx = 0;
+  int threads = 0;
+  int batch = 512;
+  std::string api_key;
+  int max_queue = 256;
+  double timeout_s = 600.0;
+};
+
+int serve(const ServeArgs& a) {
+  std::signal(SIGPIPE, SIG_IGN);  // a vanished client must be an error code, not a signal
+  server::ServerOptions so;
+  so.host = a.host;
+  so.port = static_cast<uint16_t>(a.port);
+  so.api_key = a.api_key;
+  so.limits.timeout_s = a.timeout_s;
+  Result<std::unique_ptr<server::Server>> srv = server::Server::create(so);
+  if (!srv) {
+    print_error(srv.message());
+    return 1;
+  }
+  server::Server& s = *srv.value();
+  const std::string shown_host = a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host;
+  const std::string url = "http://" + shown_host + ":" + std::to_string(s.port());
+  std::fprintf(stderr,
+               "flashlm serve: listening on %s (loading '%s')\n"
+               "  chat page:  open %s/ in a browser\n"
+               "  OpenAI API: %s/v1 (chat/completions, completions, models); metrics at %s/metrics\n",
+               url.c_str(), a.model.c_str(), url.c_str(), url.c_str(), url.c_str());
+
+  const bool loopback = a.host == "localhost" || a.host == "::1" || a.host.rfind("127.", 0) == 0;
+  if (!loopback && a.api_key.empty()) {
+    std::fprintf(stderr, "warning: listening on %s without --api-key: anyone who can reach it can use the model\n",
+                 a.host.c_str());
+  }
+
+  SchedulerOptions sched;
+  sched.n_parallel = a.parallel;
+  sched.n_ctx = a.ctx;
+  sched.n_threads = a.threads;
+  sched.step_tokens = a.batch;
+  sched.max_queue = a.max_queue;
+  std::thread loader([&s, &a, sched] {
+    Result<std::unique_ptr<server::Backend>> b = server::load_model_backend(a.model, sched);
+    if (!b) {
+      s.fail(b.message());
+    } else {
+      s.set_backend(std::move(b.value()));
+    }
+  });
+  const int rc = s.run();
+  loader.join();  // the loader talks to the server: it must be done before the server goes
+  srv.value().reset();
+  if (rc == 0) std::fprintf(stderr, "flashlm serve: stopped\n");
+  return rc;
+}
+
+}  // namespace
+
+void add_serve(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<ServeArgs>();
+  CLI::App* sub = app.add_subcommand("serve", "OpenAI-compatible HTTP server with a chat page");
+  sub->add_option("-m,--model", args->model, "GGUF model file")->required();
+  sub->add_option("--host", args->host, "address to listen on (default: loopback only)");
+  sub->add_option("--port", args->port, "port (0: any free one)")->check(CLI::Range(0, 65535));
+  sub->add_option("--parallel", args->parallel, "sequences generated at once")->check(CLI::Range(1, 1024));
+  sub->add_option("-c,--ctx-size", args->ctx, "context size per sequence (0: min(model, 4096))")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  sub->add_option("-t,--threads", args->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
+  sub->add_option("-b,--batch-size", args->batch, "tokens per forward pass")->check(CLI::Range(1, 65536));
+  sub->add_option("--api-key", args->api_key, "require 'Authorization: Bearer KEY' on the API");
+  sub->add_option("--max-queue", args->max_queue, "waiting requests beyond running ones (more get 429)")
+      ->check(CLI::Range(0, 1 << 20));
+  sub->add_option("--timeout", args->timeout_s, "seconds an idle connection or a stalled write may wait")
+      ->check(CLI::Range(0.1, 86400.0));
+  sub->final_callback([args, exit_code] { *exit_code = serve(*args); });
+}
+
+}  // namespace flashlm::cli

@@ -1,0 +1,47 @@
+// What the HTTP layer needs from a loaded model: text <-> tokens, the chat template and
+// the continuous-batching scheduler. ModelBackend is the real one; tests plug in fakes,
+// so the server is tested without a model.
+//
+// Thread safety: every method may be called from the server's I/O thread while the
+// scheduler thread runs; submit()'s callback runs on the scheduler thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/scheduler.h"
+#include "util/status.h"
+
+namespace flashlm::server {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual const std::string& model_id() const = 0;
+  virtual int64_t n_ctx() const = 0;
+  virtual int32_t n_vocab() const = 0;
+
+  // Raw text, as llama.cpp tokenizes a completion prompt.
+  virtual std::vector<int32_t> tokenize(std::string_view text, bool add_special, bool parse_special) const = 0;
+  // Normalised messages ([{"role", "content"}]) through the chat template, then tokens.
+  virtual Result<std::vector<int32_t>> chat_tokens(const nlohmann::json& messages) const = 0;
+  // Bytes of the tokens (not necessarily valid UTF-8), and of one token.
+  virtual std::string detokenize(const std::vector<int32_t>& tokens) const = 0;
+  virtual std::string token_piece(int32_t token) const = 0;
+
+  virtual SubmitResult submit(RequestOptions req, EventFn on_event) = 0;
+  virtual void cancel(uint64_t id) = 0;
+  // Blocks until the scheduler has stopped (drained, or with everything cancelled).
+  virtual void stop(bool drain) = 0;
+  virtual SchedulerStats stats() const = 0;
+};
+
+// Loads the GGUF model, its tokenizer and chat template, and starts a Scheduler.
+Result<std::unique_ptr<Backend>> load_model_backend(const std::string& path, const SchedulerOptions& opts);
+
+}  // namespace flashlm::server

@@ -1,0 +1,309 @@
+#include "server/completion.h"
+
+#include <chrono>
+#include <ctime>
+
+#include "server/response.h"
+#include "server/sse.h"
+
+namespace flashlm::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+struct Choice {
+  uint64_t id = 0;
+  bool live = false;              // submitted, final event not seen yet
+  std::string text;               // non-streamed: everything so far
+  std::vector<TokenInfo> tokens;  // logprobs: everything (non-streamed) or not yet sent (streamed)
+  FinishReason finish = FinishReason::kNone;
+  int64_t n_prompt = 0, n_generated = 0, n_cached = 0;
+  bool got_token = false;
+  Clock::time_point last_token;
+  int64_t text_offset = 0;  // completions logprobs: bytes of text streamed so far
+};
+
+const char* prompt_param(Endpoint e) { return e == Endpoint::kChat ? "messages" : "prompt"; }
+
+ApiError submit_error(const SubmitResult& r, Endpoint endpoint) {
+  switch (r.error) {
+    case SubmitError::kQueueFull:
+      return ApiError::of(429, "rate_limit_error",
+                          "The server is busy (request queue full): " + r.message + ". Retry shortly.", "queue_full");
+    case SubmitError::kShuttingDown:
+      return ApiError::of(503, "server_error", "The server is shutting down.", "shutting_down");
+    case SubmitError::kTooLong:
+      return ApiError::invalid(r.message, prompt_param(endpoint), "context_length_exceeded");
+    default:
+      return ApiError::invalid(r.message);
+  }
+}
+
+// One completion request: n scheduler requests feeding one HTTP response. Owned by the
+// Responder's abort callback (kept until the response ends); scheduler events reach it
+// through weak pointers posted to the I/O thread, so events after the end are dropped.
+class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
+ public:
+  CompletionJob(ServerContext& ctx, std::shared_ptr<Responder> res, CompletionRequest req, std::vector<int32_t> prompt)
+      : ctx_(ctx),
+        backend_(*ctx.backend),
+        res_(std::move(res)),
+        req_(std::move(req)),
+        prompt_(std::move(prompt)),
+        choices_(static_cast<size_t>(req_.n)) {
+    meta_.endpoint = req_.endpoint;
+    meta_.id = make_response_id(req_.endpoint);
+    meta_.created = static_cast<int64_t>(std::time(nullptr));
+    meta_.model = backend_.model_id();
+    piece_ = [this](int32_t t) { return backend_.token_piece(t); };
+  }
+
+  void start() {
+    t_submit_ = Clock::now();
+    std::weak_ptr<CompletionJob> weak = weak_from_this();
+    for (size_t i = 0; i < choices_.size(); ++i) {
+      RequestOptions ro;
+      ro.prompt = prompt_;
+      ro.max_tokens = req_.max_tokens;
+      ro.sampling = req_.sampling;
+      if (req_.seed_given) ro.sampling.seed = req_.sampling.seed + i;  // n choices must differ
+      ro.stop = req_.stop;
+      ro.top_logprobs = req_.top_logprobs;
+      auto post = ctx_.post;
+      EventFn fn = [weak, i, post](const StreamEvent& ev) {
+        const Clock::time_point t = Clock::now();  // stamped on the scheduler thread
+        post([weak, i, ev, t] {
+          if (auto self = weak.lock()) self->on_event(i, ev, t);
+        });
+      };
+      SubmitResult r = backend_.submit(std::move(ro), std::move(fn));
+      if (r.error != SubmitError::kNone) {
+        cancel_live();
+        done_ = true;
+        HttpReply reply = error_reply(submit_error(r, req_.endpoint));
+        if (r.error == SubmitError::kQueueFull) reply.headers.push_back({"Retry-After", "1"});
+        res_->reply(std::move(reply));
+        return;
+      }
+      choices_[i].id = r.id;
+      choices_[i].live = true;
+    }
+    // The callback owns the job until the response ends.
+    res_->on_abort([self = shared_from_this()] { self->abort(); });
+    if (req_.stream) {
+      res_->start_stream(200, "text/event-stream; charset=utf-8",
+                         {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}});
+      if (req_.endpoint == Endpoint::kChat) {
+        for (size_t i = 0; i < choices_.size() && !done_; ++i) {
+          ChunkChoice c;
+          c.index = static_cast<int>(i);
+          c.first = true;
+          send(c);
+        }
+      }
+    }
+  }
+
+ private:
+  bool logprobs() const { return req_.top_logprobs >= 0; }
+
+  void on_event(size_t i, const StreamEvent& ev, Clock::time_point t) {
+    Choice& c = choices_[i];
+    if (done_ || !c.live) return;
+    c.n_prompt = ev.n_prompt;
+    c.n_generated = ev.n_generated;
+    c.n_cached = ev.n_cached;
+    observe_latency(c, ev, t);
+    if (logprobs()) c.tokens.insert(c.tokens.end(), ev.tokens.begin(), ev.tokens.end());
+    if (req_.stream) {
+      if (!ev.text.empty()) send_text(i, ev.text, "");
+    } else {
+      c.text += ev.text;
+    }
+    if (ev.finish == FinishReason::kNone) return;
+    c.live = false;
+    c.finish = ev.finish;
+    if (ev.finish == FinishReason::kError) {
+      fail(ApiError::of(500, "server_error", "generation failed: " + ev.error));
+      return;
+    }
+    if (ev.finish == FinishReason::kCancelled) {  // not by us: the scheduler is stopping
+      fail(ApiError::of(503, "server_error", "The request was cancelled: the server is shutting down.",
+                        "shutting_down"));
+      return;
+    }
+    ctx_.metrics.observe_request(seconds(t - t_submit_));
+    if (req_.stream) send_text(i, "", finish_reason_text(ev.finish));
+    for (const Choice& o : choices_) {
+      if (o.live) return;
+    }
+    complete();
+  }
+
+  void observe_latency(Choice& c, const StreamEvent& ev, Clock::time_point t) {
+    const size_t k = ev.tokens.size();
+    if (k == 0) return;
+    if (!c.got_token) {
+      c.got_token = true;
+      ctx_.metrics.observe_ttft(ev.ttft_ms >= 0.0 ? ev.ttft_ms / 1000.0 : seconds(t - t_submit_));
+    } else {
+      const double per_token = seconds(t - c.last_token) / static_cast<double>(k);
+      for (size_t j = 0; j < k; ++j) ctx_.metrics.observe_inter_token(per_token);
+    }
+    c.last_token = t;
+  }
+
+  // A streamed chunk with new text and/or the finish reason, carrying the logprobs of the
+  // tokens since the last chunk.
+  void send_text(size_t i, const std::string& text, const std::string& finish) {
+    Choice& c = choices_[i];
+    ChunkChoice chunk;
+    chunk.index = static_cast<int>(i);
+    chunk.text = text;
+    chunk.finish_reason = finish;
+    if (logprobs() && (!c.tokens.empty() || finish.empty())) {
+      if (req_.endpoint == Endpoint::kChat) {
+        chunk.logprobs = {{"content", chat_logprobs_content(c.tokens, piece_)}, {"refusal", nullptr}};
+      } else {
+        chunk.logprobs = text_logprobs(c.tokens, piece_, c.text_offset);
+      }
+      c.tokens.clear();
+    }
+    c.text_offset += static_cast<int64_t>(text.size());
+    send(chunk);
+  }
+
+  void send(const ChunkChoice& chunk) {
+    if (!res_->write(sse_event(chunk_json(meta_, chunk, req_.include_usage)))) abort();
+  }
+
+  Usage usage() const {
+    Usage u;
+    u.prompt_tokens = choices_[0].n_prompt > 0 ? choices_[0].n_prompt : static_cast<int64_t>(prompt_.size());
+    u.cached_tokens = choices_[0].n_cached;
+    for (const Choice& c : choices_) u.completion_tokens += c.n_generated;
+    return u;
+  }
+
+  void complete() {
+    done_ = true;
+    if (req_.stream) {
+      if (req_.include_usage && !res_->write(sse_event(usage_chunk_json(meta_, usage())))) return;
+      if (!res_->write(sse_done())) return;
+      res_->end_stream();
+      return;
+    }
+    std::vector<ChoiceResult> results;
+    for (size_t i = 0; i < choices_.size(); ++i) {
+      ChoiceResult r;
+      r.index = static_cast<int>(i);
+      r.text = std::move(choices_[i].text);
+      r.finish_reason = finish_reason_text(choices_[i].finish);
+      r.tokens = std::move(choices_[i].tokens);
+      results.push_back(std::move(r));
+    }
+    res_->reply(json_reply(200, completion_body(meta_, results, usage(), logprobs(), piece_)));
+  }
+
+  void fail(const ApiError& e) {
+    cancel_live();
+    done_ = true;
+    if (req_.stream) {
+      // Mid-stream errors go as an event with an "error" key, which OpenAI's SDKs raise.
+      if (res_->write(sse_event(error_body(e)))) res_->end_stream();
+    } else {
+      res_->reply(error_reply(e));
+    }
+  }
+
+  // The client went away or reads too slowly: free its sequences now.
+  void abort() {
+    if (done_) return;
+    done_ = true;
+    ctx_.metrics.count_cancelled();
+    cancel_live();
+  }
+
+  void cancel_live() {
+    for (Choice& c : choices_) {
+      if (c.live) backend_.cancel(c.id);
+      c.live = false;
+    }
+  }
+
+  ServerContext& ctx_;
+  Backend& backend_;
+  std::shared_ptr<Responder> res_;
+  CompletionRequest req_;
+  std::vector<int32_t> prompt_;
+  std::vector<Choice> choices_;
+  ResponseMeta meta_;
+  PieceFn piece_;
+  Clock::time_point t_submit_;
+  bool done_ = false;  // the response has ended (or the client is gone): ignore events
+};
+
+ApiError context_error(int64_t n_prompt, int64_t n_ctx, Endpoint endpoint) {
+  return ApiError::invalid("This model's maximum context length is " + std::to_string(n_ctx) +
+                               " tokens. However, your prompt has " + std::to_string(n_prompt) +
+                               " tokens, which leaves no room for a completion. Please shorten the prompt.",
+                           prompt_param(endpoint), "context_length_exceeded");
+}
+
+}  // namespace
+
+std::optional<ApiError> prompt_tokens(const Backend& backend, const CompletionRequest& req, std::vector<int32_t>* out) {
+  if (req.endpoint == Endpoint::kChat) {
+    Result<std::vector<int32_t>> t = backend.chat_tokens(req.messages);
+    if (!t) return ApiError::invalid(t.message(), "messages", "invalid_messages");
+    *out = std::move(t.value());
+  } else if (req.prompt_is_tokens) {
+    for (size_t i = 0; i < req.prompt_tokens.size(); ++i) {
+      if (req.prompt_tokens[i] >= backend.n_vocab()) {
+        return ApiError::invalid("Invalid 'prompt[" + std::to_string(i) + "]': token id " +
+                                     std::to_string(req.prompt_tokens[i]) + " is not below the vocabulary size " +
+                                     std::to_string(backend.n_vocab()) + ".",
+                                 "prompt", "invalid_value");
+      }
+    }
+    *out = req.prompt_tokens;
+  } else {
+    *out = backend.tokenize(req.prompt_text, /*add_special=*/true, /*parse_special=*/true);
+  }
+  if (out->empty()) return ApiError::invalid("The prompt is empty.", "prompt", "invalid_value");
+  const auto n_prompt = static_cast<int64_t>(out->size());
+  if (n_prompt >= backend.n_ctx()) return context_error(n_prompt, backend.n_ctx(), req.endpoint);
+  return std::nullopt;
+}
+
+void handle_completion(ServerContext& ctx, Endpoint endpoint, const HttpRequest& http,
+                       const std::shared_ptr<Responder>& res) {
+  nlohmann::json body;
+  CompletionRequest req;
+  std::optional<ApiError> err = parse_json(http.body, &body);
+  if (!err) err = parse_completion_request(body, endpoint, &req);
+  if (err) {
+    res->reply(error_reply(*err));
+    return;
+  }
+  // Template and tokenizer on the preparation thread, then back here to submit.
+  ctx.offload([&ctx, req = std::move(req), res]() mutable {
+    auto prompt = std::make_shared<std::vector<int32_t>>();
+    std::optional<ApiError> perr = prompt_tokens(*ctx.backend, req, prompt.get());
+    ctx.post([&ctx, req = std::move(req), prompt, perr, res]() mutable {
+      if (perr) {
+        res->reply(error_reply(*perr));
+        return;
+      }
+      // A huge max_tokens means "as much as fits", as llama.cpp treats it.
+      const int64_t room = ctx.backend->n_ctx() - static_cast<int64_t>(prompt->size());
+      if (req.max_tokens > room) req.max_tokens = room;
+      auto job = std::make_shared<CompletionJob>(ctx, res, std::move(req), std::move(*prompt));
+      job->start();
+    });
+  });
+}
+
+}  // namespace flashlm::server

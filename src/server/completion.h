@@ -1,0 +1,20 @@
+// POST /v1/chat/completions and /v1/completions: request -> prompt tokens -> n scheduler
+// requests -> one JSON reply or an SSE stream of chunks.
+#pragma once
+
+#include <memory>
+
+#include "server/request.h"
+#include "server/responder.h"
+#include "server/server_context.h"
+
+namespace flashlm::server {
+
+// Prompt tokens of a parsed request (chat template or tokenizer, or the ids given),
+// checked against the vocabulary and the context size.
+std::optional<ApiError> prompt_tokens(const Backend& backend, const CompletionRequest& req, std::vector<int32_t>* out);
+
+void handle_completion(ServerContext& ctx, Endpoint endpoint, const HttpRequest& req,
+                       const std::shared_ptr<Responder>& res);
+
+}  // namespace flashlm::server

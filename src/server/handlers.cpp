@@ -1,0 +1,71 @@
+// The handlers that answer at once: health, metrics, models, tokenize, detokenize, page.
+#include "server/chat_page.h"
+#include "server/request.h"
+#include "server/response.h"
+#include "server/router.h"
+
+namespace flashlm::server {
+
+HttpReply handle_health(const ServerContext& ctx) {
+  switch (ctx.state) {
+    case ServerState::kReady:
+      return json_reply(200, R"({"status":"ok"})");
+    case ServerState::kLoading:
+      return json_reply(503, R"({"status":"loading"})");
+    default:
+      return json_reply(503, R"({"status":"shutting down"})");
+  }
+}
+
+HttpReply handle_metrics(const ServerContext& ctx) {
+  HttpReply r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  if (ctx.backend != nullptr) {
+    const SchedulerStats s = ctx.backend->stats();
+    r.body = ctx.metrics.render(&s, ctx.state == ServerState::kReady);
+  } else {
+    r.body = ctx.metrics.render(nullptr, false);
+  }
+  return r;
+}
+
+HttpReply handle_models(const ServerContext& ctx) {
+  return json_reply(200, models_body(ctx.backend->model_id(), ctx.created));
+}
+
+HttpReply handle_tokenize(const ServerContext& ctx, const HttpRequest& req) {
+  nlohmann::json body;
+  TokenizeRequest t;
+  std::optional<ApiError> err = parse_json(req.body, &body);
+  if (!err) err = parse_tokenize_request(body, &t);
+  if (err) return error_reply(*err);
+  const std::vector<int32_t> ids = ctx.backend->tokenize(t.content, t.add_special, t.parse_special);
+  return json_reply(200, dump(ojson{{"tokens", ids}}));
+}
+
+HttpReply handle_detokenize(const ServerContext& ctx, const HttpRequest& req) {
+  nlohmann::json body;
+  DetokenizeRequest d;
+  std::optional<ApiError> err = parse_json(req.body, &body);
+  if (!err) err = parse_detokenize_request(body, &d);
+  if (err) return error_reply(*err);
+  for (size_t i = 0; i < d.tokens.size(); ++i) {
+    if (d.tokens[i] >= ctx.backend->n_vocab()) {
+      return error_reply(ApiError::invalid("Invalid 'tokens[" + std::to_string(i) + "]': token id " +
+                                               std::to_string(d.tokens[i]) + " is not below the vocabulary size " +
+                                               std::to_string(ctx.backend->n_vocab()) + ".",
+                                           "tokens", "invalid_value"));
+    }
+  }
+  // Bytes that are not UTF-8 (a split multi-byte character) come back as U+FFFD.
+  return json_reply(200, dump(ojson{{"content", ctx.backend->detokenize(d.tokens)}}));
+}
+
+HttpReply handle_chat_page() {
+  HttpReply r;
+  r.content_type = "text/html; charset=utf-8";
+  r.body = std::string(chat_page_html());
+  return r;
+}
+
+}  // namespace flashlm::server

@@ -1,0 +1,395 @@
+#include "server/request.h"
+
+#include <cmath>
+#include <limits>
+
+namespace flashlm::server {
+namespace {
+
+using json = nlohmann::json;
+using Err = std::optional<ApiError>;
+
+// The field's value, or null when it is absent or JSON null.
+const json* field(const json& obj, const char* name) {
+  auto it = obj.find(name);
+  if (it == obj.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+std::string describe(const json& v) {
+  switch (v.type()) {
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a decimal";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    default:
+      return "null";
+  }
+}
+
+ApiError type_error(const std::string& param, const char* expected, const json& got) {
+  return ApiError::invalid(
+      "Invalid type for '" + param + "': expected " + expected + ", but got " + describe(got) + " instead.", param,
+      "invalid_type");
+}
+
+ApiError value_error(const std::string& param, const std::string& why) {
+  return ApiError::invalid("Invalid '" + param + "': " + why, param, "invalid_value");
+}
+
+std::string num_text(double v) {
+  json j = v;
+  return j.dump();
+}
+
+Err get_bool(const json& obj, const char* name, bool* out) {
+  const json* v = field(obj, name);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_boolean()) return type_error(name, "a boolean", *v);
+  *out = v->get<bool>();
+  return std::nullopt;
+}
+
+// Integer in [lo, hi]; *given says whether the field was there.
+Err get_int(const json& obj, const char* name, int64_t lo, int64_t hi, int64_t* out, bool* given = nullptr) {
+  const json* v = field(obj, name);
+  if (given != nullptr) *given = v != nullptr;
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_number_integer()) return type_error(name, "an integer", *v);
+  if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return value_error(name, "integer above maximum value. Expected a value <= " + std::to_string(hi) + ".");
+  }
+  const int64_t x = v->get<int64_t>();
+  if (x < lo) {
+    return value_error(name, "integer below minimum value. Expected a value >= " + std::to_string(lo) + ", but got " +
+                                 std::to_string(x) + " instead.");
+  }
+  if (x > hi) {
+    return value_error(name, "integer above maximum value. Expected a value <= " + std::to_string(hi) + ", but got " +
+                                 std::to_string(x) + " instead.");
+  }
+  *out = x;
+  return std::nullopt;
+}
+
+Err get_number(const json& obj, const char* name, double lo, double hi, float* out) {
+  const json* v = field(obj, name);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_number()) return type_error(name, "a number", *v);
+  const double x = v->get<double>();
+  if (!std::isfinite(x) || x < lo) {
+    return value_error(name, "decimal below minimum value. Expected a value >= " + num_text(lo) + ", but got " +
+                                 num_text(x) + " instead.");
+  }
+  if (x > hi) {
+    return value_error(name, "decimal above maximum value. Expected a value <= " + num_text(hi) + ", but got " +
+                                 num_text(x) + " instead.");
+  }
+  *out = static_cast<float>(x);
+  return std::nullopt;
+}
+
+Err parse_stop(const json& body, std::vector<std::string>* out) {
+  const json* v = field(body, "stop");
+  if (v == nullptr) return std::nullopt;
+  if (v->is_string()) {
+    out->push_back(v->get<std::string>());
+    return std::nullopt;
+  }
+  if (!v->is_array()) return type_error("stop", "a string or an array of strings", *v);
+  if (v->size() > static_cast<size_t>(kMaxStops)) {
+    return value_error("stop", "at most " + std::to_string(kMaxStops) + " stop strings are allowed.");
+  }
+  for (size_t i = 0; i < v->size(); ++i) {
+    const json& s = (*v)[i];
+    if (!s.is_string()) return type_error("stop[" + std::to_string(i) + "]", "a string", s);
+    out->push_back(s.get<std::string>());
+  }
+  return std::nullopt;
+}
+
+// Message content: a string, or an array of text parts joined by newlines; null (an
+// assistant turn that only called tools) becomes "".
+Err parse_content(const json& msg, const std::string& param, std::string* out) {
+  const json* c = field(msg, "content");
+  if (c == nullptr) return std::nullopt;
+  if (c->is_string()) {
+    *out = c->get<std::string>();
+    return std::nullopt;
+  }
+  if (!c->is_array()) return type_error(param, "a string or an array of content parts", *c);
+  for (size_t i = 0; i < c->size(); ++i) {
+    const std::string p = param + "[" + std::to_string(i) + "]";
+    const json& part = (*c)[i];
+    if (!part.is_object()) return type_error(p, "an object", part);
+    const json* type = field(part, "type");
+    if (type == nullptr || !type->is_string())
+      return ApiError::invalid("Missing required parameter: '" + p + ".type'.", p + ".type",
+                               "missing_required_parameter");
+    if (type->get<std::string>() != "text") {
+      return value_error(p + ".type",
+                         "only 'text' content parts are supported, got '" + type->get<std::string>() + "'.");
+    }
+    const json* text = field(part, "text");
+    if (text == nullptr || !text->is_string()) {
+      return text == nullptr ? ApiError::invalid("Missing required parameter: '" + p + ".text'.", p + ".text",
+                                                 "missing_required_parameter")
+                             : type_error(p + ".text", "a string", *text);
+    }
+    if (i > 0) out->push_back('\n');
+    *out += text->get<std::string>();
+  }
+  return std::nullopt;
+}
+
+Err parse_messages(const json& body, json* out) {
+  const json* msgs = field(body, "messages");
+  if (msgs == nullptr) {
+    return ApiError::invalid("Missing required parameter: 'messages'.", "messages", "missing_required_parameter");
+  }
+  if (!msgs->is_array()) return type_error("messages", "an array", *msgs);
+  if (msgs->empty()) {
+    return value_error("messages",
+                       "empty array. Expected an array with minimum length 1, but got an empty array instead.");
+  }
+  *out = json::array();
+  for (size_t i = 0; i < msgs->size(); ++i) {
+    const std::string p = "messages[" + std::to_string(i) + "]";
+    const json& m = (*msgs)[i];
+    if (!m.is_object()) return type_error(p, "an object", m);
+    const json* role = field(m, "role");
+    if (role == nullptr)
+      return ApiError::invalid("Missing required parameter: '" + p + ".role'.", p + ".role",
+                               "missing_required_parameter");
+    if (!role->is_string()) return type_error(p + ".role", "a string", *role);
+    std::string r = role->get<std::string>();
+    if (r != "system" && r != "developer" && r != "user" && r != "assistant" && r != "tool") {
+      return value_error(p + ".role",
+                         "'" + r + "' is not one of ['system', 'developer', 'user', 'assistant', 'tool'].");
+    }
+    if (r == "developer") r = "system";  // templates know "system"
+    std::string content;
+    if (Err e = parse_content(m, p + ".content", &content)) return e;
+    json norm = {{"role", r}, {"content", content}};
+    if (const json* name = field(m, "name")) {
+      if (!name->is_string()) return type_error(p + ".name", "a string", *name);
+      norm["name"] = *name;
+    }
+    out->push_back(std::move(norm));
+  }
+  return std::nullopt;
+}
+
+Err parse_token_array(const json& arr, const std::string& param, std::vector<int32_t>* out) {
+  out->reserve(arr.size());
+  for (size_t i = 0; i < arr.size(); ++i) {
+    const json& t = arr[i];
+    const std::string p = param + "[" + std::to_string(i) + "]";
+    if (!t.is_number_integer()) return type_error(p, "an integer token id", t);
+    if (t.is_number_unsigned() ? t.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())
+                               : (t.get<int64_t>() < 0 || t.get<int64_t>() > std::numeric_limits<int32_t>::max())) {
+      return value_error(p, "token id " + t.dump() + " is out of range.");
+    }
+    out->push_back(static_cast<int32_t>(t.get<int64_t>()));
+  }
+  return std::nullopt;
+}
+
+// prompt: a string, an array of token ids, or a one-element array of either.
+Err parse_prompt(const json& body, CompletionRequest* out) {
+  const json* p = field(body, "prompt");
+  if (p == nullptr)
+    return ApiError::invalid("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter");
+  if (p->is_string()) {
+    out->prompt_text = p->get<std::string>();
+    return std::nullopt;
+  }
+  if (!p->is_array()) return type_error("prompt", "a string or an array of token ids", *p);
+  if (p->empty()) return value_error("prompt", "empty array. Expected a prompt.");
+  const json& first = (*p)[0];
+  if (first.is_string() || first.is_array()) {
+    if (p->size() != 1) {
+      return value_error("prompt", "batched prompts are not supported; send one prompt per request (or use 'n').");
+    }
+    if (first.is_string()) {
+      out->prompt_text = first.get<std::string>();
+      return std::nullopt;
+    }
+    out->prompt_is_tokens = true;
+    return parse_token_array(first, "prompt[0]", &out->prompt_tokens);
+  }
+  out->prompt_is_tokens = true;
+  return parse_token_array(*p, "prompt", &out->prompt_tokens);
+}
+
+}  // namespace
+
+std::optional<ApiError> parse_json(std::string_view body, nlohmann::json* out) {
+  // Iterative parser: deep nesting costs memory bounded by the body size, not stack.
+  *out = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (out->is_discarded()) {
+    if (!is_valid_utf8(body)) {
+      return ApiError::invalid("We could not parse the JSON body of your request: it is not valid UTF-8.", "",
+                               "invalid_json");
+    }
+    return ApiError::invalid(
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
+        "library correctly. The OpenAI API expects a JSON payload.)",
+        "", "invalid_json");
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> parse_completion_request(const json& body, Endpoint endpoint, CompletionRequest* out) {
+  *out = CompletionRequest{};
+  out->endpoint = endpoint;
+  if (!body.is_object()) return ApiError::invalid("The request body must be a JSON object.", "", "invalid_type");
+  if (endpoint == Endpoint::kChat) {
+    if (Err e = parse_messages(body, &out->messages)) return e;
+  } else {
+    if (Err e = parse_prompt(body, out)) return e;
+  }
+  if (const json* m = field(body, "model")) {
+    if (!m->is_string()) return type_error("model", "a string", *m);
+    out->model = m->get<std::string>();
+  }
+  constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
+  // max_completion_tokens replaces max_tokens for chat; either is accepted.
+  if (Err e = get_int(body, "max_tokens", 1, kMaxInt, &out->max_tokens)) return e;
+  if (endpoint == Endpoint::kChat) {
+    if (Err e = get_int(body, "max_completion_tokens", 1, kMaxInt, &out->max_tokens)) return e;
+  }
+  SamplingParams& s = out->sampling;
+  if (Err e = get_number(body, "temperature", 0.0, 2.0, &s.temperature)) return e;
+  if (Err e = get_number(body, "top_p", 0.0, 1.0, &s.top_p)) return e;
+  if (Err e = get_number(body, "presence_penalty", -2.0, 2.0, &s.presence_penalty)) return e;
+  if (Err e = get_number(body, "frequency_penalty", -2.0, 2.0, &s.frequency_penalty)) return e;
+  // llama.cpp's extensions.
+  if (Err e = get_number(body, "min_p", 0.0, 1.0, &s.min_p)) return e;
+  if (Err e = get_number(body, "repeat_penalty", 1e-6, 100.0, &s.repeat_penalty)) return e;
+  int64_t top_k = s.top_k;
+  if (Err e = get_int(body, "top_k", 0, std::numeric_limits<int32_t>::max(), &top_k)) return e;
+  s.top_k = static_cast<int32_t>(top_k);
+  if (const json* seed = field(body, "seed")) {
+    if (!seed->is_number_integer()) return type_error("seed", "an integer", *seed);
+    s.seed = seed->is_number_unsigned() ? seed->get<uint64_t>() : static_cast<uint64_t>(seed->get<int64_t>());
+    out->seed_given = !is_random_seed(s.seed);
+  }
+  if (Err e = parse_stop(body, &out->stop)) return e;
+  int64_t n = 1;
+  if (Err e = get_int(body, "n", 1, kMaxChoices, &n)) return e;
+  out->n = static_cast<int>(n);
+  if (Err e = get_bool(body, "stream", &out->stream)) return e;
+  if (const json* so = field(body, "stream_options")) {
+    if (!so->is_object()) return type_error("stream_options", "an object", *so);
+    if (!out->stream) {
+      return ApiError::invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                               "stream_options", "invalid_value");
+    }
+    if (Err e = get_bool(*so, "include_usage", &out->include_usage)) {
+      e->param = "stream_options.include_usage";
+      return e;
+    }
+  }
+  if (endpoint == Endpoint::kChat) {
+    bool logprobs = false;
+    if (Err e = get_bool(body, "logprobs", &logprobs)) return e;
+    int64_t top = 0;
+    bool top_given = false;
+    if (Err e = get_int(body, "top_logprobs", 0, kMaxTopLogprobs, &top, &top_given)) return e;
+    if (top_given && !logprobs) {
+      return ApiError::invalid("'top_logprobs' requires 'logprobs' to be true.", "top_logprobs", "invalid_value");
+    }
+    out->top_logprobs = logprobs ? static_cast<int>(top) : -1;
+  } else {
+    int64_t lp = -1;
+    if (Err e = get_int(body, "logprobs", 0, 5, &lp)) return e;
+    out->top_logprobs = static_cast<int>(lp);
+    bool echo = false;
+    if (Err e = get_bool(body, "echo", &echo)) return e;
+    if (echo) return ApiError::invalid("'echo' is not supported.", "echo", "unsupported_value");
+    if (const json* suffix = field(body, "suffix")) {
+      if (!suffix->is_string()) return type_error("suffix", "a string", *suffix);
+      if (!suffix->get<std::string>().empty()) {
+        return ApiError::invalid("'suffix' is not supported.", "suffix", "unsupported_value");
+      }
+    }
+    int64_t best_of = 1;
+    if (Err e = get_int(body, "best_of", 1, kMaxChoices, &best_of)) return e;
+    if (best_of != 1) return ApiError::invalid("'best_of' > 1 is not supported.", "best_of", "unsupported_value");
+  }
+  if (const json* u = field(body, "user")) {
+    if (!u->is_string()) return type_error("user", "a string", *u);
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> parse_tokenize_request(const json& body, TokenizeRequest* out) {
+  *out = TokenizeRequest{};
+  if (!body.is_object()) return ApiError::invalid("The request body must be a JSON object.", "", "invalid_type");
+  const json* c = field(body, "content");
+  if (c == nullptr)
+    return ApiError::invalid("Missing required parameter: 'content'.", "content", "missing_required_parameter");
+  if (!c->is_string()) return type_error("content", "a string", *c);
+  out->content = c->get<std::string>();
+  if (Err e = get_bool(body, "add_special", &out->add_special)) return e;
+  if (Err e = get_bool(body, "parse_special", &out->parse_special)) return e;
+  return std::nullopt;
+}
+
+std::optional<ApiError> parse_detokenize_request(const json& body, DetokenizeRequest* out) {
+  *out = DetokenizeRequest{};
+  if (!body.is_object()) return ApiError::invalid("The request body must be a JSON object.", "", "invalid_type");
+  const json* t = field(body, "tokens");
+  if (t == nullptr)
+    return ApiError::invalid("Missing required parameter: 'tokens'.", "tokens", "missing_required_parameter");
+  if (!t->is_array()) return type_error("tokens", "an array of token ids", *t);
+  return parse_token_array(*t, "tokens", &out->tokens);
+}
+
+bool is_valid_utf8(std::string_view s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    uint32_t cp = 0;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > n) return false;
+    for (size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
+}  // namespace flashlm::server

@@ -1,0 +1,68 @@
+// Request bodies of the OpenAI API (and llama.cpp's /tokenize, /detokenize) parsed and
+// validated into plain structs. Pure functions from text or JSON to a struct or an
+// ApiError: no sockets, no model, so they are unit tested and fuzzed on their own.
+//
+// Unknown fields are ignored (SDKs send extras); null counts as absent. Known fields of
+// the wrong type or out of range are 400 errors naming the field in `param`.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sampling/sampler.h"
+#include "server/api_error.h"
+
+namespace flashlm::server {
+
+enum class Endpoint { kChat, kCompletion };
+
+inline constexpr int kMaxChoices = 8;       // n
+inline constexpr int kMaxTopLogprobs = 20;  // chat top_logprobs (completions: 5)
+inline constexpr int kMaxStops = 16;
+
+struct CompletionRequest {
+  Endpoint endpoint = Endpoint::kChat;
+  // kChat: [{"role", "content"[, "name"]}], content always a string ("developer" is
+  // rendered as "system").
+  nlohmann::json messages;
+  // kCompletion: text, or token ids when prompt_is_tokens.
+  std::string prompt_text;
+  std::vector<int32_t> prompt_tokens;
+  bool prompt_is_tokens = false;
+
+  std::string model;        // echoed back only
+  int64_t max_tokens = -1;  // -1: not given (until end of generation or context)
+  SamplingParams sampling;  // llama.cpp's defaults where the request says nothing
+  bool seed_given = false;
+  std::vector<std::string> stop;
+  int n = 1;
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  int top_logprobs = -1;       // -1: no logprobs; >= 0: chosen token + that many alternatives
+};
+
+struct TokenizeRequest {
+  std::string content;
+  bool add_special = false;
+  bool parse_special = true;  // llama.cpp's "parse_special", default on
+};
+
+struct DetokenizeRequest {
+  std::vector<int32_t> tokens;
+};
+
+// JSON text -> value; invalid JSON (including invalid UTF-8 in strings) is a 400.
+std::optional<ApiError> parse_json(std::string_view body, nlohmann::json* out);
+
+std::optional<ApiError> parse_completion_request(const nlohmann::json& body, Endpoint endpoint, CompletionRequest* out);
+std::optional<ApiError> parse_tokenize_request(const nlohmann::json& body, TokenizeRequest* out);
+std::optional<ApiError> parse_detokenize_request(const nlohmann::json& body, DetokenizeRequest* out);
+
+// True when `s` is well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF).
+bool is_valid_utf8(std::string_view s);
+
+}  // namespace flashlm::server

@@ -1,0 +1,157 @@
+#include "server/response.h"
+
+#include <random>
+
+namespace flashlm::server {
+namespace {
+
+ojson bytes_of(const std::string& s) {
+  ojson b = ojson::array();
+  for (unsigned char c : s) b.push_back(static_cast<int>(c));
+  return b;
+}
+
+ojson nullable(const std::string& s) { return s.empty() ? ojson() : ojson(s); }
+
+const char* object_name(Endpoint e, bool chunk) {
+  if (e == Endpoint::kCompletion) return "text_completion";
+  return chunk ? "chat.completion.chunk" : "chat.completion";
+}
+
+ojson head(const ResponseMeta& meta, bool chunk) {
+  return ojson{
+      {"id", meta.id}, {"object", object_name(meta.endpoint, chunk)}, {"created", meta.created}, {"model", meta.model}};
+}
+
+}  // namespace
+
+std::string dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
+
+std::string finish_reason_text(FinishReason r) {
+  switch (r) {
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kNone:
+      return "";
+    default:
+      return finish_reason_name(r);
+  }
+}
+
+std::string make_response_id(Endpoint endpoint) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string id = endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-";
+  std::uniform_int_distribution<size_t> pick(0, sizeof(kAlphabet) - 2);
+  for (int i = 0; i < 24; ++i) id.push_back(kAlphabet[pick(rng)]);
+  return id;
+}
+
+ojson usage_json(const Usage& u) {
+  return ojson{{"prompt_tokens", u.prompt_tokens},
+               {"completion_tokens", u.completion_tokens},
+               {"total_tokens", u.prompt_tokens + u.completion_tokens},
+               {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
+}
+
+ojson chat_logprobs_content(const std::vector<TokenInfo>& tokens, const PieceFn& piece) {
+  ojson content = ojson::array();
+  for (const TokenInfo& t : tokens) {
+    const std::string text = piece(t.token);
+    ojson top = ojson::array();
+    for (const TokenLogprob& alt : t.logprobs.top) {
+      const std::string alt_text = piece(alt.token);
+      top.push_back({{"token", alt_text}, {"logprob", alt.logprob}, {"bytes", bytes_of(alt_text)}});
+    }
+    content.push_back(
+        {{"token", text}, {"logprob", t.logprobs.chosen}, {"bytes", bytes_of(text)}, {"top_logprobs", std::move(top)}});
+  }
+  return content;
+}
+
+ojson text_logprobs(const std::vector<TokenInfo>& tokens, const PieceFn& piece, int64_t text_offset) {
+  ojson toks = ojson::array(), lps = ojson::array(), tops = ojson::array(), offs = ojson::array();
+  for (const TokenInfo& t : tokens) {
+    const std::string text = piece(t.token);
+    toks.push_back(text);
+    lps.push_back(t.logprobs.chosen);
+    ojson top = ojson::object();
+    for (const TokenLogprob& alt : t.logprobs.top) top[piece(alt.token)] = alt.logprob;
+    tops.push_back(std::move(top));
+    offs.push_back(text_offset);
+    text_offset += static_cast<int64_t>(text.size());
+  }
+  return ojson{{"tokens", std::move(toks)},
+               {"token_logprobs", std::move(lps)},
+               {"top_logprobs", std::move(tops)},
+               {"text_offset", std::move(offs)}};
+}
+
+std::string completion_body(const ResponseMeta& meta, const std::vector<ChoiceResult>& choices, const Usage& usage,
+                            bool with_logprobs, const PieceFn& piece) {
+  ojson j = head(meta, false);
+  ojson arr = ojson::array();
+  for (const ChoiceResult& c : choices) {
+    if (meta.endpoint == Endpoint::kChat) {
+      ojson lp;
+      if (with_logprobs) lp = {{"content", chat_logprobs_content(c.tokens, piece)}, {"refusal", nullptr}};
+      arr.push_back({{"index", c.index},
+                     {"message", {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}}},
+                     {"logprobs", std::move(lp)},
+                     {"finish_reason", nullable(c.finish_reason)}});
+    } else {
+      ojson lp;
+      if (with_logprobs) lp = text_logprobs(c.tokens, piece, 0);
+      arr.push_back({{"text", c.text},
+                     {"index", c.index},
+                     {"logprobs", std::move(lp)},
+                     {"finish_reason", nullable(c.finish_reason)}});
+    }
+  }
+  j["choices"] = std::move(arr);
+  j["usage"] = usage_json(usage);
+  return dump(j);
+}
+
+std::string chunk_json(const ResponseMeta& meta, const ChunkChoice& c, bool include_usage) {
+  ojson j = head(meta, true);
+  ojson choice;
+  if (meta.endpoint == Endpoint::kChat) {
+    ojson delta = ojson::object();
+    if (c.first) {
+      delta["role"] = "assistant";
+      delta["content"] = c.text;
+      delta["refusal"] = nullptr;
+    } else if (!c.text.empty() || c.finish_reason.empty()) {
+      delta["content"] = c.text;
+    }
+    choice = {{"index", c.index},
+              {"delta", std::move(delta)},
+              {"logprobs", c.logprobs},
+              {"finish_reason", nullable(c.finish_reason)}};
+  } else {
+    choice = {
+        {"text", c.text}, {"index", c.index}, {"logprobs", c.logprobs}, {"finish_reason", nullable(c.finish_reason)}};
+  }
+  j["choices"] = ojson::array({std::move(choice)});
+  if (include_usage) j["usage"] = nullptr;
+  return dump(j);
+}
+
+std::string usage_chunk_json(const ResponseMeta& meta, const Usage& usage) {
+  ojson j = head(meta, true);
+  j["choices"] = ojson::array();
+  j["usage"] = usage_json(usage);
+  return dump(j);
+}
+
+std::string models_body(const std::string& model_id, int64_t created) {
+  ojson j = {
+      {"object", "list"},
+      {"data", ojson::array({{{"id", model_id}, {"object", "model"}, {"created", created}, {"owned_by", "flashlm"}}})}};
+  return dump(j);
+}
+
+}  // namespace flashlm::server

@@ -1,0 +1,136 @@
+#include "server/router.h"
+
+#include <array>
+#include <string_view>
+
+#include "server/completion.h"
+
+namespace flashlm::server {
+namespace {
+
+enum class Route { kPage, kHealth, kMetrics, kModels, kChat, kCompletions, kTokenize, kDetokenize };
+
+struct RouteEntry {
+  std::string_view path;
+  std::string_view method;
+  Route route;
+  bool is_public;  // reachable without the API key
+  bool needs_model;
+};
+
+constexpr std::array kRoutes = {
+    RouteEntry{"/", "GET", Route::kPage, true, false},
+    RouteEntry{"/index.html", "GET", Route::kPage, true, false},
+    RouteEntry{"/health", "GET", Route::kHealth, true, false},
+    RouteEntry{"/v1/health", "GET", Route::kHealth, true, false},
+    RouteEntry{"/metrics", "GET", Route::kMetrics, false, false},
+    RouteEntry{"/v1/models", "GET", Route::kModels, false, true},
+    RouteEntry{"/models", "GET", Route::kModels, false, true},
+    RouteEntry{"/v1/chat/completions", "POST", Route::kChat, false, true},
+    RouteEntry{"/chat/completions", "POST", Route::kChat, false, true},
+    RouteEntry{"/v1/completions", "POST", Route::kCompletions, false, true},
+    RouteEntry{"/completions", "POST", Route::kCompletions, false, true},
+    RouteEntry{"/tokenize", "POST", Route::kTokenize, false, true},
+    RouteEntry{"/detokenize", "POST", Route::kDetokenize, false, true},
+};
+
+// Compares in time independent of where the strings first differ.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned diff = a.size() == b.size() ? 0u : 1u;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned>(a[i] ^ (i < b.size() ? b[i] : 0));
+  return diff == 0;
+}
+
+std::optional<ApiError> check_key(const ServerContext& ctx, const HttpRequest& req) {
+  if (ctx.api_key.empty()) return std::nullopt;
+  constexpr std::string_view kBearer = "Bearer ";
+  std::string_view auth = req.authorization;
+  if (auth.empty()) {
+    return ApiError::of(401, "invalid_request_error",
+                        "You didn't provide an API key. Provide it in the Authorization header (Authorization: Bearer "
+                        "YOUR_KEY).",
+                        "missing_api_key");
+  }
+  if (auth.substr(0, kBearer.size()) != kBearer || !same_secret(auth.substr(kBearer.size()), ctx.api_key)) {
+    return ApiError::of(401, "invalid_request_error", "Incorrect API key provided.", "invalid_api_key");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+void route(ServerContext& ctx, const HttpRequest& req, const std::shared_ptr<Responder>& res) {
+  const RouteEntry* match = nullptr;
+  std::string allow;
+  for (const RouteEntry& e : kRoutes) {
+    if (e.path != req.path) continue;
+    if (e.method == req.method) {
+      match = &e;
+      break;
+    }
+    if (!allow.empty()) allow += ", ";
+    allow += e.method;
+  }
+  if (match == nullptr) {
+    if (!allow.empty()) {
+      HttpReply r = error_reply(
+          ApiError::of(405, "invalid_request_error",
+                       "Method " + req.method + " is not allowed for " + req.path + " (allowed: " + allow + ").",
+                       "method_not_allowed"));
+      r.headers.push_back({"Allow", allow});
+      res->reply(std::move(r));
+    } else {
+      res->reply(error_reply(ApiError::of(404, "invalid_request_error",
+                                          "Unknown request URL: " + req.method + " " + req.path + ".", "unknown_url")));
+    }
+    return;
+  }
+  if (!match->is_public) {
+    if (std::optional<ApiError> e = check_key(ctx, req)) {
+      HttpReply r = error_reply(*e);
+      r.headers.push_back({"WWW-Authenticate", "Bearer"});
+      res->reply(std::move(r));
+      return;
+    }
+  }
+  if (match->needs_model && ctx.state != ServerState::kReady) {
+    const bool loading = ctx.state == ServerState::kLoading;
+    HttpReply r = error_reply(ApiError::of(
+        503, "server_error", loading ? "The model is loading. Retry shortly." : "The server is shutting down.",
+        loading ? "model_loading" : "shutting_down"));
+    if (loading) r.headers.push_back({"Retry-After", "1"});
+    res->reply(std::move(r));
+    return;
+  }
+  switch (match->route) {
+    case Route::kPage:
+      res->reply(handle_chat_page());
+      return;
+    case Route::kHealth:
+      res->reply(handle_health(ctx));
+      return;
+    case Route::kMetrics:
+      res->reply(handle_metrics(ctx));
+      return;
+    case Route::kModels:
+      res->reply(handle_models(ctx));
+      return;
+    case Route::kChat:
+      handle_completion(ctx, Endpoint::kChat, req, res);
+      return;
+    case Route::kCompletions:
+      handle_completion(ctx, Endpoint::kCompletion, req, res);
+      return;
+    case Route::kTokenize:
+    case Route::kDetokenize:
+      // Off the I/O thread: tokenizing megabytes takes seconds.
+      ctx.offload([&ctx, req, res, route = match->route] {
+        auto reply = std::make_shared<HttpReply>(route == Route::kTokenize ? handle_tokenize(ctx, req)
+                                                                           : handle_detokenize(ctx, req));
+        ctx.post([res, reply] { res->reply(std::move(*reply)); });
+      });
+      return;
+  }
+}
+
+}  // namespace flashlm::server

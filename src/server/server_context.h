@@ -1,0 +1,39 @@
+// State shared by the connections and handlers of one server. Lives on the I/O thread;
+// only `post` may be used from other threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "server/backend.h"
+#include "server/metrics.h"
+
+namespace flashlm::server {
+
+enum class ServerState { kLoading, kReady, kDraining };
+
+struct ServerLimits {
+  size_t max_body = 8u << 20;     // request body bytes (413 beyond)
+  size_t max_header = 16u << 10;  // request head bytes (431 beyond)
+  size_t max_pending = 4u << 20;  // unread response bytes per client before it is dropped
+  double timeout_s = 600.0;       // idle read / stalled write limit
+};
+
+struct ServerContext {
+  ServerState state = ServerState::kLoading;
+  Backend* backend = nullptr;  // set when ready
+  Metrics metrics;
+  std::string api_key;  // "" : no authentication
+  int64_t created = 0;  // Unix seconds the model became ready (/v1/models)
+  ServerLimits limits;
+  int64_t connections = 0;  // open connections (sessions count themselves)
+  // Runs fn on the I/O thread. Thread-safe; this is how scheduler events come back.
+  std::function<void(std::function<void()>)> post;
+  // Runs fn on the preparation thread: chat templates and tokenizing (an 8 MiB prompt
+  // takes seconds) stay off the I/O thread so they never stall other streams.
+  std::function<void(std::function<void()>)> offload;
+};
+
+}  // namespace flashlm::server
