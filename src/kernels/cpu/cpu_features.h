@@ -9,4 +9,8 @@ namespace flashlm {
 // and those kernels were compiled into this binary.
 bool cpu_has_avx2();
 
+// True when AVX-512 F/BW/VL and VNNI are available and kernels/cpu/avx512 was compiled
+// in (the prefill GEMM tile with vpdpbusd).
+bool cpu_has_avx512_vnni();
+
 }  // namespace flashlm

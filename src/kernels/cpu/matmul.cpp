@@ -4,6 +4,8 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/gemm_q8.h"
+#include "kernels/cpu/gemm_panel.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/vec_dot.h"
 #include "quant/quant.h"
@@ -56,6 +58,10 @@ void matmul_rows_dequant(const TensorView& w, int64_t row_begin, int64_t row_end
 // the activations as they are.
 void matmul_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx,
                  float* y, int64_t ldy, int64_t n_tok, ThreadPool& pool) {
+  if (matmul_uses_gemm(w.dtype, n_tok)) {
+    gemm::TileKernel k;
+    if (gemm::best_tile_kernel(&k) && gemm::gemm_rows(w, row_begin, row_end, x, ldx, y, ldy, n_tok, pool, k)) return;
+  }
   const VecDotTraits& vt = vec_dot_traits(w.dtype);
   if (vt.vec_dot == nullptr) {
     matmul_rows_dequant(w, row_begin, row_end, x, ldx, y, ldy, n_tok, pool);
@@ -115,6 +121,11 @@ void matmul_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const 
       }
     }
   });
+}
+
+bool matmul_uses_gemm(DType weight_type, int64_t n_tok) {
+  gemm::TileKernel k;
+  return n_tok >= kGemmMinTokens && gemm::panel_supported(weight_type) && gemm::best_tile_kernel(&k);
 }
 
 void matmul(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n_tok,

@@ -20,6 +20,12 @@ void matmul(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t 
 void matmul_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx,
                  float* y, int64_t ldy, int64_t n_tok, ThreadPool& pool);
 
+// Batches of at least kGemmMinTokens tokens go through the panel GEMM
+// (kernels/cpu/gemm_q8.h) when the CPU has a tile kernel for it; smaller ones, and
+// formats without a panel unpacker, use per-row dot products over token groups.
+constexpr int64_t kGemmMinTokens = 16;
+bool matmul_uses_gemm(DType weight_type, int64_t n_tok);
+
 // Reference: per-row traits dot product with x in f32 (no activation rounding), no tiling.
 void matmul_reference(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n_tok);
 
