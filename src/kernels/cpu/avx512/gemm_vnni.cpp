@@ -32,39 +32,7 @@ void tile(const gemm::Panel& p, const int8_t* x, size_t x_stride, const float* y
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   const int8_t* q = p.q;
   const float* s = p.s;
-  int64_t c = 0;
-  // Two chunks per step: their 8-lane dot products are folded pairwise with one vphaddd
-  // (lanes: chunk c's 0+1, 2+3, chunk c+1's 0+1, 2+3 | the same for lanes 4-7), so the
-  // conversion, scale product and accumulation run once per two chunks.
-  for (; c + 2 <= p.n_chunks; c += 2) {
-    __m256i w0[kPanelRows], w1[kPanelRows];
-    __m256 sc[kPanelRows];
-#pragma GCC unroll 4
-    for (int r = 0; r < kPanelRows; ++r) {
-      w0[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + r * kChunk));
-      w1[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + (kPanelRows + r) * kChunk));
-      // [s_c lo, s_c lo, s_c+1 lo, s_c+1 lo | the same for the high halves]
-      sc[r] = _mm256_shuffle_ps(_mm256_load_ps(s + r * 8), _mm256_load_ps(s + (kPanelRows + r) * 8), 0x44);
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) {
-      const int8_t* xt = x + t * x_stride + c * kChunk;
-      const __m256i x0 = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt)), flip);
-      const __m256i x1 = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt + kChunk)), flip);
-      // (y_c, dx_c, y_c+1, dx_c+1) -> [dx_c, dx_c, dx_c+1, dx_c+1] in both halves
-      const __m128 pair = _mm_permute_ps(_mm_loadu_ps(yd + t * yd_stride + 2 * c), 0xF5);
-      const __m256 dx = _mm256_set_m128(pair, pair);
-#pragma GCC unroll 4
-      for (int r = 0; r < kPanelRows; ++r) {
-        const __m256i d0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), x0, w0[r]);
-        const __m256i d1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), x1, w1[r]);
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_hadd_epi32(d0, d1)), _mm256_mul_ps(sc[r], dx), acc[r][t]);
-      }
-    }
-    q += 2 * kPanelRows * kChunk;
-    s += 2 * kPanelRows * 8;
-  }
-  for (; c < p.n_chunks; ++c) {
+  for (int64_t c = 0; c < p.n_chunks; ++c) {
     __m256i w[kPanelRows];
     __m256 sc[kPanelRows];
 #pragma GCC unroll 4
