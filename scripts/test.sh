@@ -27,7 +27,12 @@ if command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 && command -v qemu-aarch64 >
   cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release
   cmake --build build-arm64 -j"$jobs"
   # Real-model tests are left to the native runs: under emulation they take too long.
-  ctest --test-dir build-arm64 --output-on-failure -j"$jobs" -E "SmolLM2|Gemma3|smollm2|gemma3|Real|cli_|ppl_"
+  # qemu's default CPU has the dot-product instructions: CpuFeatures.DispatchedLevel checks
+  # that the dotprod kernels are the ones dispatched (both NEON levels are tested either way).
+  FLASHLM_EXPECT_ISA=neon+dotprod \
+    ctest --test-dir build-arm64 --output-on-failure -j"$jobs" -E "SmolLM2|Gemma3|smollm2|gemma3|Real|cli_|ppl_"
+  echo "== aarch64: kernel tests on an ARMv8.0 CPU without dotprod (plain NEON dispatched, nothing traps)"
+  QEMU_CPU=cortex-a53 FLASHLM_EXPECT_ISA=neon qemu-aarch64 build-arm64/test_kernels --gtest_brief=1
 else
   echo "== aarch64: SKIPPED — needs g++-aarch64-linux-gnu, qemu-user, libpcre2-dev:arm64, libgtest-dev:arm64"
 fi

@@ -1,9 +1,11 @@
 #include "models/model.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_tiles.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/ops.h"
 #include "models/registry.h"
@@ -18,6 +20,20 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
   Result<ModelWeights> w = load_decoder_weights(*f, *cfg);
   if (!w) return w.status().with_context("'" + path + "'");
   return std::unique_ptr<Model>(new Model(std::move(f.value()), std::move(cfg.value()), std::move(w.value())));
+}
+
+Model::Model(gguf::File f, ModelConfig cfg, ModelWeights w)
+    : file_(std::move(f)), cfg_(std::move(cfg)), weights_(std::move(w)) {
+  // A forward pass computes each token's RoPE cos/sin once per distinct configuration
+  // (Gemma 3: a local and a global base), not once per layer and head. The frequency
+  // factors are one tensor per model, so they never tell two layers apart.
+  const float* factors = static_cast<const float*>(weights_.rope_freqs.data);  // may be null
+  for (const LayerConfig& l : cfg_.layers) {
+    size_t i = 0;
+    while (i < rope_.size() && !rope_[i].same_as(cfg_.n_rot, l.rope_base, l.rope_scale)) ++i;
+    if (i == rope_.size()) rope_.emplace_back(cfg_.n_rot, l.rope_base, l.rope_scale, factors);
+    layer_rope_.push_back(static_cast<int>(i));
+  }
 }
 
 KvConfig Model::kv_config(int64_t n_ctx, int n_seqs, int block_size) const {
@@ -48,6 +64,7 @@ void Model::reserve(ForwardScratch& s, int64_t n) const {
   s.gate.resize(sz(n_ff));
   s.up.resize(sz(n_ff));
   s.out_rows.resize(sz(cfg_.n_embd));
+  s.rope_cs.resize(sz(static_cast<int64_t>(rope_.size()) * cfg_.n_rot));
   s.capacity = n;
 }
 
@@ -101,7 +118,14 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
   });
 
   const MatmulOptions mm{s.batch_invariant};
-  const float* rope_factors = W.rope_freqs.data ? static_cast<const float*>(W.rope_freqs.data) : nullptr;
+  // Each token's RoPE cos/sin, once per configuration, for every layer and head using it.
+  const int64_t n_rot = cfg_.n_rot;
+  pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+    for (size_t c = 0; c < rope_.size(); ++c) {
+      float* cs = s.rope_cs.data() + static_cast<int64_t>(c) * n * n_rot;
+      for (int64_t t = b; t < e; ++t) rope_[c].cos_sin(batch.pos[static_cast<size_t>(t)], cs + t * n_rot);
+    }
+  });
   for (int il = 0; il < cfg_.n_layer; ++il) {
     const LayerConfig& L = cfg_.layers[static_cast<size_t>(il)];
     const LayerWeights& lw = W.layers[static_cast<size_t>(il)];
@@ -118,21 +142,24 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
     add_bias(s.k.data(), lw.bk, n, kv_dim);
     add_bias(s.v.data(), lw.bv, n, kv_dim);
 
-    // QK-norm and RoPE per head, then K/V into the cache.
+    // QK-norm and RoPE per head (the token's cos/sin for this layer's configuration),
+    // then K/V into the cache.
+    const float* rope_cs = s.rope_cs.data() + layer_rope_[static_cast<size_t>(il)] * n * n_rot;
     pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
       const float* qn = L.qk_norm ? static_cast<const float*>(lw.q_norm.data) : nullptr;
       const float* kn = L.qk_norm ? static_cast<const float*>(lw.k_norm.data) : nullptr;
       for (int64_t t = b; t < e; ++t) {
         const int64_t p = batch.pos[static_cast<size_t>(t)];
+        const float* cs = rope_cs + t * n_rot;
         float* qt = s.q.data() + t * q_dim;
         float* kt = s.k.data() + t * kv_dim;
         for (int h = 0; h < L.n_head; ++h) {
           if (qn) ops::rms_norm(qt + h * hd, qn, qt + h * hd, hd, cfg_.norm_eps);
-          ops::rope(qt + h * hd, hd, cfg_.n_rot, p, L.rope_base, L.rope_scale, cfg_.rope_style, rope_factors);
+          ops::rope_apply(qt + h * hd, n_rot, cfg_.rope_style, cs);
         }
         for (int h = 0; h < L.n_head_kv; ++h) {
           if (kn) ops::rms_norm(kt + h * hd, kn, kt + h * hd, hd, cfg_.norm_eps);
-          ops::rope(kt + h * hd, hd, cfg_.n_rot, p, L.rope_base, L.rope_scale, cfg_.rope_style, rope_factors);
+          ops::rope_apply(kt + h * hd, n_rot, cfg_.rope_style, cs);
         }
         const int sq = batch.seq[static_cast<size_t>(t)];
         std::copy(kt, kt + kv_dim, kv.k_slot(il, sq, p));
@@ -147,21 +174,36 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
     ap.head_dim = L.head_dim;
     ap.scale = cfg_.attn_scale > 0.0f ? cfg_.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd));
     ap.softcap = cfg_.attn_softcap;
-    const int64_t n_work = n * L.n_head;  // one (token, head) pair per work item
-    pool.parallel_for(n_work, [&](int64_t b, int64_t e, int) {
-      for (int64_t wi = b; wi < e; ++wi) {
-        const int64_t t = wi / L.n_head;
-        const int h = static_cast<int>(wi % L.n_head);
-        const int sq = batch.seq[static_cast<size_t>(t)];
-        const int64_t p = batch.pos[static_cast<size_t>(t)];
-        const int64_t first = L.sliding_window > 0 ? std::max<int64_t>(0, p - L.sliding_window + 1) : 0;
+    // Runs of consecutive positions of one sequence (prompt chunks; decode tokens are
+    // runs of one) cut into query tiles, one item per (tile, KV head group); threads take
+    // items largest first from a shared counter, as causal tiles differ in cost.
+    AttentionPlanParams plan;
+    plan.n_head = L.n_head;
+    plan.n_head_kv = L.n_head_kv;
+    plan.window = L.sliding_window;
+    plan.max_rows = kAttnMaxRows;
+    plan.min_items = pool.size();
+    plan_attention(batch, plan, &s.attn_work);
+    std::atomic<size_t> next_item{0};
+    pool.parallel_for(pool.size(), [&](int64_t, int64_t, int) {
+      for (size_t i = next_item.fetch_add(1, std::memory_order_relaxed); i < s.attn_work.size();
+           i = next_item.fetch_add(1, std::memory_order_relaxed)) {
+        const AttentionWork& w = s.attn_work[i];
+        const auto row = static_cast<size_t>(w.row);
         PagedKvView view;
         view.k = kv.k_layer(il);
         view.v = kv.v_layer(il);
         view.kv_dim = kv.config().kv_dim;
         view.block_size = kv.block_size();
-        view.block_table = kv.block_table(sq).data();
-        attention_paged(s.q.data() + t * q_dim, view, ap, first, p, h, h + 1, s.attn.data() + t * q_dim);
+        view.block_table = kv.block_table(batch.seq[row]).data();
+        AttentionQueries qs;
+        qs.q = s.q.data() + w.row * q_dim;
+        qs.q_stride = q_dim;
+        qs.out = s.attn.data() + w.row * q_dim;
+        qs.out_stride = q_dim;
+        qs.pos0 = batch.pos[row];
+        qs.n_q = w.n_q;
+        attention_chunk(qs, view, ap, L.sliding_window, w.head_begin, w.head_end);
       }
     });
     matmul(lw.wo, s.attn.data(), q_dim, s.proj.data(), n_embd, n, pool, mm);

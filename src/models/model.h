@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "formats/gguf.h"
+#include "kernels/cpu/rope.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kv/kv_cache.h"
+#include "models/attention_plan.h"
 #include "models/batch.h"
 #include "models/config.h"
 #include "models/weights.h"
@@ -30,6 +32,8 @@ struct ForwardScratch {
   std::vector<float> gate;        // [n, n_ff]
   std::vector<float> up;          // [n, n_ff]
   std::vector<float> out_rows;    // [n_logits, n_embd]
+  std::vector<AttentionWork> attn_work;  // [n_items] one layer's attention work items
+  std::vector<float> rope_cs;     // [n_rope_configs, n, n_rot] each token's cos/sin (ops::RopeFreqs)
 };
 
 class Model {
@@ -50,13 +54,14 @@ class Model {
                  std::vector<float>* logits) const;
 
  private:
-  Model(gguf::File f, ModelConfig cfg, ModelWeights w)
-      : file_(std::move(f)), cfg_(std::move(cfg)), weights_(std::move(w)) {}
+  Model(gguf::File f, ModelConfig cfg, ModelWeights w);
   void reserve(ForwardScratch& s, int64_t n_tokens) const;
 
   gguf::File file_;
   ModelConfig cfg_;
   ModelWeights weights_;
+  std::vector<ops::RopeFreqs> rope_;  // the layers' distinct RoPE configurations
+  std::vector<int> layer_rope_;       // [n_layer] index into rope_
 };
 
 }  // namespace flashlm

@@ -1,14 +1,104 @@
 #include "kernels/cpu/attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/attention_tiles.h"
 #include "kernels/cpu/ops.h"
 
 namespace flashlm {
+namespace {
 
-void attention_paged(const float* q, const PagedKvView& kv, const AttentionParams& p, int64_t pos_begin,
-                     int64_t pos_end, int head_begin, int head_end, float* out) {
+// One tile: queries [t0, t0 + nt) x heads [h0, h0 + nh) of one KV group as rows
+// r = t * nh + h (nt * nh <= kAttnMaxRows), over keys in tiles of kAttnKeyTile. The
+// output rows themselves are the accumulators: zeroed, rescaled whenever a row's max
+// grows, divided by the row's sum at the end.
+void attend_tile(const AttentionQueries& qs, const PagedKvView& kv, const AttentionParams& p, int64_t window,
+                 int64_t t0, int nt, int h0, int nh, const AttnTileKernels& kern) {
+  const int d = p.head_dim;
+  const int64_t kv_off = static_cast<int64_t>(h0 / (p.n_head / p.n_head_kv)) * d;
+  const int n_rows = nt * nh;
+  const float* q_rows[kAttnMaxRows];
+  float* o_rows[kAttnMaxRows];
+  float m[kAttnMaxRows], l[kAttnMaxRows], corr[kAttnMaxRows];
+  int jb[kAttnMaxRows], je[kAttnMaxRows];
+  for (int t = 0; t < nt; ++t) {
+    for (int h = 0; h < nh; ++h) {
+      const int r = t * nh + h;
+      const int64_t head_off = static_cast<int64_t>(h0 + h) * d;
+      q_rows[r] = qs.q + (t0 + t) * qs.q_stride + head_off;
+      o_rows[r] = qs.out + (t0 + t) * qs.out_stride + head_off;
+      std::fill(o_rows[r], o_rows[r] + d, 0.0f);
+      m[r] = -std::numeric_limits<float>::infinity();
+      l[r] = 0.0f;
+    }
+  }
+  const int64_t q_first = qs.pos0 + t0;
+  const int64_t q_last = q_first + nt - 1;
+  const auto window_start = [window](int64_t pos) { return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0; };
+
+  alignas(32) float s[kAttnMaxRows * kAttnKeyTile];
+  const float* k_rows[kAttnKeyTile];
+  const float* v_rows[kAttnKeyTile];
+  const int64_t bs = kv.block_size;
+  for (int64_t k0 = window_start(q_first); k0 <= q_last; k0 += kAttnKeyTile) {
+    const int nk = static_cast<int>(std::min<int64_t>(kAttnKeyTile, q_last - k0 + 1));
+    // Key/value rows through the block table, one block run at a time.
+    for (int j = 0; j < nk;) {
+      const int64_t pos = k0 + j;
+      const int64_t first_slot = static_cast<int64_t>(kv.block_table[pos / bs]) * bs + pos % bs;
+      const int n_here = static_cast<int>(std::min<int64_t>(nk - j, bs - pos % bs));
+      for (int i = 0; i < n_here; ++i, ++j) {
+        const int64_t at = (first_slot + i) * kv.kv_dim + kv_off;
+        k_rows[j] = kv.k + at;
+        v_rows[j] = kv.v + at;
+      }
+    }
+    // Causal and window mask per query, as a column range of this key tile.
+    for (int t = 0; t < nt; ++t) {
+      const int64_t qp = q_first + t;
+      const int b = static_cast<int>(std::clamp<int64_t>(window_start(qp) - k0, 0, nk));
+      const int e = static_cast<int>(std::clamp<int64_t>(qp - k0 + 1, b, nk));
+      for (int h = 0; h < nh; ++h) {
+        jb[t * nh + h] = b;
+        je[t * nh + h] = e;
+      }
+    }
+    kern.scores(q_rows, n_rows, k_rows, nk, d, s, kAttnKeyTile);
+    kern.softmax(s, kAttnKeyTile, n_rows, nk, jb, je, p.scale, p.softcap, m, l, corr);
+    kern.accumulate(s, kAttnKeyTile, n_rows, v_rows, nk, d, o_rows, corr);
+  }
+  // Every query attends at least its own position, so l > 0.
+  for (int r = 0; r < n_rows; ++r) ops::scale(o_rows[r], 1.0f / l[r], d);
+}
+
+}  // namespace
+
+void attention_chunk(const AttentionQueries& qs, const PagedKvView& kv, const AttentionParams& p, int64_t window,
+                     int head_begin, int head_end, const AttnTileKernels& kernels) {
+  const int group = p.n_head / p.n_head_kv;
+  for (int g0 = head_begin; g0 < head_end;) {
+    // The part of the range in this KV group: all of it in one tile where it fits, with
+    // as many queries as fill the tile.
+    const int g1 = std::min(head_end, (g0 / group + 1) * group);
+    const int nh = std::min(g1 - g0, kAttnMaxRows);
+    const int nt = std::max(1, kAttnMaxRows / nh);
+    for (int64_t t0 = 0; t0 < qs.n_q; t0 += nt) {
+      const int n = static_cast<int>(std::min<int64_t>(nt, qs.n_q - t0));
+      for (int h = g0; h < g1; h += nh) attend_tile(qs, kv, p, window, t0, n, h, std::min(nh, g1 - h), kernels);
+    }
+    g0 = g1;
+  }
+}
+
+void attention_chunk(const AttentionQueries& qs, const PagedKvView& kv, const AttentionParams& p, int64_t window,
+                     int head_begin, int head_end) {
+  attention_chunk(qs, kv, p, window, head_begin, head_end, attn_tile_kernels_best());
+}
+
+void attention_paged_ref(const float* q, const PagedKvView& kv, const AttentionParams& p, int64_t pos_begin,
+                         int64_t pos_end, int head_begin, int head_end, float* out) {
   const int group = p.n_head / p.n_head_kv;
   for (int h = head_begin; h < head_end; ++h) {
     const float* qh = q + static_cast<int64_t>(h) * p.head_dim;

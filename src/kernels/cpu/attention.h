@@ -1,11 +1,20 @@
-// Attention of one query token over a paged KV cache, with grouped-query heads, a
-// causal range of key positions (sliding windows narrow it) and online softmax, so no
-// score row is materialised.
+// Attention over a paged KV cache, with grouped-query heads, causal masking, sliding
+// windows and optional softcapping, by online softmax (no score row is materialised).
+//
+// attention_chunk is the fast kernel: a block of queries of one sequence at consecutive
+// positions (a prompt chunk, or one decode token) against the keys of one KV head, for
+// the query heads sharing it, so each key/value row is loaded once for the whole group.
+// It works in tiles of (queries x heads) rows against a few dozen keys, with small
+// matrix kernels for the scores and the weighted sum of values (attention_tiles.h).
+// attention_paged_ref is the scalar reference it is tested against: one query token,
+// one head at a time.
 #pragma once
 
 #include <cstdint>
 
 namespace flashlm {
+
+struct AttnTileKernels;
 
 // Keys/values of one sequence in one layer, as stored by kv/KvCache: slot (block,
 // offset) at base + (block * block_size + offset) * kv_dim.
@@ -25,9 +34,30 @@ struct AttentionParams {
   float softcap = 0.0f;   // > 0: scores = softcap * tanh(scores / softcap)
 };
 
-// q: [n_head, head_dim]; out: [n_head, head_dim]. Attends key positions
+// Queries at positions pos0, pos0 + 1, ..., pos0 + n_q - 1 of one sequence. Query t's
+// heads are at q + t * q_stride ([n_head, head_dim]); its output goes to the same place
+// in out.
+struct AttentionQueries {
+  const float* q = nullptr;
+  int64_t q_stride = 0;
+  float* out = nullptr;
+  int64_t out_stride = 0;
+  int64_t pos0 = 0;
+  int64_t n_q = 0;
+};
+
+// Query t attends key positions [max(0, pos0 + t - window + 1), pos0 + t] (window <= 0:
+// from 0), all of which must be in the cache. Only query heads [head_begin, head_end)
+// are computed; the work is fastest when they share one KV head. The tile kernels
+// default to the fastest this CPU runs.
+void attention_chunk(const AttentionQueries& qs, const PagedKvView& kv, const AttentionParams& p, int64_t window,
+                     int head_begin, int head_end);
+void attention_chunk(const AttentionQueries& qs, const PagedKvView& kv, const AttentionParams& p, int64_t window,
+                     int head_begin, int head_end, const AttnTileKernels& kernels);
+
+// Reference. q: [n_head, head_dim]; out: [n_head, head_dim]. Attends key positions
 // [pos_begin, pos_end] inclusive. Heads in [head_begin, head_end) only.
-void attention_paged(const float* q, const PagedKvView& kv, const AttentionParams& p, int64_t pos_begin,
-                     int64_t pos_end, int head_begin, int head_end, float* out);
+void attention_paged_ref(const float* q, const PagedKvView& kv, const AttentionParams& p, int64_t pos_begin,
+                         int64_t pos_end, int head_begin, int head_end, float* out);
 
 }  // namespace flashlm

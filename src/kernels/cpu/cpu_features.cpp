@@ -3,6 +3,9 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 namespace flashlm {
 
@@ -29,6 +32,53 @@ bool cpu_has_avx512_vnni() {
 #else
   return false;
 #endif
+}
+
+bool cpu_has_neon() {
+#if defined(FLASHLM_HAVE_NEON) && defined(__aarch64__)
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_neon_dotprod() {
+#if defined(FLASHLM_HAVE_NEON) && defined(__aarch64__) && defined(__linux__)
+  // HWCAP_ASIMDDP of <asm/hwcap.h>; the kernel sets it only where SDOT works. Other
+  // systems keep the plain NEON kernels.
+  constexpr unsigned long kHwcapAsimdDp = 1ul << 20;
+  static const bool has = (getauxval(AT_HWCAP) & kHwcapAsimdDp) != 0;
+  return has;
+#else
+  return false;
+#endif
+}
+
+bool cpu_supports(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::kScalar: return true;
+    case CpuIsa::kAvx2: return cpu_has_avx2();
+    case CpuIsa::kNeon: return cpu_has_neon();
+    case CpuIsa::kNeonDotprod: return cpu_has_neon() && cpu_has_neon_dotprod();
+  }
+  return false;
+}
+
+CpuIsa cpu_best_isa() {
+  if (cpu_supports(CpuIsa::kNeonDotprod)) return CpuIsa::kNeonDotprod;
+  if (cpu_supports(CpuIsa::kNeon)) return CpuIsa::kNeon;
+  if (cpu_supports(CpuIsa::kAvx2)) return CpuIsa::kAvx2;
+  return CpuIsa::kScalar;
+}
+
+const char* cpu_isa_name(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::kScalar: return "scalar";
+    case CpuIsa::kAvx2: return "avx2";
+    case CpuIsa::kNeon: return "neon";
+    case CpuIsa::kNeonDotprod: return "neon+dotprod";
+  }
+  return "unknown";
 }
 
 }  // namespace flashlm

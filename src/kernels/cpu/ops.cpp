@@ -4,11 +4,12 @@
 #include <limits>
 
 #include "kernels/cpu/avx2/avx2_kernels.h"
+#include "kernels/cpu/neon/neon_kernels.h"
 #include "kernels/cpu/cpu_features.h"
 
 namespace flashlm::ops {
 
-void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
+void rms_norm_reference(const float* x, const float* w, float* y, int64_t n, float eps) {
   double ss = 0.0;
   for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
   const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
@@ -37,14 +38,14 @@ void rope(float* x, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_bas
   (void)head_dim;
 }
 
-void silu_mul(const float* gate, const float* up, float* y, int64_t n) {
+void silu_mul_reference(const float* gate, const float* up, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     y[i] = g / (1.0f + std::exp(-g)) * up[i];
   }
 }
 
-void gelu_tanh_mul(const float* gate, const float* up, float* y, int64_t n) {
+void gelu_tanh_mul_reference(const float* gate, const float* up, float* y, int64_t n) {
   constexpr float kSqrt2OverPi = 0.7978845608028654f;
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
@@ -102,7 +103,32 @@ DotFn pick_dot() {
 #if defined(FLASHLM_HAVE_AVX2)
   if (cpu_has_avx2()) return &avx2::dot_f32;
 #endif
+#if defined(FLASHLM_HAVE_NEON)
+  if (cpu_has_neon()) return &neon::dot_f32;
+#endif
   return &dot_scalar;
+}
+
+using NormFn = void (*)(const float*, const float*, float*, int64_t, float);
+using BinaryFn = void (*)(const float*, const float*, float*, int64_t);
+
+// The row ops with per-ISA versions, chosen once like dot.
+struct RowOps {
+  NormFn rms_norm;
+  BinaryFn silu_mul;
+  BinaryFn gelu_tanh_mul;
+};
+
+RowOps pick_row_ops() {
+#if defined(FLASHLM_HAVE_AVX2)
+  if (cpu_has_avx2()) return {&avx2::rms_norm, &avx2::silu_mul, &avx2::gelu_tanh_mul};
+#endif
+  return {&rms_norm_reference, &silu_mul_reference, &gelu_tanh_mul_reference};
+}
+
+const RowOps& row_ops() {
+  static const RowOps table = pick_row_ops();
+  return table;
 }
 
 }  // namespace
@@ -110,6 +136,14 @@ DotFn pick_dot() {
 float dot(const float* a, const float* b, int64_t n) {
   static const DotFn fn = pick_dot();
   return fn(a, b, n);
+}
+
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) { row_ops().rms_norm(x, w, y, n, eps); }
+
+void silu_mul(const float* gate, const float* up, float* y, int64_t n) { row_ops().silu_mul(gate, up, y, n); }
+
+void gelu_tanh_mul(const float* gate, const float* up, float* y, int64_t n) {
+  row_ops().gelu_tanh_mul(gate, up, y, n);
 }
 
 void axpy(float a, const float* x, float* y, int64_t n) {

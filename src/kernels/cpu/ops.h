@@ -1,5 +1,6 @@
-// Element-wise and row-wise CPU ops (scalar reference versions). Rows are contiguous
-// float arrays; callers own all memory.
+// Element-wise and row-wise CPU ops. Rows are contiguous float arrays; callers own all
+// memory. Ops with a per-ISA version (kernels/cpu/avx2) pick it at the first call; their
+// scalar references, which those versions are tested against, end in _reference.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@ namespace flashlm::ops {
 
 // y = x / rms(x) * w   (w may be null: no scale). y may alias x.
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
+void rms_norm_reference(const float* x, const float* w, float* y, int64_t n, float eps);
 
 // RoPE in place on one head vector of `head_dim` floats at position `pos`.
 // kNorm rotates adjacent pairs (x[2i], x[2i+1]); kNeox rotates (x[i], x[i + d/2]).
@@ -17,8 +19,13 @@ enum class RopeStyle { kNorm, kNeox };
 void rope(float* x, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base, float freq_scale,
           RopeStyle style, const float* freq_factors);
 
+// y may alias gate or up. The fast versions agree with the references to about 1e-6
+// relative (their exponential is within 2 ulp of std::exp); for GELU at negative g, up
+// to the reference's own rounding of 1 + tanh(z), which the fast one avoids.
 void silu_mul(const float* gate, const float* up, float* y, int64_t n);       // silu(g) * u
 void gelu_tanh_mul(const float* gate, const float* up, float* y, int64_t n);  // gelu(g) * u
+void silu_mul_reference(const float* gate, const float* up, float* y, int64_t n);
+void gelu_tanh_mul_reference(const float* gate, const float* up, float* y, int64_t n);
 void add(const float* a, const float* b, float* y, int64_t n);
 void scale(float* x, float s, int64_t n);
 

@@ -13,6 +13,7 @@
 
 #include "kernels/cpu/avx2/avx2_kernels.h"
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/neon/neon_kernels.h"
 #include "quant/quant.h"
 #include "quant/quant_ref.h"
 #include "util/fp16.h"
@@ -371,14 +372,23 @@ float avx2_dot_f32_f32(const void* w, const void* xq, int64_t n) {
 }
 #endif
 
-Table make_fast_table() {
+#if defined(FLASHLM_HAVE_NEON)
+float neon_dot_f32_f32(const void* w, const void* xq, int64_t n) {
+  return neon::dot_f32(static_cast<const float*>(w), static_cast<const float*>(xq), n);
+}
+#endif
+
+// The reference table with one level's kernels in place of the scalar ones. Building a
+// table calls nothing, so it is safe for levels this CPU lacks; callers check first.
+Table make_table(CpuIsa isa) {
   Table t = kReference;
+  [[maybe_unused]] auto with = [&](DType w, VecDotFn f, VecDotX8Fn f8) {
+    t[static_cast<uint32_t>(w)].vec_dot = f;
+    t[static_cast<uint32_t>(w)].vec_dot_x8 = f8;
+  };
+  [[maybe_unused]] auto quantizer = [&](DType w, QuantizeRowFn q) { t[static_cast<uint32_t>(w)].quantize_row = q; };
 #if defined(FLASHLM_HAVE_AVX2)
-  if (cpu_has_avx2()) {
-    auto with = [&](DType w, VecDotFn f, VecDotX8Fn f8) {
-      t[static_cast<uint32_t>(w)].vec_dot = f;
-      t[static_cast<uint32_t>(w)].vec_dot_x8 = f8;
-    };
+  if (isa == CpuIsa::kAvx2) {
     with(DType::F32, &avx2_dot_f32_f32, nullptr);
     with(DType::F16, &avx2::vec_dot_f16_f16, nullptr);
     with(DType::Q4_0, &avx2::vec_dot_q4_0_q8_0, &avx2::vec_dot_q4_0_q8_0_x8);
@@ -389,13 +399,49 @@ Table make_fast_table() {
     with(DType::Q4_K, &avx2::vec_dot_q4_K_q8_K, &avx2::vec_dot_q4_K_q8_K_x8);
     with(DType::Q5_K, &avx2::vec_dot_q5_K_q8_K, &avx2::vec_dot_q5_K_q8_K_x8);
     with(DType::Q6_K, &avx2::vec_dot_q6_K_q8_K, &avx2::vec_dot_q6_K_q8_K_x8);
-    for (DType w : {DType::Q4_0, DType::Q5_0, DType::Q8_0}) {
-      t[static_cast<uint32_t>(w)].quantize_row = &avx2::quantize_row_q8_0;
+    for (DType w : {DType::Q4_0, DType::Q5_0, DType::Q8_0}) quantizer(w, &avx2::quantize_row_q8_0);
+    for (DType w : {DType::Q4_1, DType::Q5_1}) quantizer(w, &avx2::quantize_row_q8_1);
+    for (DType w : {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+      quantizer(w, &avx2::quantize_row_q8_K);
     }
-    for (DType w : {DType::Q4_1, DType::Q5_1}) t[static_cast<uint32_t>(w)].quantize_row = &avx2::quantize_row_q8_1;
+  }
+#endif
+#if defined(FLASHLM_HAVE_NEON)
+  if (isa == CpuIsa::kNeon || isa == CpuIsa::kNeonDotprod) {
+    const neon::IntDotKernels& k =
+        isa == CpuIsa::kNeonDotprod ? neon::int_dot_kernels_dotprod() : neon::int_dot_kernels_base();
+    with(DType::F32, &neon_dot_f32_f32, nullptr);
+    with(DType::F16, &neon::vec_dot_f16_f16, nullptr);
+    with(DType::BF16, &neon::vec_dot_bf16_bf16, nullptr);
+    with(DType::Q4_0, k.q4_0.one, k.q4_0.x8);
+    with(DType::Q4_1, k.q4_1.one, k.q4_1.x8);
+    with(DType::Q5_0, k.q5_0.one, k.q5_0.x8);
+    with(DType::Q5_1, k.q5_1.one, k.q5_1.x8);
+    with(DType::Q8_0, k.q8_0.one, k.q8_0.x8);
+    with(DType::Q4_K, k.q4_K.one, k.q4_K.x8);
+    with(DType::Q5_K, k.q5_K.one, k.q5_K.x8);
+    with(DType::Q6_K, k.q6_K.one, k.q6_K.x8);
+    for (DType w : {DType::Q4_0, DType::Q5_0, DType::Q8_0}) quantizer(w, &neon::quantize_row_q8_0);
+    for (DType w : {DType::Q4_1, DType::Q5_1}) quantizer(w, &neon::quantize_row_q8_1);
+    for (DType w : {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+      quantizer(w, &neon::quantize_row_q8_K);
+    }
   }
 #endif
   return t;
+}
+
+constexpr size_t kNumIsas = static_cast<size_t>(CpuIsa::kNeonDotprod) + 1;
+
+// One table per level, indexed by CpuIsa, built once at first use (the tables of levels
+// this CPU lacks are never handed out).
+const std::array<Table, kNumIsas>& tables() {
+  static const std::array<Table, kNumIsas> all = [] {
+    std::array<Table, kNumIsas> a{};
+    for (size_t i = 0; i < kNumIsas; ++i) a[i] = make_table(static_cast<CpuIsa>(i));
+    return a;
+  }();
+  return all;
 }
 
 }  // namespace
@@ -405,8 +451,14 @@ const VecDotTraits& vec_dot_traits_reference(DType weight_type) {
   return id < kDTypeIdLimit ? kReference[id] : kNone;
 }
 
+const VecDotTraits* vec_dot_traits_for(CpuIsa isa, DType weight_type) {
+  if (!cpu_supports(isa)) return nullptr;
+  const auto id = static_cast<uint32_t>(weight_type);
+  return id < kDTypeIdLimit ? &tables()[static_cast<size_t>(isa)][id] : &kNone;
+}
+
 const VecDotTraits& vec_dot_traits(DType weight_type) {
-  static const Table fast = make_fast_table();  // CPU probed once
+  static const Table& fast = tables()[static_cast<size_t>(cpu_best_isa())];  // CPU probed once
   const auto id = static_cast<uint32_t>(weight_type);
   return id < kDTypeIdLimit ? fast[id] : kNone;
 }

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/cpu/cpu_features.h"
 #include "tensor/dtype.h"
 
 namespace flashlm {
@@ -33,8 +34,13 @@ struct VecDotTraits {
   size_t row_bytes(int64_t n) const { return static_cast<size_t>(n / block_size) * block_bytes; }
 };
 
-// The fastest kernels this CPU supports (chosen once, at first use).
+// The fastest kernels this CPU supports (chosen once, at first use): those of
+// vec_dot_traits_for(cpu_best_isa(), weight_type).
 const VecDotTraits& vec_dot_traits(DType weight_type);
+// The kernels of one instruction-set level, the reference's where that level has none;
+// null when !cpu_supports(isa). Lets tests check every level this CPU runs (plain NEON
+// on a dotprod CPU, say), not only the one dispatched.
+const VecDotTraits* vec_dot_traits_for(CpuIsa isa, DType weight_type);
 // The scalar reference kernels, which the fast ones are tested against. Results equal
 // ggml's generic C kernels up to float summation order (block sums are exact integers).
 const VecDotTraits& vec_dot_traits_reference(DType weight_type);

@@ -7,11 +7,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/avx2/avx2_kernels.h"
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/neon/neon_kernels.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/vec_dot_test_util.h"
 
@@ -60,6 +65,18 @@ Case make_case(DType t, int64_t n, std::mt19937& rng) {
 std::vector<uint8_t> unpadded(const std::vector<uint8_t>& v, size_t offset) {
   return std::vector<uint8_t>(v.begin() + static_cast<std::ptrdiff_t>(offset), v.end());
 }
+
+// Every level of fast kernels this binary has and this CPU runs: on a dotprod ARM CPU
+// both the plain NEON and the dotprod kernels, so both are tested wherever either runs.
+std::vector<CpuIsa> fast_levels() {
+  std::vector<CpuIsa> out;
+  for (CpuIsa isa : {CpuIsa::kAvx2, CpuIsa::kNeon, CpuIsa::kNeonDotprod}) {
+    if (cpu_supports(isa)) out.push_back(isa);
+  }
+  return out;
+}
+
+const VecDotTraits& traits_at(CpuIsa isa, DType t) { return *vec_dot_traits_for(isa, t); }
 
 TEST(VecDot, EveryWeightTypeHasTraits) {
   for (DType t : vec_dot_weight_types()) {
@@ -142,139 +159,211 @@ TEST(VecDot, Q8_1SumIsScaledSumOfCodes) {
   }
 }
 
-// Every fast kernel of this CPU against the scalar reference.
-TEST(VecDot, FastKernelsEqualReference) {
-  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2/FMA/F16C on this CPU (or not built): only the scalar path exists";
-  std::mt19937 rng(42);
-  int n_fast = 0;
+// The level the dispatch picked, printed so a log shows which kernels a run tested, and
+// checked: the dispatched table is that level's; an aarch64 build always has NEON; a
+// native ARM Linux (its /proc/cpuinfo lists "Features") gets dotprod exactly when the
+// CPU reports asimddp; and FLASHLM_EXPECT_ISA, when set, names the level a run must get
+// (an emulated run with QEMU_CPU=cortex-a53 must get "neon", with the default "max" CPU
+// "neon+dotprod").
+TEST(CpuFeatures, DispatchedLevel) {
+  const CpuIsa best = cpu_best_isa();
+  std::string levels;
+  for (CpuIsa isa : fast_levels()) levels += std::string(" ") + cpu_isa_name(isa);
+  std::printf("dispatched kernels: %s (levels tested:%s)\n", cpu_isa_name(best), levels.c_str());
+  RecordProperty("kernels", cpu_isa_name(best));
+  EXPECT_TRUE(cpu_supports(best));
   for (DType t : vec_dot_weight_types()) {
-    const VecDotTraits& ref = vec_dot_traits_reference(t);
-    const VecDotTraits& fast = vec_dot_traits(t);
-    if (fast.vec_dot == ref.vec_dot) continue;
-    ++n_fast;
-    for (int64_t n : lengths(t)) {
-      for (int rep = 0; rep < 4; ++rep) {
-        const Case c = make_case(t, n, rng);
-        const std::vector<uint8_t> w = unpadded(c.w, c.offset);
-        const std::vector<float> xd = dequant(ref.vec_dot_type, unpadded(c.xq, c.offset).data(), n);
-        // Both sums have rounding errors of up to (terms + slack) * eps * magnitude.
-        const double tol = 2.0 * (double)(n_terms(t, n) + 8) * kEps * magnitude(t, w, xd, n);
-        const float want = ref.vec_dot(c.w_ptr(), c.xq_ptr(), n);
-        const float got = fast.vec_dot(c.w_ptr(), c.xq_ptr(), n);
-        ASSERT_NEAR(got, want, tol) << type_traits(t).name << " n=" << n;
+    EXPECT_EQ(vec_dot_traits(t).vec_dot, traits_at(best, t).vec_dot) << type_traits(t).name;
+    EXPECT_EQ(vec_dot_traits(t).quantize_row, traits_at(best, t).quantize_row) << type_traits(t).name;
+  }
+  EXPECT_EQ(vec_dot_traits_for(best, static_cast<DType>(1000))->vec_dot, nullptr);
+#if defined(FLASHLM_HAVE_NEON)
+  EXPECT_TRUE(best == CpuIsa::kNeon || best == CpuIsa::kNeonDotprod) << cpu_isa_name(best);
+  EXPECT_EQ(vec_dot_traits_for(CpuIsa::kAvx2, DType::Q4_0), nullptr);
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("Features", 0) != 0) continue;
+    const bool asimddp = (line + " ").find(" asimddp ") != std::string::npos;
+    EXPECT_EQ(cpu_has_neon_dotprod(), asimddp) << line;
+    break;
+  }
+#else
+  EXPECT_FALSE(cpu_has_neon());
+  EXPECT_EQ(vec_dot_traits_for(CpuIsa::kNeon, DType::Q4_0), nullptr);
+#endif
+  if (const char* want = std::getenv("FLASHLM_EXPECT_ISA"); want != nullptr && *want != '\0') {
+    EXPECT_STREQ(cpu_isa_name(best), want);
+  }
+}
+
+// Every fast kernel of every level this CPU runs against the scalar reference.
+TEST(VecDot, FastKernelsEqualReference) {
+  if (fast_levels().empty()) GTEST_SKIP() << "no fast kernels for this CPU (or not built): only the scalar path exists";
+  for (CpuIsa isa : fast_levels()) {
+    std::mt19937 rng(42);
+    int n_fast = 0;
+    for (DType t : vec_dot_weight_types()) {
+      const VecDotTraits& ref = vec_dot_traits_reference(t);
+      const VecDotTraits& fast = traits_at(isa, t);
+      if (fast.vec_dot == ref.vec_dot) continue;
+      ++n_fast;
+      for (int64_t n : lengths(t)) {
+        for (int rep = 0; rep < 4; ++rep) {
+          const Case c = make_case(t, n, rng);
+          const std::vector<uint8_t> w = unpadded(c.w, c.offset);
+          const std::vector<float> xd = dequant(ref.vec_dot_type, unpadded(c.xq, c.offset).data(), n);
+          // Both sums have rounding errors of up to (terms + slack) * eps * magnitude.
+          const double tol = 2.0 * (double)(n_terms(t, n) + 8) * kEps * magnitude(t, w, xd, n);
+          const float want = ref.vec_dot(c.w_ptr(), c.xq_ptr(), n);
+          const float got = fast.vec_dot(c.w_ptr(), c.xq_ptr(), n);
+          ASSERT_NEAR(got, want, tol) << cpu_isa_name(isa) << " " << type_traits(t).name << " n=" << n;
+        }
       }
     }
-  }
-  // The types in our real models must all have a fast kernel.
-  EXPECT_GE(n_fast, 7);
-  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
-    EXPECT_NE(vec_dot_traits(t).vec_dot, vec_dot_traits_reference(t).vec_dot) << type_traits(t).name;
+    // The types in our real models must all have a fast kernel.
+    EXPECT_GE(n_fast, 7) << cpu_isa_name(isa);
+    for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+      EXPECT_NE(traits_at(isa, t).vec_dot, vec_dot_traits_reference(t).vec_dot)
+          << cpu_isa_name(isa) << " " << type_traits(t).name;
+    }
   }
 }
 
 // The fast activation quantizers write the reference's bytes exactly (goldens from
-// llama.cpp depend on it), including all-zero blocks, ties, and non-finite values.
+// llama.cpp depend on it), including all-zero blocks, ties, non-finite values, and for
+// Q8_K which of two equal magnitudes sets the scale's sign.
 TEST(VecDot, FastQuantizeEqualsReferenceBytes) {
-  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2/FMA/F16C on this CPU (or not built): only the scalar path exists";
-  std::mt19937 rng(555);
-  int n_fast = 0;
-  for (DType t : vec_dot_weight_types()) {
-    const VecDotTraits& ref = vec_dot_traits_reference(t);
-    const VecDotTraits& fast = vec_dot_traits(t);
-    if (fast.quantize_row == ref.quantize_row) continue;
-    ++n_fast;
-    for (int rep = 0; rep < 20; ++rep) {
-      const int64_t n = 256;
-      std::vector<float> x = random_activations(n, rng);
-      if (rep == 1) {  // exact halves of the step: round-half-even ties
-        for (int64_t i = 0; i < n; ++i) x[i] = (float)((int)(i % 64) - 32) * 0.5f + (i % 32 == 0 ? 127.0f : 0.0f);
+  if (fast_levels().empty()) GTEST_SKIP() << "no fast kernels for this CPU (or not built): only the scalar path exists";
+  for (CpuIsa isa : fast_levels()) {
+    std::mt19937 rng(555);
+    int n_fast = 0;
+    for (DType t : vec_dot_weight_types()) {
+      const VecDotTraits& ref = vec_dot_traits_reference(t);
+      const VecDotTraits& fast = traits_at(isa, t);
+      if (fast.quantize_row == ref.quantize_row) continue;
+      ++n_fast;
+      const int64_t bs = ref.block_size;
+      for (int64_t n : {bs, int64_t{512}, 9 * bs}) {  // one block, a few, an odd count
+        for (int rep = 0; rep < 12; ++rep) {
+          std::vector<float> x = random_activations(n, rng);
+          auto put = [&](int64_t i, float v) {
+            if (i < n) x[static_cast<size_t>(i)] = v;
+          };
+          if (rep == 1) {  // exact halves of the step: round-half-even ties
+            for (int64_t i = 0; i < n; ++i) x[i] = (float)((int)(i % 64) - 32) * 0.5f + (i % 32 == 0 ? 127.0f : 0.0f);
+          }
+          if (rep == 2) {
+            put(3, NAN);
+            put(70, INFINITY);
+            put(100, -INFINITY);
+            put(101, NAN);
+            for (int64_t i = 192; i < 224; ++i) put(i, 0.0f);
+            put(200, 1e-30f);  // a tiny block scale: d rounds to a half subnormal
+            put(400, NAN);     // a NaN in a block with a finite scale
+          }
+          if (rep == 3) {  // equal magnitudes of both signs: the first one sets Q8_K's sign
+            put(10, -50.0f);
+            put(20, 50.0f);
+            put(300, 50.0f);
+            put(301, -50.0f);
+          }
+          if (rep == 4) {  // every element the same magnitude
+            for (int64_t i = 0; i < n; ++i) x[i] = (i % 3 == 1) ? 3.0f : -3.0f;
+          }
+          if (rep == 5) put(n - 1, -1000.0f);  // the scale from a row's last element
+          std::vector<uint8_t> want(ref.row_bytes(n)), got(fast.row_bytes(n));
+          ref.quantize_row(x.data(), want.data(), n);
+          fast.quantize_row(x.data(), got.data(), n);
+          ASSERT_EQ(got, want) << cpu_isa_name(isa) << " " << type_traits(t).name << " n=" << n << " rep=" << rep;
+        }
       }
-      if (rep == 2) {
-        x[3] = NAN;
-        x[70] = INFINITY;
-        x[100] = -INFINITY;
-        x[101] = NAN;
-        x[200] = 1e-30f;  // a tiny block scale: d rounds to a half subnormal
-        for (int64_t i = 192; i < 224; ++i) x[i] = (i == 200) ? 1e-30f : 0.0f;
-      }
-      std::vector<uint8_t> want(ref.row_bytes(n)), got(fast.row_bytes(n));
-      ref.quantize_row(x.data(), want.data(), n);
-      fast.quantize_row(x.data(), got.data(), n);
-      ASSERT_EQ(got, want) << type_traits(t).name << " rep=" << rep;
     }
+    EXPECT_GE(n_fast, 5) << cpu_isa_name(isa);
   }
-  EXPECT_GE(n_fast, 5);
 }
 
 // The eight-token kernels against the one-token fast kernel (bit-identical by design:
-// matmul relies on it so grouping never changes a token's result) and the reference.
+// matmul relies on it so grouping never changes a token's result) and the reference,
+// with activation rows packed (matmul's layout) and with odd padding between them.
 TEST(VecDot, EightTokenKernelsEqualOneTokenKernels) {
-  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2/FMA/F16C on this CPU (or not built): no eight-token kernels";
-  std::mt19937 rng(4242);
-  int n_x8 = 0;
-  for (DType t : vec_dot_weight_types()) {
-    const VecDotTraits& ref = vec_dot_traits_reference(t);
-    const VecDotTraits& fast = vec_dot_traits(t);
-    EXPECT_EQ(ref.vec_dot_x8, nullptr) << type_traits(t).name;
-    if (fast.vec_dot_x8 == nullptr) continue;
-    ++n_x8;
-    for (int64_t n : lengths(t)) {
-      for (int rep = 0; rep < 3; ++rep) {
-        // Activation rows with odd padding between them and an unaligned weight row.
-        const size_t stride = ref.row_bytes(n) + 3;
-        std::vector<uint8_t> xq(1 + kVecDotGroup * stride, 0xAB);
-        std::vector<std::vector<float>> xd;
-        for (int64_t k = 0; k < kVecDotGroup; ++k) {
-          const std::vector<float> x = random_activations(n, rng);
-          uint8_t* row = xq.data() + 1 + k * stride;
-          ref.quantize_row(x.data(), row, n);
-          xd.push_back(dequant(ref.vec_dot_type, row, n));
-        }
-        const std::vector<uint8_t> w = random_row(t, n, rng);
-        std::vector<uint8_t> w_padded(1, 0);
-        w_padded.insert(w_padded.end(), w.begin(), w.end());
-        float out[kVecDotGroup];
-        fast.vec_dot_x8(w_padded.data() + 1, xq.data() + 1, stride, n, out);
-        for (int64_t k = 0; k < kVecDotGroup; ++k) {
-          const uint8_t* row = xq.data() + 1 + k * stride;
-          EXPECT_EQ(out[k], fast.vec_dot(w_padded.data() + 1, row, n))
-              << type_traits(t).name << " n=" << n << " k=" << k;
-          const double tol = 2.0 * (double)(n_terms(t, n) + 8) * kEps * magnitude(t, w, xd[k], n);
-          EXPECT_NEAR(out[k], ref.vec_dot(w_padded.data() + 1, row, n), tol) << type_traits(t).name << " n=" << n;
+  if (fast_levels().empty()) GTEST_SKIP() << "no fast kernels for this CPU (or not built): no eight-token kernels";
+  for (CpuIsa isa : fast_levels()) {
+    std::mt19937 rng(4242);
+    int n_x8 = 0;
+    for (DType t : vec_dot_weight_types()) {
+      const VecDotTraits& ref = vec_dot_traits_reference(t);
+      const VecDotTraits& fast = traits_at(isa, t);
+      EXPECT_EQ(ref.vec_dot_x8, nullptr) << type_traits(t).name;
+      if (fast.vec_dot_x8 == nullptr) continue;
+      ++n_x8;
+      for (int64_t n : lengths(t)) {
+        for (int rep = 0; rep < 3; ++rep) {
+          // An unaligned weight row; activation rows one byte off alignment.
+          const size_t stride = ref.row_bytes(n) + (rep == 0 ? 0 : 3);
+          std::vector<uint8_t> xq(1 + kVecDotGroup * stride, 0xAB);
+          std::vector<std::vector<float>> xd;
+          for (int64_t k = 0; k < kVecDotGroup; ++k) {
+            const std::vector<float> x = random_activations(n, rng);
+            uint8_t* row = xq.data() + 1 + k * stride;
+            ref.quantize_row(x.data(), row, n);
+            xd.push_back(dequant(ref.vec_dot_type, row, n));
+          }
+          const std::vector<uint8_t> w = random_row(t, n, rng);
+          std::vector<uint8_t> w_padded(1, 0);
+          w_padded.insert(w_padded.end(), w.begin(), w.end());
+          float out[kVecDotGroup];
+          fast.vec_dot_x8(w_padded.data() + 1, xq.data() + 1, stride, n, out);
+          for (int64_t k = 0; k < kVecDotGroup; ++k) {
+            const uint8_t* row = xq.data() + 1 + k * stride;
+            EXPECT_EQ(out[k], fast.vec_dot(w_padded.data() + 1, row, n))
+                << cpu_isa_name(isa) << " " << type_traits(t).name << " n=" << n << " k=" << k;
+            const double tol = 2.0 * (double)(n_terms(t, n) + 8) * kEps * magnitude(t, w, xd[k], n);
+            EXPECT_NEAR(out[k], ref.vec_dot(w_padded.data() + 1, row, n), tol)
+                << cpu_isa_name(isa) << " " << type_traits(t).name << " n=" << n;
+          }
         }
       }
     }
+    // Every quantized format of our real models has one.
+    for (DType t :
+         {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+      EXPECT_NE(traits_at(isa, t).vec_dot_x8, nullptr) << cpu_isa_name(isa) << " " << type_traits(t).name;
+    }
+    EXPECT_GE(n_x8, 8) << cpu_isa_name(isa);
   }
-  // Every quantized format of our real models has one.
-  for (DType t :
-       {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
-    EXPECT_NE(vec_dot_traits(t).vec_dot_x8, nullptr) << type_traits(t).name;
-  }
-  EXPECT_GE(n_x8, 8);
 }
 
 // Extreme codes: all-max nibbles and full-scale activations stay clear of the int16
-// saturation of the AVX2 multiply-adds.
+// intermediate sums (AVX2's maddubs, plain NEON's widening multiply-adds).
 TEST(VecDot, FastKernelsExactOnExtremeCodes) {
-  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2/FMA/F16C on this CPU (or not built)";
-  for (DType t : vec_dot_weight_types()) {
-    const VecDotTraits& ref = vec_dot_traits_reference(t);
-    if (vec_dot_traits(t).vec_dot == ref.vec_dot || !type_traits(t).is_quantized) continue;
-    for (uint8_t fill : {uint8_t{0xFF}, uint8_t{0x80}, uint8_t{0x00}}) {
-      const int64_t n = type_traits(t).block_size * 2;
-      std::vector<uint8_t> w(row_size(t, n), fill);
-      for (size_t b = 0; b < w.size() / type_traits(t).type_size; ++b) {
-        for (size_t o : half_fields(t).scales) put_half(w.data() + b * type_traits(t).type_size + o, 1.0f);
-        for (size_t o : half_fields(t).mins) put_half(w.data() + b * type_traits(t).type_size + o, 0.5f);
+  if (fast_levels().empty()) GTEST_SKIP() << "no fast kernels for this CPU (or not built)";
+  for (CpuIsa isa : fast_levels()) {
+    for (DType t : vec_dot_weight_types()) {
+      const VecDotTraits& ref = vec_dot_traits_reference(t);
+      const VecDotTraits& fast = traits_at(isa, t);
+      if (fast.vec_dot == ref.vec_dot || !type_traits(t).is_quantized) continue;
+      for (uint8_t fill : {uint8_t{0xFF}, uint8_t{0x80}, uint8_t{0x00}}) {
+        const int64_t n = type_traits(t).block_size * 2;
+        std::vector<uint8_t> w(row_size(t, n), fill);
+        for (size_t b = 0; b < w.size() / type_traits(t).type_size; ++b) {
+          for (size_t o : half_fields(t).scales) put_half(w.data() + b * type_traits(t).type_size + o, 1.0f);
+          for (size_t o : half_fields(t).mins) put_half(w.data() + b * type_traits(t).type_size + o, 0.5f);
+        }
+        std::vector<float> x(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) x[i] = (i % 3 == 0) ? -1.0f : 1.0f;  // every code at +-127
+        std::vector<uint8_t> xq(ref.row_bytes(n));
+        ref.quantize_row(x.data(), xq.data(), n);
+        const std::vector<float> xd = dequant(ref.vec_dot_type, xq.data(), n);
+        const double tol = 2.0 * (double)(n_terms(t, n) + 8) * kEps * magnitude(t, w, xd, n);
+        const float want = ref.vec_dot(w.data(), xq.data(), n);
+        EXPECT_NEAR(fast.vec_dot(w.data(), xq.data(), n), want, tol)
+            << cpu_isa_name(isa) << " " << type_traits(t).name << " fill=" << (int)fill;
+        if (fast.vec_dot_x8 != nullptr) {  // the same row for all eight tokens (stride 0)
+          float out[kVecDotGroup];
+          fast.vec_dot_x8(w.data(), xq.data(), 0, n, out);
+          for (float o : out) EXPECT_NEAR(o, want, tol) << cpu_isa_name(isa) << " " << type_traits(t).name << " x8";
+        }
       }
-      std::vector<float> x(static_cast<size_t>(n));
-      for (int64_t i = 0; i < n; ++i) x[i] = (i % 3 == 0) ? -1.0f : 1.0f;  // every code at +-127
-      std::vector<uint8_t> xq(ref.row_bytes(n));
-      ref.quantize_row(x.data(), xq.data(), n);
-      const std::vector<float> xd = dequant(ref.vec_dot_type, xq.data(), n);
-      const double tol = 2.0 * (double)(n_terms(t, n) + 8) * kEps * magnitude(t, w, xd, n);
-      EXPECT_NEAR(vec_dot_traits(t).vec_dot(w.data(), xq.data(), n), ref.vec_dot(w.data(), xq.data(), n), tol)
-          << type_traits(t).name << " fill=" << (int)fill;
     }
   }
 }
@@ -298,6 +387,9 @@ TEST(OpsDot, MatchesDoubleSum) {
     if (cpu_has_avx2()) {
       EXPECT_NEAR(avx2::dot_f32(a.data() + 1, b.data() + 1, n), exact, tol) << n;
     }
+#endif
+#if defined(FLASHLM_HAVE_NEON)
+    EXPECT_NEAR(neon::dot_f32(a.data() + 1, b.data() + 1, n), exact, tol) << n;
 #endif
   }
 }

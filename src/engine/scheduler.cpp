@@ -1,0 +1,461 @@
+// The scheduler loop. One step:
+//   1. end cancelled and timed-out requests (their KV blocks go back to the pool);
+//   2. admit waiting requests, FIFO, while a sequence slot is free and the pool has
+//      blocks for the whole token stream plus one spare block per running sequence;
+//   3. give every running sequence the blocks for its pending tokens, preempting the
+//      youngest sequence when the pool runs dry (see reserve_growth);
+//   4. plan the batch (step_plan.h: decode tokens first, then prefill chunks), run one
+//      forward pass, and sample/stream every sequence that got a logits row.
+// Handlers are called on this thread with no lock held, so they may call cancel().
+#include "engine/scheduler.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include "engine/runner.h"
+#include "engine/sequence.h"
+#include "engine/step_plan.h"
+#include "kernels/cpu/thread_pool.h"
+#include "kv/kv_cache.h"
+
+namespace flashlm {
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::kNone: return "none";
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kCancelled: return "cancelled";
+    case FinishReason::kTimeout: return "timeout";
+    case FinishReason::kError: return "error";
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr int kMaxTopLogprobs = 20;
+constexpr int kMaxParallel = 1024;
+
+int64_t blocks_for(int64_t n_pos, int block_size) { return (n_pos + block_size - 1) / block_size; }
+
+}  // namespace
+
+struct Scheduler::Impl {
+  Impl(const Model& m, const tok::Tokenizer& t, const SchedulerOptions& o, int64_t ctx, int n_threads,
+       const KvConfig& kc)
+      : model(m), tok(t), opts(o), n_ctx(ctx), n_vocab(static_cast<int32_t>(m.config().n_vocab)), pool(n_threads), kv(kc) {
+    scratch.batch_invariant = o.batch_invariant;
+    logits.reserve(static_cast<size_t>(opts.n_parallel) * static_cast<size_t>(n_vocab));
+    running.reserve(static_cast<size_t>(opts.n_parallel));
+    stats.kv_blocks_free = kv.free_blocks();
+  }
+
+  SubmitResult submit(RequestOptions req, EventFn on_event);
+  void cancel(uint64_t id);
+  void stop(bool drain);
+
+  void loop();
+  void step();
+  void end_cancelled(SchedClock::time_point now);
+  void admit();
+  void reserve_growth();
+  void preempt(size_t i);
+  void run_batch();
+  // Removes running[i] from the running set and frees its KV slot.
+  std::unique_ptr<Sequence> take_running(size_t i);
+  // The last event of a request: it leaves the live set, stats show its blocks freed,
+  // then its handler hears the finish.
+  void finish(std::unique_ptr<Sequence> seq, const StreamEvent& ev);
+  void publish_locked();  // refreshes the stats gauges; mu held
+
+  // Fixed after create().
+  const Model& model;
+  const tok::Tokenizer& tok;
+  const SchedulerOptions opts;
+  const int64_t n_ctx;
+  const int32_t n_vocab;
+  std::thread::id loop_id;
+
+  // Shared with other threads, under mu.
+  mutable std::mutex mu;
+  std::condition_variable cv;                      // a submit, a cancel or stop wakes the loop
+  std::deque<std::unique_ptr<Sequence>> waiting;   // FIFO; preempted sequences re-enter at the front
+  std::unordered_map<uint64_t, Sequence*> live;    // waiting and running requests, for cancel()
+  bool stopping = false;
+  SchedulerStats stats;
+  std::atomic<uint64_t> next_id{1};
+
+  std::mutex join_mu;  // serialises stop() callers around the join
+  std::thread thread;
+
+  // The scheduler thread's own state. kv and running are also changed under mu in
+  // admit(), and read under it in publish_locked(); no other thread touches them.
+  ThreadPool pool;
+  KvCache kv;
+  ForwardScratch scratch;
+  Batch batch;
+  std::vector<float> logits;
+  std::vector<std::unique_ptr<Sequence>> running;  // admission order: the back is the youngest
+  std::vector<int64_t> pending;
+  std::vector<StepChunk> plan;
+};
+
+SubmitResult Scheduler::Impl::submit(RequestOptions req, EventFn on_event) {
+  SubmitResult r;
+  auto refuse = [&r](SubmitError e, std::string msg) {
+    r.error = e;
+    r.message = std::move(msg);
+    return r;
+  };
+  if (!on_event) return refuse(SubmitError::kInvalid, "no event handler");
+  if (req.prompt.empty()) return refuse(SubmitError::kInvalid, "the prompt is empty (no tokens)");
+  for (int32_t t : req.prompt) {
+    if (t < 0 || t >= n_vocab) {
+      return refuse(SubmitError::kInvalid, "prompt token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                                               std::to_string(n_vocab) + ")");
+    }
+  }
+  const auto n_prompt = static_cast<int64_t>(req.prompt.size());
+  if (n_prompt + 1 > n_ctx) {
+    return refuse(SubmitError::kTooLong, "the prompt has " + std::to_string(n_prompt) + " tokens but the context holds " +
+                                             std::to_string(n_ctx) + " (at most " + std::to_string(n_ctx - 1) +
+                                             " prompt tokens, to leave room for one generated token)");
+  }
+  Status st = req.sampling.validate();
+  if (!st) return refuse(SubmitError::kInvalid, st.message());
+  if (req.top_logprobs > kMaxTopLogprobs) {
+    return refuse(SubmitError::kInvalid, "top_logprobs must be at most " + std::to_string(kMaxTopLogprobs));
+  }
+  if (!std::isfinite(req.timeout_s) || req.timeout_s < 0.0) {
+    return refuse(SubmitError::kInvalid, "timeout must be a finite number of seconds >= 0");
+  }
+
+  // Built outside the lock; an id taken by a refused request is simply never used.
+  const uint64_t id = next_id.fetch_add(1, std::memory_order_relaxed);
+  auto seq = std::make_unique<Sequence>(id, std::move(req), std::move(on_event), tok, SchedClock::now());
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    if (stopping) return refuse(SubmitError::kShuttingDown, "the scheduler is shutting down");
+    if (static_cast<int64_t>(waiting.size()) >= opts.max_queue) {
+      return refuse(SubmitError::kQueueFull,
+                    "the queue is full (" + std::to_string(waiting.size()) + " requests waiting)");
+    }
+    live.emplace(id, seq.get());
+    waiting.push_back(std::move(seq));
+    stats.waiting = static_cast<int64_t>(waiting.size());
+  }
+  cv.notify_one();
+  r.id = id;
+  return r;
+}
+
+void Scheduler::Impl::cancel(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    auto it = live.find(id);
+    if (it == live.end()) return;
+    it->second->cancel_requested.store(true, std::memory_order_relaxed);
+  }
+  cv.notify_one();
+}
+
+void Scheduler::Impl::stop(bool drain) {
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    stopping = true;
+    if (!drain) {
+      for (auto& [id, seq] : live) seq->cancel_requested.store(true, std::memory_order_relaxed);
+    }
+  }
+  cv.notify_all();
+  // A handler calling stop() cannot wait for its own thread; the loop still winds down.
+  if (std::this_thread::get_id() == loop_id) return;
+  std::lock_guard<std::mutex> lk(join_mu);
+  if (thread.joinable()) thread.join();
+}
+
+void Scheduler::Impl::loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lk(mu);
+      // running is this thread's own; nothing runs and nothing waits: sleep.
+      cv.wait(lk, [&] { return stopping || !waiting.empty() || !running.empty(); });
+      if (stopping && waiting.empty() && running.empty()) return;
+    }
+    step();
+  }
+}
+
+void Scheduler::Impl::step() {
+  end_cancelled(SchedClock::now());
+  admit();
+  if (running.empty()) return;
+  reserve_growth();
+  if (running.empty()) return;
+  run_batch();
+}
+
+void Scheduler::Impl::publish_locked() {
+  stats.running = static_cast<int64_t>(running.size());
+  stats.waiting = static_cast<int64_t>(waiting.size());
+  stats.kv_blocks_free = kv.free_blocks();
+  stats.kv_blocks_used = kv.config().n_blocks - kv.free_blocks();
+}
+
+std::unique_ptr<Sequence> Scheduler::Impl::take_running(size_t i) {
+  std::unique_ptr<Sequence> seq = std::move(running[i]);
+  running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
+  kv.seq_free(seq->kv_seq);
+  seq->kv_seq = -1;
+  seq->n_past = 0;
+  return seq;
+}
+
+void Scheduler::Impl::finish(std::unique_ptr<Sequence> seq, const StreamEvent& ev) {
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    live.erase(seq->id());
+    publish_locked();
+  }
+  seq->deliver(ev);
+}
+
+void Scheduler::Impl::end_cancelled(SchedClock::time_point now) {
+  auto why = [now](const Sequence& s) {
+    if (s.cancel_requested.load(std::memory_order_relaxed)) return FinishReason::kCancelled;
+    if (s.timed_out(now)) return FinishReason::kTimeout;
+    return FinishReason::kNone;
+  };
+  std::vector<std::pair<std::unique_ptr<Sequence>, FinishReason>> ended;
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    for (auto it = waiting.begin(); it != waiting.end();) {
+      const FinishReason r = why(**it);
+      if (r == FinishReason::kNone) {
+        ++it;
+        continue;
+      }
+      ended.emplace_back(std::move(*it), r);
+      it = waiting.erase(it);
+    }
+  }
+  for (size_t i = 0; i < running.size();) {
+    const FinishReason r = why(*running[i]);
+    if (r == FinishReason::kNone) {
+      ++i;
+      continue;
+    }
+    ended.emplace_back(take_running(i), r);
+  }
+  for (auto& [seq, r] : ended) {
+    const StreamEvent ev = seq->end(r);
+    finish(std::move(seq), ev);
+  }
+}
+
+void Scheduler::Impl::admit() {
+  std::vector<std::pair<std::unique_ptr<Sequence>, FinishReason>> refused;
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    const int bs = kv.block_size();
+    while (static_cast<int>(running.size()) < opts.n_parallel && !waiting.empty()) {
+      Sequence& head = *waiting.front();
+      if (head.options().max_tokens == 0) {  // nothing to generate: no need for the model
+        refused.emplace_back(std::move(waiting.front()), FinishReason::kLength);
+        waiting.pop_front();
+        continue;
+      }
+      const auto n_tok = static_cast<int64_t>(head.tokens().size());
+      // One spare block per running sequence, so they can grow a while before anyone
+      // has to be preempted; strict FIFO, so a big request is not starved by small ones.
+      const int64_t need = blocks_for(n_tok, bs) + static_cast<int64_t>(running.size());
+      if (need > kv.free_blocks()) {
+        if (!running.empty()) break;
+        // Cannot happen (create() makes the pool hold a full context and a stream never
+        // exceeds it), but never spin on a request that can never fit.
+        refused.emplace_back(std::move(waiting.front()), FinishReason::kError);
+        waiting.pop_front();
+        continue;
+      }
+      const int s = kv.seq_new();  // a slot is free: running.size() < n_parallel == max_seqs
+      if (s < 0 || !kv.seq_reserve(s, n_tok).is_ok()) {
+        kv.seq_free(s);
+        break;  // unreachable for the same reasons; try again next step
+      }
+      head.kv_seq = s;
+      head.n_past = 0;
+      running.push_back(std::move(waiting.front()));
+      waiting.pop_front();
+    }
+    publish_locked();
+  }
+  for (auto& [seq, r] : refused) {
+    const StreamEvent ev = seq->end(r, r == FinishReason::kError ? "the KV pool cannot hold this request" : "");
+    finish(std::move(seq), ev);
+  }
+}
+
+// Every running sequence needs blocks for all of its pending tokens (a decode token may
+// cross into a new block; prefill was reserved at admission). When the pool is empty the
+// youngest sequence is preempted: its blocks are freed and it goes back to the front of
+// the queue keeping its tokens, sampler and stream state; readmitted, it recomputes its
+// KV from prompt + generated tokens (per-token results do not depend on the batch, so
+// its output is unchanged) and carries on. The oldest sequence therefore always makes
+// progress: the pool holds at least one full context.
+void Scheduler::Impl::reserve_growth() {
+  for (size_t i = 0; i < running.size(); ++i) {
+    Sequence& s = *running[i];
+    while (!kv.seq_reserve(s.kv_seq, static_cast<int64_t>(s.tokens().size())).is_ok()) {
+      preempt(running.size() - 1);
+      if (i >= running.size()) break;  // s itself was the youngest
+    }
+  }
+}
+
+void Scheduler::Impl::preempt(size_t i) {
+  std::unique_ptr<Sequence> seq = take_running(i);
+  std::lock_guard<std::mutex> lk(mu);
+  waiting.push_front(std::move(seq));
+  ++stats.preempted;
+  publish_locked();
+}
+
+void Scheduler::Impl::run_batch() {
+  pending.clear();
+  for (const auto& s : running) pending.push_back(s->pending());
+  const int64_t n_tok = plan_step(pending, opts.step_tokens, &plan);
+  int64_t n_prefill = 0;
+  batch.clear();
+  for (const StepChunk& c : plan) {
+    const Sequence& s = *running[c.seq];
+    // Prompt positions only; a preempted sequence recomputing its prompt counts again.
+    n_prefill += std::max<int64_t>(0, std::min(s.n_past + c.n_tokens, s.n_prompt()) - s.n_past);
+    for (int64_t j = 0; j < c.n_tokens; ++j) {
+      const int64_t p = s.n_past + j;
+      batch.add(s.tokens()[static_cast<size_t>(p)], static_cast<int32_t>(p), s.kv_seq,
+                c.want_logits && j + 1 == c.n_tokens);
+    }
+  }
+
+  const auto t0 = SchedClock::now();
+  const Status st = model.forward(batch, kv, scratch, pool, &logits);
+  const auto t1 = SchedClock::now();
+
+  // Sample in batch order; finished sequences leave after everyone has been sampled,
+  // so indices into running stay valid.
+  int64_t n_generated = 0;
+  size_t row = 0;
+  std::vector<std::pair<size_t, StreamEvent>> finals;
+  for (const StepChunk& c : plan) {
+    Sequence& s = *running[c.seq];
+    if (!st) {
+      finals.emplace_back(c.seq, s.end(FinishReason::kError, "forward pass failed: " + st.message()));
+      continue;
+    }
+    s.n_past += c.n_tokens;
+    if (!c.want_logits) continue;
+    const int64_t before = s.n_generated();
+    StreamEvent ev;
+    const bool send = s.next_token(logits.data() + row * static_cast<size_t>(n_vocab), n_vocab, n_ctx, t1, &ev);
+    ++row;
+    n_generated += s.n_generated() - before;
+    if (s.finish() != FinishReason::kNone) {
+      finals.emplace_back(c.seq, std::move(ev));
+    } else if (send) {
+      s.deliver(ev);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    ++stats.steps;
+    stats.last_step_tokens = n_tok;
+    stats.prompt_tokens += n_prefill;
+    stats.generated_tokens += n_generated;
+    stats.busy_s += std::chrono::duration<double>(t1 - t0).count();
+  }
+  // Highest index first, so the remaining indices stay valid while removing.
+  std::sort(finals.begin(), finals.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<std::pair<std::unique_ptr<Sequence>, StreamEvent>> done;
+  for (auto& [i, ev] : finals) done.emplace_back(take_running(i), std::move(ev));
+  for (auto it = done.rbegin(); it != done.rend(); ++it) finish(std::move(it->first), it->second);
+}
+
+// --- public interface ---
+
+Scheduler::Scheduler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Scheduler::~Scheduler() {
+  if (impl_) stop(false);
+}
+
+Result<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, const tok::Tokenizer& tok,
+                                                     SchedulerOptions opts) {
+  if (opts.n_parallel < 1 || opts.n_parallel > kMaxParallel) {
+    return Status::error("parallel sequences must be in [1, " + std::to_string(kMaxParallel) + "]");
+  }
+  int64_t n_ctx = opts.n_ctx;
+  if (n_ctx < 0) return Status::error("context size must not be negative");
+  if (n_ctx == 0) n_ctx = std::min<int64_t>(model.config().n_ctx_train, 4096);
+  if (n_ctx > model.config().n_ctx_train) {
+    return Status::error("context size " + std::to_string(n_ctx) + " exceeds the model's training context " +
+                         std::to_string(model.config().n_ctx_train));
+  }
+  if (n_ctx < 2) return Status::error("context size must be at least 2");
+  // Every running sequence gets its decode token each step.
+  if (opts.step_tokens < opts.n_parallel) {
+    return Status::error("tokens per step (" + std::to_string(opts.step_tokens) + ") must be at least the number of "
+                         "parallel sequences (" + std::to_string(opts.n_parallel) + ")");
+  }
+  if (opts.max_queue < 0) return Status::error("queue size must not be negative");
+  if (opts.n_threads < 0 || opts.n_threads > 1024) return Status::error("thread count must be in [0, 1024]");
+  if (opts.kv_blocks < 0) return Status::error("KV block count must not be negative");
+
+  KvConfig kc = model.kv_config(n_ctx, opts.n_parallel);
+  const int64_t one_ctx = blocks_for(n_ctx, kc.block_size);
+  if (opts.kv_blocks > 0) {
+    // Fewer blocks than one full context could leave even a lone sequence stuck.
+    if (opts.kv_blocks < one_ctx) {
+      return Status::error("a KV pool of " + std::to_string(opts.kv_blocks) + " blocks cannot hold one full context of " +
+                           std::to_string(n_ctx) + " tokens (" + std::to_string(one_ctx) + " blocks of " +
+                           std::to_string(kc.block_size) + ")");
+    }
+    // More than n_parallel full contexts could never be used.
+    kc.n_blocks = std::min(opts.kv_blocks, kc.n_blocks);
+  }
+  opts.n_ctx = n_ctx;
+  opts.kv_blocks = kc.n_blocks;
+  const int n_threads = opts.n_threads == 0 ? default_thread_count() : opts.n_threads;
+
+  auto impl = std::make_unique<Impl>(model, tok, opts, n_ctx, n_threads, kc);
+  Impl* p = impl.get();
+  std::unique_ptr<Scheduler> sched(new Scheduler(std::move(impl)));
+  p->thread = std::thread([p] { p->loop(); });
+  p->loop_id = p->thread.get_id();
+  return sched;
+}
+
+SubmitResult Scheduler::submit(RequestOptions req, EventFn on_event) { return impl_->submit(std::move(req), std::move(on_event)); }
+
+void Scheduler::cancel(uint64_t id) { impl_->cancel(id); }
+
+void Scheduler::stop(bool drain) { impl_->stop(drain); }
+
+SchedulerStats Scheduler::stats() const {
+  std::lock_guard<std::mutex> lk(impl_->mu);
+  return impl_->stats;
+}
+
+int64_t Scheduler::n_ctx() const { return impl_->n_ctx; }
+
+const Model& Scheduler::model() const { return impl_->model; }
+
+}  // namespace flashlm

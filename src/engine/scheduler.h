@@ -1,0 +1,119 @@
+// Continuous batching: many requests share one model, one thread pool and one paged KV
+// pool. One scheduler thread runs a loop of steps; every step is a single forward pass
+// over the next token of every running sequence plus prefill chunks of waiting ones,
+// under a per-step token budget, so a long prompt never stalls running streams.
+// Requests join and leave at any step. Events (text pieces, the finish) are delivered
+// on the scheduler thread through the request's callback; handlers must be short and
+// must not call back into the scheduler except cancel().
+//
+// Events: one whenever a sampled token completes new text (text held back for a
+// possible stop string or an incomplete UTF-8 character travels with a later event),
+// and exactly one final event with finish != kNone, after which the handler is never
+// called again. The end-of-generation token is neither counted nor reported.
+// KV: sequences take blocks as they grow. When the pool runs dry, the youngest running
+// sequence is preempted: its blocks are freed and it re-enters the queue at the front,
+// later recomputing its KV from prompt + generated tokens. Its stream just pauses; the
+// tokens it produces do not change.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/model.h"
+#include "sampling/sampler.h"
+#include "tokenizer/tokenizer.h"
+#include "util/status.h"
+
+namespace flashlm {
+
+struct SchedulerOptions {
+  int n_parallel = 4;        // sequences running at once
+  int64_t n_ctx = 0;         // positions per sequence; 0: min(training context, 4096)
+  int64_t kv_blocks = 0;     // KV pool size in blocks; 0: n_parallel * n_ctx worth
+  int step_tokens = 512;     // tokens per forward pass (decode tokens + prefill chunks)
+  int max_queue = 256;       // waiting requests beyond running ones; more are refused
+  int n_threads = 0;         // 0: all cores
+  // Each sequence's results independent of what else runs in the step (MatmulOptions):
+  // greedy outputs equal the same requests run one at a time. Off, prefill steps may use
+  // the faster panel GEMM, which rounds differently.
+  bool batch_invariant = true;
+};
+
+struct RequestOptions {
+  std::vector<int32_t> prompt;     // token ids (already templated and tokenized)
+  int64_t max_tokens = -1;         // < 0: until end of generation or the context is full
+  SamplingParams sampling;
+  std::vector<std::string> stop;   // stop strings (not included in the output)
+  bool ignore_eos = false;
+  int top_logprobs = -1;           // < 0: no logprobs; 0..20: chosen + that many alternatives
+  double timeout_s = 0.0;          // > 0: finish with kTimeout after this long
+};
+
+enum class FinishReason { kNone, kStop, kLength, kCancelled, kTimeout, kError };
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", ...
+
+// Why submit() refused a request (the server maps these to HTTP codes).
+enum class SubmitError { kNone, kInvalid, kTooLong, kQueueFull, kShuttingDown };
+
+struct SubmitResult {
+  uint64_t id = 0;            // valid when error == kNone
+  SubmitError error = SubmitError::kNone;
+  std::string message;        // human-readable reason when refused
+};
+
+struct TokenInfo {
+  int32_t token = -1;
+  SampleLogprobs logprobs;    // filled when RequestOptions::top_logprobs >= 0
+};
+
+struct StreamEvent {
+  std::string text;                 // new text, valid UTF-8 (may be empty)
+  std::vector<TokenInfo> tokens;    // tokens sampled since the previous event
+  FinishReason finish = FinishReason::kNone;  // set on the last event of a request
+  std::string error;                // with kError
+  int64_t n_prompt = 0;             // usage, valid on every event
+  int64_t n_generated = 0;
+  int64_t n_cached = 0;             // prompt tokens whose KV was reused (prefix cache)
+  double ttft_ms = -1.0;            // time to first token, set once it is known
+};
+using EventFn = std::function<void(const StreamEvent&)>;
+
+struct SchedulerStats {
+  int64_t running = 0, waiting = 0;
+  int64_t kv_blocks_used = 0, kv_blocks_free = 0;
+  int64_t steps = 0, prompt_tokens = 0, generated_tokens = 0;
+  int64_t last_step_tokens = 0;     // batch size of the most recent step
+  double busy_s = 0.0;              // time spent in forward passes
+  int64_t preempted = 0;            // sequences sent back to the queue for KV blocks
+};
+
+class Scheduler {
+ public:
+  static Result<std::unique_ptr<Scheduler>> create(const Model& model, const tok::Tokenizer& tok,
+                                                   SchedulerOptions opts);
+  ~Scheduler();  // stop(false)
+
+  // Thread-safe. Queues the request or refuses it without side effects.
+  SubmitResult submit(RequestOptions req, EventFn on_event);
+  // Thread-safe. The request finishes with kCancelled and its KV blocks are freed by
+  // the next step; unknown or finished ids are ignored.
+  void cancel(uint64_t id);
+  // drain: finish running and queued requests first; otherwise cancel them all.
+  // Returns when the scheduler thread has exited. New submits are refused from then on.
+  void stop(bool drain);
+
+  SchedulerStats stats() const;  // thread-safe snapshot
+  int64_t n_ctx() const;
+  const Model& model() const;
+
+  struct Impl;
+
+ private:
+  explicit Scheduler(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flashlm

@@ -1,0 +1,104 @@
+#include "engine/sequence.h"
+
+#include <utility>
+
+namespace flashlm {
+namespace {
+
+// Timeouts beyond this (about 30 years) are "none": converting them to clock ticks
+// would overflow.
+constexpr double kMaxTimeoutS = 1e9;
+
+SchedClock::time_point deadline_for(SchedClock::time_point now, double timeout_s) {
+  if (!(timeout_s > 0.0) || timeout_s > kMaxTimeoutS) return SchedClock::time_point::max();
+  return now + std::chrono::duration_cast<SchedClock::duration>(std::chrono::duration<double>(timeout_s));
+}
+
+}  // namespace
+
+Sequence::Sequence(uint64_t id, RequestOptions opts, EventFn on_event, const tok::Tokenizer& tok,
+                   SchedClock::time_point now)
+    : id_(id),
+      opts_(std::move(opts)),
+      on_event_(std::move(on_event)),
+      tok_(&tok),
+      t_submit_(now),
+      deadline_(deadline_for(now, opts_.timeout_s)),
+      tokens_(std::move(opts_.prompt)),
+      n_prompt_(static_cast<int64_t>(tokens_.size())),
+      sampler_(opts_.sampling),
+      decoder_(tok),
+      stops_(opts_.stop) {
+  opts_.prompt.clear();
+  for (int32_t t : tokens_) sampler_.accept(t);
+}
+
+void Sequence::fill_usage(StreamEvent* ev) const {
+  ev->n_prompt = n_prompt_;
+  ev->n_generated = n_generated_;
+  ev->n_cached = 0;  // no prefix cache yet
+  ev->ttft_ms = ttft_ms_;
+}
+
+bool Sequence::next_token(const float* logits, int32_t n_vocab, int64_t n_ctx, SchedClock::time_point now,
+                          StreamEvent* ev) {
+  TokenInfo info;
+  if (opts_.top_logprobs >= 0) {
+    info.token = sampler_.sample(logits, n_vocab, opts_.top_logprobs, &info.logprobs);
+  } else {
+    info.token = sampler_.sample(logits, n_vocab);
+  }
+  sampler_.accept(info.token);
+  if (ttft_ms_ < 0.0) ttft_ms_ = std::chrono::duration<double, std::milli>(now - t_submit_).count();
+
+  // Same order of checks as generate(): EOS, stop string, context full, max_tokens.
+  std::string text;
+  if (!opts_.ignore_eos && tok_->is_eog(info.token)) {
+    finish_ = FinishReason::kStop;  // the end-of-generation token is not output
+  } else {
+    tokens_.push_back(info.token);
+    ++n_generated_;
+    unsent_.push_back(std::move(info));
+    StopMatcher::Out out = stops_.feed(decoder_.push(tokens_.back()));
+    text = std::move(out.emit);
+    if (out.stopped) {
+      finish_ = FinishReason::kStop;
+    } else if (n_past >= n_ctx || (opts_.max_tokens >= 0 && n_generated_ >= opts_.max_tokens)) {
+      finish_ = FinishReason::kLength;
+    }
+  }
+  if (finish_ != FinishReason::kNone && !stops_.stopped()) {
+    text += stops_.feed(decoder_.flush()).emit;
+    text += stops_.flush();
+  }
+  if (text.empty() && finish_ == FinishReason::kNone) return false;
+  ev->text = std::move(text);
+  ev->tokens = std::move(unsent_);
+  unsent_.clear();
+  ev->finish = finish_;
+  ev->error.clear();
+  fill_usage(ev);
+  return true;
+}
+
+StreamEvent Sequence::end(FinishReason why, std::string error) {
+  finish_ = why;
+  StreamEvent ev;
+  ev.tokens = std::move(unsent_);
+  unsent_.clear();
+  ev.finish = why;
+  ev.error = std::move(error);
+  fill_usage(&ev);
+  return ev;
+}
+
+void Sequence::deliver(const StreamEvent& ev) {
+  if (!on_event_) return;
+  try {
+    on_event_(ev);
+  } catch (...) {
+    cancel_requested.store(true, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace flashlm

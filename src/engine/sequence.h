@@ -1,0 +1,82 @@
+// One request inside the Scheduler: its options, its own sampling and streaming state
+// (Sampler, StreamDecoder, StopMatcher: the pieces generate() uses for one sequence) and
+// where it stands in the KV cache. Touched only by the scheduler thread, except
+// cancel_requested, which cancel() and stop() set from other threads.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/scheduler.h"
+#include "sampling/sampler.h"
+#include "sampling/stop_matcher.h"
+#include "tokenizer/tokenizer.h"
+
+namespace flashlm {
+
+using SchedClock = std::chrono::steady_clock;
+
+class Sequence {
+ public:
+  // opts must already be validated (Scheduler::submit). The prompt enters the sampler's
+  // penalty history, as in generate().
+  Sequence(uint64_t id, RequestOptions opts, EventFn on_event, const tok::Tokenizer& tok, SchedClock::time_point now);
+
+  uint64_t id() const { return id_; }
+  const RequestOptions& options() const { return opts_; }
+  bool timed_out(SchedClock::time_point now) const { return now >= deadline_; }
+
+  // Token stream: the prompt, then every generated token. KV holds tokens[0, n_past);
+  // the rest are pending. Right after a sample exactly one token is pending (the next
+  // decode token); after admission, or readmission after preemption, all of them are.
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  int64_t pending() const { return static_cast<int64_t>(tokens_.size()) - n_past; }
+  int64_t n_past = 0;
+  int kv_seq = -1;  // KV sequence slot while running, -1 while waiting
+
+  std::atomic<bool> cancel_requested{false};
+
+  // Samples the next token from one logits row and streams it: EOS (unless ignore_eos),
+  // a stop string, max_tokens, or a full context (no position left for the token: n_past
+  // >= n_ctx) finish the request. Returns true when *ev should be delivered: new text, or
+  // the finish. Tokens whose text is still held back (incomplete UTF-8, a possible stop
+  // string) travel with the next event.
+  bool next_token(const float* logits, int32_t n_vocab, int64_t n_ctx, SchedClock::time_point now, StreamEvent* ev);
+
+  // The final event of a request ended from outside (cancel, timeout, error, max_tokens
+  // of 0). Held-back text is dropped; unsent tokens are included.
+  StreamEvent end(FinishReason why, std::string error = {});
+
+  FinishReason finish() const { return finish_; }
+  int64_t n_prompt() const { return n_prompt_; }
+  int64_t n_generated() const { return n_generated_; }
+
+  // Delivers an event to the request's handler. A handler that throws cancels its
+  // request instead of taking the scheduler thread down.
+  void deliver(const StreamEvent& ev);
+
+ private:
+  void fill_usage(StreamEvent* ev) const;
+
+  uint64_t id_;
+  RequestOptions opts_;  // opts_.prompt is moved into tokens_
+  EventFn on_event_;
+  const tok::Tokenizer* tok_;
+  SchedClock::time_point t_submit_;
+  SchedClock::time_point deadline_;  // time_point::max() without a timeout
+
+  std::vector<int32_t> tokens_;
+  int64_t n_prompt_ = 0;
+  Sampler sampler_;
+  tok::StreamDecoder decoder_;
+  StopMatcher stops_;
+  std::vector<TokenInfo> unsent_;  // sampled since the last event
+  int64_t n_generated_ = 0;
+  double ttft_ms_ = -1.0;
+  FinishReason finish_ = FinishReason::kNone;
+};
+
+}  // namespace flashlm
