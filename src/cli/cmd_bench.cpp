@@ -16,10 +16,20 @@
 
 #include "cli/common.h"
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/gemm_q8.h"
 #include "kernels/cpu/thread_pool.h"
 
 namespace flashlm::cli {
 namespace {
+
+// The dispatched kernel level, plus the prefill GEMM tile where the CPU has one.
+std::string kernels_name() {
+  std::string k = cpu_isa_name(cpu_best_isa());
+  if (k == "avx2") k = "AVX2+FMA+F16C";
+  gemm::TileKernel tile;
+  if (gemm::best_tile_kernel(&tile)) k += ", AVX-512 VNNI prefill GEMM";
+  return k;
+}
 
 struct BenchArgs {
   std::string model;
@@ -223,7 +233,7 @@ int bench(const BenchArgs& a, const std::string& version) {
   // stays one parseable document.
   FILE* info = json ? stderr : stdout;
   std::fprintf(info, "%s | CPU: %s | cores: %u | kernels: %s\n", version.c_str(), cpu_model_name().c_str(),
-               std::thread::hardware_concurrency(), cpu_has_avx2() ? "AVX2+FMA+F16C" : "scalar");
+               std::thread::hardware_concurrency(), kernels_name().c_str());
   if (a.n_gen > 0) {
     std::fprintf(info, "read bandwidth: %.2f GB/s (%d threads, best of 3) | weights read per token: %.1f MiB\n",
                  bandwidth / 1e9, max_threads, bytes_per_token / (1024.0 * 1024.0));

@@ -16,7 +16,9 @@ Runner::Runner(const Model& model, RuntimeOptions opts, int64_t n_ctx, int n_thr
       n_ctx_(n_ctx),
       pool_(n_threads),
       kv_(model.kv_config(n_ctx, opts.n_seqs)),
-      lens_(static_cast<size_t>(opts.n_seqs), 0) {}
+      lens_(static_cast<size_t>(opts.n_seqs), 0) {
+  scratch_.batch_invariant = opts.batch_invariant;
+}
 
 Result<std::unique_ptr<Runner>> Runner::create(const Model& model, RuntimeOptions opts) {
   int64_t n_ctx = opts.n_ctx;

@@ -18,6 +18,7 @@ struct RuntimeOptions {
   int64_t n_ctx = 0;     // positions per sequence; 0: min(training context, 4096)
   int n_batch = 512;     // tokens per forward pass
   int n_seqs = 1;        // concurrent sequences sharing the KV pool
+  bool batch_invariant = false;  // results independent of batching (no panel GEMM; MatmulOptions)
 };
 
 class Runner {

@@ -53,6 +53,7 @@ struct Scheduler::Impl {
   Impl(const Model& m, const tok::Tokenizer& t, const SchedulerOptions& o, int64_t ctx, int n_threads,
        const KvConfig& kc)
       : model(m), tok(t), opts(o), n_ctx(ctx), n_vocab(static_cast<int32_t>(m.config().n_vocab)), pool(n_threads), kv(kc) {
+    scratch.batch_invariant = o.batch_invariant;
     logits.reserve(static_cast<size_t>(opts.n_parallel) * static_cast<size_t>(n_vocab));
     running.reserve(static_cast<size_t>(opts.n_parallel));
     stats.kv_blocks_free = kv.free_blocks();

@@ -36,6 +36,10 @@ struct SchedulerOptions {
   int step_tokens = 512;     // tokens per forward pass (decode tokens + prefill chunks)
   int max_queue = 256;       // waiting requests beyond running ones; more are refused
   int n_threads = 0;         // 0: all cores
+  // Each sequence's results independent of what else runs in the step (MatmulOptions):
+  // greedy outputs equal the same requests run one at a time. Off, prefill steps may use
+  // the faster panel GEMM, which rounds differently.
+  bool batch_invariant = true;
 };
 
 struct RequestOptions {

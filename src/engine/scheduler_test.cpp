@@ -127,6 +127,7 @@ Reference run_alone(const Loaded& l, int64_t n_ctx, const std::vector<int32_t>& 
   RuntimeOptions ro;
   ro.n_threads = test_threads();
   ro.n_ctx = n_ctx;
+  ro.batch_invariant = true;  // as the scheduler runs by default
   auto runner = Runner::create(*l.model, ro);
   EXPECT_TRUE(runner.is_ok()) << runner.message();
   if (!runner) return {};

@@ -117,6 +117,7 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
     }
   });
 
+  const MatmulOptions mm{s.batch_invariant};
   // Each token's RoPE cos/sin, once per configuration, for every layer and head using it.
   const int64_t n_rot = cfg_.n_rot;
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
@@ -134,9 +135,9 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
 
     // --- attention ---
     rms_norm_rows(s.x.data(), lw.attn_norm, s.cur.data(), n, n_embd, cfg_.norm_eps, pool);
-    matmul(lw.wq, s.cur.data(), n_embd, s.q.data(), q_dim, n, pool);
-    matmul(lw.wk, s.cur.data(), n_embd, s.k.data(), kv_dim, n, pool);
-    matmul(lw.wv, s.cur.data(), n_embd, s.v.data(), kv_dim, n, pool);
+    matmul(lw.wq, s.cur.data(), n_embd, s.q.data(), q_dim, n, pool, mm);
+    matmul(lw.wk, s.cur.data(), n_embd, s.k.data(), kv_dim, n, pool, mm);
+    matmul(lw.wv, s.cur.data(), n_embd, s.v.data(), kv_dim, n, pool, mm);
     add_bias(s.q.data(), lw.bq, n, q_dim);
     add_bias(s.k.data(), lw.bk, n, kv_dim);
     add_bias(s.v.data(), lw.bv, n, kv_dim);
@@ -205,14 +206,14 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
         attention_chunk(qs, view, ap, L.sliding_window, w.head_begin, w.head_end);
       }
     });
-    matmul(lw.wo, s.attn.data(), q_dim, s.proj.data(), n_embd, n, pool);
+    matmul(lw.wo, s.attn.data(), q_dim, s.proj.data(), n_embd, n, pool, mm);
     if (L.post_attn_norm) rms_norm_rows(s.proj.data(), lw.post_attn_norm, s.proj.data(), n, n_embd, cfg_.norm_eps, pool);
     ops::add(s.x.data(), s.proj.data(), s.x.data(), n * n_embd);
 
     // --- feed-forward ---
     rms_norm_rows(s.x.data(), lw.ffn_norm, s.cur.data(), n, n_embd, cfg_.norm_eps, pool);
-    matmul(lw.ffn_gate, s.cur.data(), n_embd, s.gate.data(), L.n_ff, n, pool);
-    matmul(lw.ffn_up, s.cur.data(), n_embd, s.up.data(), L.n_ff, n, pool);
+    matmul(lw.ffn_gate, s.cur.data(), n_embd, s.gate.data(), L.n_ff, n, pool, mm);
+    matmul(lw.ffn_up, s.cur.data(), n_embd, s.up.data(), L.n_ff, n, pool, mm);
     pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
       for (int64_t t = b; t < e; ++t) {
         float* g = s.gate.data() + t * L.n_ff;
@@ -221,7 +222,7 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
         else ops::gelu_tanh_mul(g, u, g, L.n_ff);
       }
     });
-    matmul(lw.ffn_down, s.gate.data(), L.n_ff, s.proj.data(), n_embd, n, pool);
+    matmul(lw.ffn_down, s.gate.data(), L.n_ff, s.proj.data(), n_embd, n, pool, mm);
     if (L.post_ffn_norm) rms_norm_rows(s.proj.data(), lw.post_ffn_norm, s.proj.data(), n, n_embd, cfg_.norm_eps, pool);
     ops::add(s.x.data(), s.proj.data(), s.x.data(), n * n_embd);
   }
@@ -236,7 +237,7 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
     ++r;
   }
   logits->resize(static_cast<size_t>(n_out * cfg_.n_vocab));
-  matmul(W.output, s.out_rows.data(), n_embd, logits->data(), cfg_.n_vocab, n_out, pool);
+  matmul(W.output, s.out_rows.data(), n_embd, logits->data(), cfg_.n_vocab, n_out, pool, mm);
   if (cfg_.final_softcap > 0.0f) {
     for (float& v : *logits) v = cfg_.final_softcap * std::tanh(v / cfg_.final_softcap);
   }

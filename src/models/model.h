@@ -21,6 +21,7 @@ namespace flashlm {
 // step so nothing is allocated in the hot loop.
 struct ForwardScratch {
   int64_t capacity = 0;           // tokens
+  bool batch_invariant = false;   // each token's results independent of the batch (MatmulOptions)
   std::vector<float> x;           // [n, n_embd] residual stream
   std::vector<float> cur;         // [n, n_embd] normalised input
   std::vector<float> q;           // [n, n_head * head_dim]

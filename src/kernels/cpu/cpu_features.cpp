@@ -24,6 +24,16 @@ bool cpu_has_avx2() {
 #endif
 }
 
+bool cpu_has_avx512_vnni() {
+#if defined(FLASHLM_HAVE_AVX512) && (defined(__x86_64__) || defined(__i386__))
+  static const bool has = cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  return has;
+#else
+  return false;
+#endif
+}
+
 bool cpu_has_neon() {
 #if defined(FLASHLM_HAVE_NEON) && defined(__aarch64__)
   return true;

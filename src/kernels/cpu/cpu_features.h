@@ -10,6 +10,9 @@ namespace flashlm {
 // and those kernels were compiled into this binary.
 bool cpu_has_avx2();
 
+// True when AVX-512 F/BW/VL and VNNI are available and kernels/cpu/avx512 was compiled
+// in (the prefill GEMM tile with vpdpbusd).
+bool cpu_has_avx512_vnni();
 // True on a 64-bit ARM build with kernels/cpu/neon compiled in: Advanced SIMD is part of
 // every ARMv8-A CPU.
 bool cpu_has_neon();

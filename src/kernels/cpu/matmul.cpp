@@ -4,6 +4,8 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/gemm_q8.h"
+#include "kernels/cpu/gemm_panel.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/vec_dot.h"
 #include "quant/quant.h"
@@ -55,7 +57,11 @@ void matmul_rows_dequant(const TensorView& w, int64_t row_begin, int64_t row_end
 // type, then every weight row meets it in a block-integer dot product. F32 weights use
 // the activations as they are.
 void matmul_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx,
-                 float* y, int64_t ldy, int64_t n_tok, ThreadPool& pool) {
+                 float* y, int64_t ldy, int64_t n_tok, ThreadPool& pool, MatmulOptions opts) {
+  if (matmul_uses_gemm(w.dtype, n_tok, opts)) {
+    gemm::TileKernel k;
+    if (gemm::best_tile_kernel(&k) && gemm::gemm_rows(w, row_begin, row_end, x, ldx, y, ldy, n_tok, pool, k)) return;
+  }
   const VecDotTraits& vt = vec_dot_traits(w.dtype);
   if (vt.vec_dot == nullptr) {
     matmul_rows_dequant(w, row_begin, row_end, x, ldx, y, ldy, n_tok, pool);
@@ -117,9 +123,14 @@ void matmul_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const 
   });
 }
 
+bool matmul_uses_gemm(DType weight_type, int64_t n_tok, MatmulOptions opts) {
+  gemm::TileKernel k;
+  return !opts.batch_invariant && n_tok >= kGemmMinTokens && gemm::panel_supported(weight_type) && gemm::best_tile_kernel(&k);
+}
+
 void matmul(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n_tok,
-            ThreadPool& pool) {
-  matmul_rows(w, 0, w.ne[1], x, ldx, y, ldy, n_tok, pool);
+            ThreadPool& pool, MatmulOptions opts) {
+  matmul_rows(w, 0, w.ne[1], x, ldx, y, ldy, n_tok, pool, opts);
 }
 
 void matmul_reference(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n_tok) {

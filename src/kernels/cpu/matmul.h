@@ -13,12 +13,27 @@
 
 namespace flashlm {
 
+// With batch_invariant, each token's outputs are the same bits whatever else is in the
+// batch: only per-row dot products run (their token groups equal single tokens bit for
+// bit). The panel GEMM sums in another order, so a token's result would depend on the
+// batch size; the server's continuous batching asks for invariance, prefill in
+// run/bench/perplexity does not.
+struct MatmulOptions {
+  bool batch_invariant = false;
+};
+
 void matmul(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n_tok,
-            ThreadPool& pool);
+            ThreadPool& pool, MatmulOptions opts = {});
 
 // Rows [row_begin, row_end) of w only (used to compute logits for a vocabulary slice).
 void matmul_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx,
-                 float* y, int64_t ldy, int64_t n_tok, ThreadPool& pool);
+                 float* y, int64_t ldy, int64_t n_tok, ThreadPool& pool, MatmulOptions opts = {});
+
+// Batches of at least kGemmMinTokens tokens go through the panel GEMM
+// (kernels/cpu/gemm_q8.h) when the CPU has a tile kernel for it; smaller ones, and
+// formats without a panel unpacker, use per-row dot products over token groups.
+constexpr int64_t kGemmMinTokens = 16;
+bool matmul_uses_gemm(DType weight_type, int64_t n_tok, MatmulOptions opts = {});
 
 // Reference: per-row traits dot product with x in f32 (no activation rounding), no tiling.
 void matmul_reference(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n_tok);

@@ -1,0 +1,118 @@
+#include "kernels/cpu/gemm_q8.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/gemm_panel.h"
+#include "kernels/cpu/vec_dot.h"
+
+#if defined(FLASHLM_HAVE_AVX512)
+#include "kernels/cpu/avx512/avx512_kernels.h"
+#endif
+
+namespace flashlm::gemm {
+namespace {
+
+constexpr int kTileTokens = 4;
+
+// A 64-byte aligned scratch buffer that grows and is then reused.
+class AlignedScratch {
+ public:
+  uint8_t* get(size_t bytes) {
+    if (buf_.size() < bytes + 64) buf_.resize(bytes + 64);
+    auto p = reinterpret_cast<uintptr_t>(buf_.data());
+    return reinterpret_cast<uint8_t*>((p + 63) & ~uintptr_t{63});
+  }
+
+ private:
+  std::vector<uint8_t> buf_;
+};
+
+using TileFn = void (*)(const Panel&, const int8_t*, size_t, const float*, size_t, int, float*);
+
+TileFn tile_fn(TileKernel k, bool* unsigned_acts) {
+  *unsigned_acts = false;
+#if defined(FLASHLM_HAVE_AVX512)
+  if (k == TileKernel::kVnni) {
+    *unsigned_acts = true;
+    return avx512::panel_tile_vnni;
+  }
+#endif
+  (void)k;
+  return panel_tile_reference;
+}
+
+}  // namespace
+
+bool best_tile_kernel(TileKernel* out) {
+#if defined(FLASHLM_HAVE_AVX512)
+  if (cpu_has_avx512_vnni()) {
+    *out = TileKernel::kVnni;
+    return true;
+  }
+#endif
+  (void)out;
+  return false;
+}
+
+bool gemm_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx, float* y,
+               int64_t ldy, int64_t n_tok, ThreadPool& pool, TileKernel kernel) {
+  if (!panel_supported(w.dtype)) return false;
+  const VecDotTraits& vt = vec_dot_traits(w.dtype);
+  if (vt.quantize_row == nullptr) return false;
+  const int64_t n_in = w.ne[0];
+  const int64_t nc = n_in / kChunk;
+  bool unsigned_acts = false;
+  const TileFn tile = tile_fn(kernel, &unsigned_acts);
+
+  // Activations: quantized as llama.cpp does, then laid out as gemm::Acts. The calling
+  // thread's buffer is shared with the workers by address.
+  thread_local AlignedScratch act_scratch;
+  Acts a;
+  a.n_chunks = nc;
+  a.q_stride = static_cast<size_t>(n_in);
+  a.yd_stride = static_cast<size_t>(2 * nc);
+  const size_t q_bytes = (static_cast<size_t>(n_tok) * a.q_stride + 63) & ~size_t{63};
+  uint8_t* abuf = act_scratch.get(q_bytes + static_cast<size_t>(n_tok) * a.yd_stride * sizeof(float));
+  a.q = reinterpret_cast<int8_t*>(abuf);
+  a.yd = reinterpret_cast<float*>(abuf + q_bytes);
+  const DType wt = w.dtype;
+  pool.parallel_for(n_tok, [&](int64_t tb, int64_t te, int) {
+    thread_local std::vector<uint8_t> xq;
+    if (xq.size() < vt.row_bytes(n_in)) xq.resize(vt.row_bytes(n_in));
+    for (int64_t t = tb; t < te; ++t) {
+      vt.quantize_row(x + t * ldx, xq.data(), n_in);
+      unpack_acts(wt, xq.data(), n_in, a, t);
+    }
+  });
+
+  const int64_t n_rows = row_end - row_begin;
+  const int64_t n_panels = (n_rows + kPanelRows - 1) / kPanelRows;
+  pool.parallel_for(n_panels, [&](int64_t pb, int64_t pe, int) {
+    thread_local AlignedScratch panel_scratch;
+    Panel p;
+    p.bind(panel_scratch.get(Panel::bytes(nc)), nc);
+    float out[kTileTokens * kPanelRows];
+    for (int64_t pi = pb; pi < pe; ++pi) {
+      const int64_t r0 = row_begin + pi * kPanelRows;
+      const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, row_end - r0));
+      const uint8_t* rows[kPanelRows];
+      for (int r = 0; r < nr; ++r) rows[r] = w.row_ptr(r0 + r);
+      unpack_panel(wt, rows, nr, n_in, unsigned_acts, p);
+      for (int64_t t0 = 0; t0 < n_tok; t0 += kTileTokens) {
+        const int nt = static_cast<int>(std::min<int64_t>(kTileTokens, n_tok - t0));
+        tile(p, a.q + static_cast<size_t>(t0) * a.q_stride, a.q_stride, a.yd + static_cast<size_t>(t0) * a.yd_stride,
+             a.yd_stride, nt, out);
+        for (int t = 0; t < nt; ++t) {
+          float* yt = y + (t0 + t) * ldy + (r0 - row_begin);
+          for (int r = 0; r < nr; ++r) yt[r] = out[t * kPanelRows + r];
+        }
+      }
+    }
+  });
+  return true;
+}
+
+}  // namespace flashlm::gemm
