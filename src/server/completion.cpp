@@ -70,6 +70,7 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
       ro.sampling = req_.sampling;
       if (req_.seed_given) ro.sampling.seed = req_.sampling.seed + i;  // n choices must differ
       ro.stop = req_.stop;
+      ro.ignore_eos = req_.ignore_eos;
       ro.top_logprobs = req_.top_logprobs;
       auto post = ctx_.post;
       EventFn fn = [weak, i, post](const StreamEvent& ev) {

@@ -289,6 +289,7 @@ std::optional<ApiError> parse_completion_request(const json& body, Endpoint endp
   if (Err e = get_int(body, "n", 1, kMaxChoices, &n)) return e;
   out->n = static_cast<int>(n);
   if (Err e = get_bool(body, "stream", &out->stream)) return e;
+  if (Err e = get_bool(body, "ignore_eos", &out->ignore_eos)) return e;
   if (const json* so = field(body, "stream_options")) {
     if (!so->is_object()) return type_error("stream_options", "an object", *so);
     if (!out->stream) {

@@ -41,6 +41,7 @@ struct CompletionRequest {
   std::vector<std::string> stop;
   int n = 1;
   bool stream = false;
+  bool ignore_eos = false;     // llama.cpp server's extension: generate past end-of-generation
   bool include_usage = false;  // stream_options.include_usage
   int top_logprobs = -1;       // -1: no logprobs; >= 0: chosen token + that many alternatives
 };

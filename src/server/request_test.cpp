@@ -54,6 +54,7 @@ TEST(RequestTest, MinimalChatHasDefaults) {
   EXPECT_EQ(r.n, 1);
   EXPECT_FALSE(r.stream);
   EXPECT_FALSE(r.include_usage);
+  EXPECT_FALSE(r.ignore_eos);
   EXPECT_EQ(r.top_logprobs, -1);
   EXPECT_TRUE(r.stop.empty());
   EXPECT_FALSE(r.seed_given);
@@ -67,7 +68,7 @@ TEST(RequestTest, AllChatFieldsParse) {
       R"("model": "x", "max_tokens": 7, "temperature": 0, "top_p": 0.5, "seed": 42, "stop": ["a", "b"], "n": 3,
          "presence_penalty": -1.5, "frequency_penalty": 2, "logprobs": true, "top_logprobs": 4, "stream": true,
          "stream_options": {"include_usage": true}, "user": "someone", "top_k": 5, "min_p": 0.1,
-         "unknown_field": {"deep": [1, 2, 3]}, "tools": null)"));
+         "ignore_eos": true, "unknown_field": {"deep": [1, 2, 3]}, "tools": null)"));
   EXPECT_EQ(r.model, "x");
   EXPECT_EQ(r.max_tokens, 7);
   EXPECT_EQ(r.sampling.temperature, 0.0f);
@@ -81,6 +82,7 @@ TEST(RequestTest, AllChatFieldsParse) {
   EXPECT_EQ(r.top_logprobs, 4);
   EXPECT_TRUE(r.stream);
   EXPECT_TRUE(r.include_usage);
+  EXPECT_TRUE(r.ignore_eos);
   EXPECT_EQ(r.sampling.top_k, 5);
   EXPECT_FLOAT_EQ(r.sampling.min_p, 0.1f);
 }

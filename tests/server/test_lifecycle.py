@@ -89,7 +89,10 @@ def test_signal_drains_in_flight_streams(sig):
 def test_second_signal_forces_exit():
     s = start_server("--parallel", "1").wait_ready()
     out = {}
-    t = stream_in_thread(s.url, {"prompt": "Count to a thousand:", "max_tokens": 1500, "stream": True}, out)
+    # ignore_eos: the stream must still be running at the second signal (a model that
+    # stops early would let the drain finish first, and exit 0 would be right).
+    t = stream_in_thread(s.url, {"prompt": "Count to a thousand:", "max_tokens": 1500, "ignore_eos": True,
+                                 "stream": True}, out)
     deadline = time.time() + 120
     while "first" not in out:
         assert time.time() < deadline, out
