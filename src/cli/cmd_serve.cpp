@@ -1,5 +1,7 @@
 // flashlm serve: the OpenAI-compatible HTTP server (src/server/) over the continuous-
 // batching scheduler. Listens before the model loads so /health can report "loading".
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdio>
 #include <thread>
@@ -23,8 +25,22 @@ struct ServeArgs {
   double timeout_s = 600.0;
 };
 
+// Each connection is a descriptor; the usual soft limit (1024) would refuse clients long
+// before the server is busy. Raising the soft limit up to the hard one is unprivileged.
+void raise_open_file_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
+  const rlim_t before = lim.rlim_cur;
+  lim.rlim_cur = lim.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    std::fprintf(stderr, "warning: could not raise the open-file limit; at most %llu connections\n",
+                 static_cast<unsigned long long>(before));
+  }
+}
+
 int serve(const ServeArgs& a) {
   std::signal(SIGPIPE, SIG_IGN);  // a vanished client must be an error code, not a signal
+  raise_open_file_limit();
   server::ServerOptions so;
   so.host = a.host;
   so.port = static_cast<uint16_t>(a.port);

@@ -72,6 +72,13 @@ class ServerProcess:
             self.proc.wait()
 
 
+def metric(text, name):
+    """One unlabelled sample from Prometheus text."""
+    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    assert m, f"no metric {name}"
+    return float(m.group(1))
+
+
 def start_server(*extra_args):
     if not Path(BIN).is_file():
         pytest.fail(f"no flashlm binary at {BIN} (set FLASHLM_BIN)")
