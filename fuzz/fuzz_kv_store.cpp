@@ -83,7 +83,7 @@ void check_store(const std::vector<uint8_t>& b, bool valid) {
   }
   KvStoreOptions o;
   o.warn = [](const std::string&) {};
-  Result<std::unique_ptr<KvStore>> s = KvStore::open(root, kNs, o);
+  Result<std::unique_ptr<KvStore>> s = KvStore::open(root, kNs, uint64_t{1} << 20, o);
   if (!s) fail("open failed on a writable directory");
   const std::optional<KvStoreBlock> got = (*s)->get(hash);
   const bool want = valid && ns == kNs;

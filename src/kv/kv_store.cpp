@@ -102,17 +102,17 @@ uint64_t kv_store_namespace(uint64_t model_fingerprint, std::string_view kv_layo
   return xxh64(id.data(), id.size());
 }
 
-KvStore::KvStore(std::string dir, uint64_t ns, KvStoreOptions opts)
-    : dir_(std::move(dir)), ns_(ns), opts_(std::move(opts)) {}
+KvStore::KvStore(std::string dir, uint64_t ns, uint64_t max_bytes, KvStoreOptions opts)
+    : dir_(std::move(dir)), ns_(ns), max_bytes_(max_bytes), opts_(std::move(opts)) {}
 
 Result<std::unique_ptr<KvStore>> KvStore::open(const std::string& dir, uint64_t namespace_id,
-                                               KvStoreOptions opts) {
+                                               uint64_t max_bytes, KvStoreOptions opts) {
   const std::string ns_dir = (fs::path(dir) / hex16(namespace_id)).string();
   std::error_code ec;
   fs::create_directories(ns_dir, ec);
   if (ec) return Status::error("kv store: cannot create '" + ns_dir + "': " + ec.message());
   if (!fs::is_directory(ns_dir, ec)) return Status::error("kv store: '" + ns_dir + "' is not a directory");
-  std::unique_ptr<KvStore> s(new KvStore(ns_dir, namespace_id, std::move(opts)));
+  std::unique_ptr<KvStore> s(new KvStore(ns_dir, namespace_id, max_bytes, std::move(opts)));
   if (Status st = s->scan(); !st) return st.with_context("kv store");
   s->writer_ = std::thread([p = s.get()] { p->writer_loop(); });
   return s;
@@ -159,7 +159,7 @@ void KvStore::touch(uint64_t hash) {
 
 std::vector<uint64_t> KvStore::evict_over_bound() {
   std::vector<uint64_t> victims;
-  while (disk_bytes_ > opts_.max_bytes && !lru_.empty()) {
+  while (disk_bytes_ > max_bytes_ && !lru_.empty()) {
     const uint64_t h = lru_.back();
     index_erase(h);
     victims.push_back(h);
@@ -239,7 +239,7 @@ bool KvStore::put(uint64_t block_hash, uint64_t parent_hash, std::span<const int
       return true;
     }
     if (pending_.count(block_hash) != 0) return true;
-    if (tokens.size() > kKvRecordMaxTokens || payload.size() > kKvRecordMaxBytes || size > opts_.max_bytes ||
+    if (tokens.size() > kKvRecordMaxTokens || payload.size() > kKvRecordMaxBytes || size > max_bytes_ ||
         pending_.size() >= opts_.max_queue_blocks || queue_bytes_ + size > opts_.max_queue_bytes) {
       ++stats_.dropped;
       return false;
@@ -254,7 +254,8 @@ bool KvStore::put(uint64_t block_hash, uint64_t parent_hash, std::span<const int
   h.parent_hash = parent_hash;
   h.n_tokens = static_cast<uint32_t>(tokens.size());
   h.payload_bytes = payload.size();
-  auto enc = std::make_shared<const std::vector<uint8_t>>(encode_kv_record(h, tokens, payload));
+  // The checksum is left to the writer thread: the caller pays for one copy only.
+  auto enc = std::make_shared<const std::vector<uint8_t>>(encode_kv_record(h, tokens, payload, false));
   {
     std::lock_guard lk(mu_);
     pending_[block_hash] = std::move(enc);
@@ -274,13 +275,22 @@ Status KvStore::write_file(uint64_t hash, const std::vector<uint8_t>& bytes) {
     ::unlink(tmp.c_str());
     return Status::error(std::string(what) + " '" + tmp + "': " + errno_text(e));
   };
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const size_t chunk = std::min<size_t>(bytes.size() - done, size_t{1} << 30);
-    const ssize_t w = ::write(fd, bytes.data() + done, chunk);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return fail("cannot write", w < 0 ? errno : ENOSPC);
-    done += static_cast<size_t>(w);
+  // The buffer is shared with get() and stays unchanged: the checksum is written from
+  // a separate 8 bytes in place of the zero trailer.
+  const uint64_t sum = kv_record_checksum(bytes);
+  uint8_t trailer[kKvRecordTrailerBytes];
+  std::memcpy(trailer, &sum, sizeof trailer);
+  const std::span<const uint8_t> parts[2] = {
+      std::span<const uint8_t>(bytes).first(bytes.size() - kKvRecordTrailerBytes), std::span<const uint8_t>(trailer)};
+  for (std::span<const uint8_t> part : parts) {
+    size_t done = 0;
+    while (done < part.size()) {
+      const size_t chunk = std::min<size_t>(part.size() - done, size_t{1} << 30);
+      const ssize_t w = ::write(fd, part.data() + done, chunk);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return fail("cannot write", w < 0 ? errno : ENOSPC);
+      done += static_cast<size_t>(w);
+    }
   }
   // fsync before rename: after a crash the name points at whole contents or nothing.
   // The directory itself is not synced: losing a rename only loses a cache entry.
@@ -388,7 +398,8 @@ std::optional<KvStoreBlock> KvStore::get(uint64_t block_hash) {
     }
     bytes = std::move(r).value();
   }
-  Result<KvRecordView> v = parse_kv_record(bytes);
+  // A queued record is our own encoding, not yet checksummed (the writer does that).
+  Result<KvRecordView> v = parse_kv_record(bytes, /*verify_checksum=*/!queued);
   if (v && v->header.namespace_id != ns_) v = Status::error("record of another namespace");
   if (v && v->header.block_hash != block_hash) v = Status::error("record of another block");
   if (!v) {

@@ -50,7 +50,6 @@ std::string kv_layout_description(const KvConfig& cfg, std::string_view elem_typ
 uint64_t kv_store_namespace(uint64_t model_fingerprint, std::string_view kv_layout);
 
 struct KvStoreOptions {
-  uint64_t max_bytes = uint64_t{4} << 30;          // on-disk bound
   size_t max_queue_bytes = size_t{256} << 20;     // pending writes (memory) bound
   size_t max_queue_blocks = 256;
   // Receives warnings; stderr ("warning: kv-store: ...") when empty.
@@ -80,9 +79,10 @@ struct KvStoreBlock {
 
 class KvStore {
  public:
-  // Creates DIR/<namespace hex>/ if needed and indexes it. Errors only when that
+  // Creates DIR/<namespace hex>/ if needed and indexes it, keeping at most max_bytes
+  // of block files there (evicting at once if it holds more). Errors only when that
   // directory cannot be created or listed.
-  static Result<std::unique_ptr<KvStore>> open(const std::string& dir, uint64_t namespace_id,
+  static Result<std::unique_ptr<KvStore>> open(const std::string& dir, uint64_t namespace_id, uint64_t max_bytes,
                                                KvStoreOptions opts = {});
   ~KvStore();  // flushes, then stops the writer
   KvStore(const KvStore&) = delete;
@@ -111,7 +111,7 @@ class KvStore {
   };
   using Encoded = std::shared_ptr<const std::vector<uint8_t>>;
 
-  KvStore(std::string dir, uint64_t ns, KvStoreOptions opts);
+  KvStore(std::string dir, uint64_t ns, uint64_t max_bytes, KvStoreOptions opts);
   Status scan();  // open: fills the index from the directory listing
   void writer_loop();
   Status write_file(uint64_t hash, const std::vector<uint8_t>& bytes);
@@ -127,6 +127,7 @@ class KvStore {
 
   const std::string dir_;
   const uint64_t ns_;
+  const uint64_t max_bytes_;
   const KvStoreOptions opts_;
 
   mutable std::mutex mu_;

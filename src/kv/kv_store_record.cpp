@@ -27,7 +27,7 @@ T get(const uint8_t* at) {
 }  // namespace
 
 std::vector<uint8_t> encode_kv_record(const KvRecordHeader& h, std::span<const int32_t> tokens,
-                                      std::span<const uint8_t> payload) {
+                                      std::span<const uint8_t> payload, bool checksum) {
   std::vector<uint8_t> out(kv_record_size(tokens.size(), payload.size()), 0);
   uint8_t* p = out.data();
   std::memcpy(p, kMagic, 8);
@@ -43,11 +43,15 @@ std::vector<uint8_t> encode_kv_record(const KvRecordHeader& h, std::span<const i
   at += tokens.size_bytes();
   if (!payload.empty()) std::memcpy(p + at, payload.data(), payload.size());
   at += payload.size();
-  put<uint64_t>(p + at, xxh64(p, at));
+  if (checksum) put<uint64_t>(p + at, xxh64(p, at));
   return out;
 }
 
-Result<KvRecordView> parse_kv_record(std::span<const uint8_t> bytes) {
+uint64_t kv_record_checksum(std::span<const uint8_t> record) {
+  return record.size() < kKvRecordTrailerBytes ? 0 : xxh64(record.data(), record.size() - kKvRecordTrailerBytes);
+}
+
+Result<KvRecordView> parse_kv_record(std::span<const uint8_t> bytes, bool verify_checksum) {
   const size_t size = bytes.size();
   if (size < kKvRecordHeaderBytes + kKvRecordTrailerBytes)
     return Status::error("record too short (" + std::to_string(size) + " bytes)");
@@ -71,7 +75,7 @@ Result<KvRecordView> parse_kv_record(std::span<const uint8_t> bytes) {
   if (want != size)
     return Status::error("size " + std::to_string(size) + " does not match header (" + std::to_string(want) + ")");
   const size_t body = size - kKvRecordTrailerBytes;
-  if (xxh64(p, body) != get<uint64_t>(p + body)) return Status::error("checksum mismatch");
+  if (verify_checksum && xxh64(p, body) != get<uint64_t>(p + body)) return Status::error("checksum mismatch");
   v.token_bytes = p + kKvRecordHeaderBytes;
   v.payload = bytes.subspan(kKvRecordHeaderBytes + size_t{4} * v.header.n_tokens,
                             static_cast<size_t>(v.header.payload_bytes));

@@ -55,13 +55,17 @@ inline size_t kv_record_size(size_t n_tokens, size_t payload_bytes) {
   return kKvRecordHeaderBytes + 4 * n_tokens + payload_bytes + kKvRecordTrailerBytes;
 }
 
-// The whole file: header, tokens, payload and checksum.
+// The whole file: header, tokens, payload and checksum. With checksum = false the
+// trailer is left zero, for a writer that hashes elsewhere (kv_record_checksum).
 std::vector<uint8_t> encode_kv_record(const KvRecordHeader& h, std::span<const int32_t> tokens,
-                                      std::span<const uint8_t> payload);
+                                      std::span<const uint8_t> payload, bool checksum = true);
+// The trailer value for an encoded record: XXH64 of all but its last 8 bytes.
+uint64_t kv_record_checksum(std::span<const uint8_t> record);
 
 // Checks magic, version, header size, reserved fields, counts against the buffer size
-// and the checksum. Never reads outside `bytes`; any failure is a Status naming it.
-Result<KvRecordView> parse_kv_record(std::span<const uint8_t> bytes);
+// and (unless told not to, for bytes we encoded ourselves) the checksum. Never reads
+// outside `bytes`; any failure is a Status naming it.
+Result<KvRecordView> parse_kv_record(std::span<const uint8_t> bytes, bool verify_checksum = true);
 
 // Token ids of a parsed record (copied out: the bytes may be unaligned).
 std::vector<int32_t> kv_record_tokens(const KvRecordView& v);

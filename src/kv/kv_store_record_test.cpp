@@ -54,6 +54,19 @@ TEST(KvRecord, EmptyTokensAndPayload) {
   EXPECT_TRUE(kv_record_tokens(*v).empty());
 }
 
+TEST(KvRecord, UnsealedEncodingPlusChecksumEqualsSealed) {
+  KvRecordHeader h;
+  h.block_hash = 5;
+  const std::vector<int32_t> tokens = {3, 4};
+  const std::vector<uint8_t> payload = {1, 2, 3};
+  std::vector<uint8_t> unsealed = encode_kv_record(h, tokens, payload, false);
+  EXPECT_FALSE(parse_kv_record(unsealed));
+  EXPECT_TRUE(parse_kv_record(unsealed, /*verify_checksum=*/false));
+  const uint64_t sum = kv_record_checksum(unsealed);
+  std::memcpy(unsealed.data() + unsealed.size() - 8, &sum, 8);
+  EXPECT_EQ(unsealed, encode_kv_record(h, tokens, payload));
+}
+
 TEST(KvRecord, EveryBitFlipIsRejected) {
   const std::vector<uint8_t> good = sample_record();
   for (size_t i = 0; i < good.size(); ++i) {
