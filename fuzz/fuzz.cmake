@@ -33,3 +33,4 @@ endfunction()
 flashlm_fuzz_target(gguf models tokenizer)  # config, weight table and tokenizer too
 flashlm_fuzz_target(chat_template chat)
 flashlm_fuzz_target(request server)  # request bodies of the HTTP server
+flashlm_fuzz_target(kv_store kv)  # block files of the persistent KV store

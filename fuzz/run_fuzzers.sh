@@ -8,7 +8,8 @@
 #   FUZZ_SECONDS=300 fuzz/run_fuzzers.sh gguf
 #
 # Env: FUZZ_SECONDS, FUZZ_BUILD_DIR (default <repo>/build-fuzz), FUZZ_JOBS (build -j, 2).
-# Seeds: fuzz/seeds/gguf/ (made by fuzz/make_seeds.py) and the real chat templates in
+# Seeds: fuzz/seeds/gguf/ (made by fuzz/make_seeds.py), fuzz/seeds/kv_store/
+# (fuzz/make_kv_store_seeds.py) and the real chat templates in
 # tests/golden/chat/templates/. New corpus entries go to build-fuzz/fuzz-corpus/, never
 # into the repo.
 set -uo pipefail
@@ -18,7 +19,7 @@ build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-2}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(gguf chat_template request)
+[ ${#targets[@]} -eq 0 ] && targets=(gguf chat_template request kv_store)
 
 mkdir -p "$build"
 CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -31,6 +32,7 @@ for t in "${targets[@]}"; do
     gguf) seeds=("$root/fuzz/seeds/gguf"); opts=(-max_len=16384 -dict="$root/fuzz/gguf.dict") ;;
     chat_template) seeds=("$root/tests/golden/chat/templates"); opts=(-max_len=8192 -dict="$root/fuzz/jinja.dict") ;;
     request) seeds=("$root/fuzz/seeds/request"); opts=(-max_len=4096) ;;
+    kv_store) seeds=("$root/fuzz/seeds/kv_store"); opts=(-max_len=4096) ;;
     *) echo "unknown target '$t'"; status=2; continue ;;
   esac
   echo "== fuzz_$t: building"

@@ -68,6 +68,7 @@ class File {
   uint64_t data_offset() const { return data_offset_; }
   const std::string& path() const { return map_->path(); }
   size_t file_size() const { return map_->size(); }
+  const uint8_t* bytes() const { return map_->data(); }  // the whole file, file_size() bytes
 
   // Metadata in file order.
   const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }
