@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/thread_pool.h"
@@ -17,6 +18,14 @@ struct FfnWeights {
   TensorView gate;  // [n_embd] x [n_ff]
   TensorView up;    // [n_embd] x [n_ff]
   TensorView down;  // [n_ff] x [n_embd]
+};
+
+// A Mixture-of-Experts layer's weights (models/moe.h runs them).
+struct MoeWeights {
+  TensorView router;                // ffn_gate_inp: [n_embd] x [n_expert]
+  std::vector<FfnWeights> experts;  // [n_expert] 2-D slices of ffn_{gate,up,down}_exps: [n_embd] x [n_ff_exp]
+  FfnWeights shexp;                 // shared expert, iff n_ff_shexp: [n_embd] x [n_ff_shexp]
+  TensorView shexp_gate;            // ffn_gate_inp_shexp: [n_embd] f32, iff shexp_gate
 };
 
 // x: [n, n_embd] normalised input (row stride n_embd); out: [n, n_embd].

@@ -105,6 +105,11 @@ TEST(ModelGolden, TinyQwen2F16) { check_golden({"tiny-qwen2-f16", 1e-2f, 2e-3f, 
 // Q8_0 weights and Q8_0 activations on both sides; measured max 0.054, a steady gap not
 // yet explained (it does not move with summation order or activation rounding).
 TEST(ModelGolden, TinyLlamaQ8_0) { check_golden({"tiny-llama-q8_0", 0.1f, 0.02f, 1.0f}); }
+// Mixture-of-Experts (scripts/reference/make_synthetic_moe_models.py), same bounds as the
+// dense synthetic models of the same weight type.
+TEST(ModelGolden, TinyQwen3MoeF32) { check_golden({"tiny-qwen3moe-f32", 1e-3f, 1e-4f, 1.0f}); }
+TEST(ModelGolden, TinyQwen2MoeF16) { check_golden({"tiny-qwen2moe-f16", 1e-2f, 2e-3f, 1.0f}); }
+TEST(ModelGolden, TinyMixtralQ8_0) { check_golden({"tiny-mixtral-q8_0", 0.1f, 0.02f, 1.0f}); }
 // Real 4/5/6-bit models, 30 and 18 layers: each 8-bit activation rounding that flips with
 // summation order changes later layers, so the max over the top-64 tail swings by ~0.5
 // between our own AVX2 and scalar paths. The mean and top-1 agreement are the stable
