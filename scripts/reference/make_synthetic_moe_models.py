@@ -23,6 +23,7 @@ Then:  /opt/flashlm-ref/bin/python scripts/reference/make_logits_golden.py \
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,59 @@ def write_model(spec: MoeSpec, out_dir: Path) -> Path:
     return path
 
 
+def write_moefied_gemma3(out_dir: Path) -> Path:
+    """tiny-gemma3-f32 with each dense FFN split along n_ff into a shared expert (32
+    wide, no gate) and 3 routed experts (32 wide), all 3 used with unit weights
+    (flashlm.moe.unit_weights): the plain sum of the parts, so its logits must equal the
+    dense model's, whose llama.cpp golden (tiny-gemma3-f32.json) is the reference. The
+    dense writer is reused (same seed, same random stream); only its FFN tensors are
+    re-cut. llama.cpp has no gemma3 MoE, so this file is flashlm-only (the layout
+    `flashlm moefy` writes)."""
+    base = next(s for s in dense.SPECS if s.arch == "gemma3")
+    spec = dataclasses.replace(base, file="tiny-gemma3-moefied-f32.gguf")
+    n_sh, n_exp = 32, 3
+    n_ff_exp = (dense.N_FF - n_sh) // n_exp
+    router_rng = np.random.default_rng(301)
+    original = dense.add_matrix
+    pending: dict[str, np.ndarray] = {}
+
+    def split_ffn(w, name, data, wtype):
+        if ".ffn_" not in name:
+            return original(w, name, data, wtype)
+        if not pending and name.startswith("blk.0."):
+            w.add_expert_count(n_exp)
+            w.add_expert_used_count(n_exp)
+            w.add_expert_feed_forward_length(n_ff_exp)
+            w.add_expert_shared_feed_forward_length(n_sh)
+            w.add_expert_weights_norm(False)
+            w.add_expert_gating_func(gguf.ExpertGatingFuncType.SOFTMAX)
+            w.add_bool("flashlm.moe.unit_weights", True)
+        pending[name.split(".")[-2]] = data
+        if len(pending) < 3:
+            return None
+        p = name[:name.index("ffn_")]
+        gate, up, down = pending.pop("ffn_gate"), pending.pop("ffn_up"), pending.pop("ffn_down")
+        original(w, p + "ffn_gate_shexp.weight", gate[:n_sh], wtype)
+        original(w, p + "ffn_up_shexp.weight", up[:n_sh], wtype)
+        original(w, p + "ffn_down_shexp.weight", np.ascontiguousarray(down[:, :n_sh]), wtype)
+        w.add_tensor(p + "ffn_gate_inp.weight", rand_router(router_rng, n_exp))
+        original(w, p + "ffn_gate_exps.weight", gate[n_sh:].reshape(n_exp, n_ff_exp, N_EMBD), wtype)
+        original(w, p + "ffn_up_exps.weight", up[n_sh:].reshape(n_exp, n_ff_exp, N_EMBD), wtype)
+        down_exps = down[:, n_sh:].reshape(N_EMBD, n_exp, n_ff_exp).transpose(1, 0, 2)
+        original(w, p + "ffn_down_exps.weight", np.ascontiguousarray(down_exps), wtype)
+        return None
+
+    dense.add_matrix = split_ffn
+    try:
+        return dense.write_model(spec, out_dir)
+    finally:
+        dense.add_matrix = original
+
+
+def rand_router(rng: np.random.Generator, n_exp: int) -> np.ndarray:
+    return dense.rand(rng, (n_exp, N_EMBD), 2.0 / N_EMBD ** 0.5)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-verify", action="store_true", help="skip loading with llama-cpp-python")
@@ -167,6 +221,8 @@ def main() -> None:
         print(f"wrote {path} ({path.stat().st_size} bytes) sha256 {common.sha256_file(path)}")
         if not args.no_verify:
             dense.verify(path)
+    path = write_moefied_gemma3(args.out_dir)
+    print(f"wrote {path} ({path.stat().st_size} bytes) sha256 {common.sha256_file(path)} (flashlm-only)")
 
 
 if __name__ == "__main__":
