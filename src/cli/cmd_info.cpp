@@ -1,6 +1,7 @@
 // flashlm info: what a model file holds and how flashlm will run it.
 #include <cstdio>
 #include <map>
+#include <string>
 
 #include "cli/common.h"
 #include "models/registry.h"
@@ -14,6 +15,47 @@ struct InfoArgs {
   bool metadata = false;
   bool tensors = false;
 };
+
+std::string count(int64_t n) {
+  char buf[32];
+  const auto d = static_cast<double>(n);
+  if (n >= 1000000000) std::snprintf(buf, sizeof buf, "%.2f B", d / 1e9);
+  else if (n >= 1000000) std::snprintf(buf, sizeof buf, "%.1f M", d / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.1f K", d / 1e3);
+  return buf;
+}
+
+// Experts per MoE layer and the parameters a token uses: all but the unselected experts'
+// slices of the 3-D ffn_{gate,up,down}_exps tensors.
+void print_moe(const gguf::File& f, const ModelConfig& c, int64_t n_params) {
+  int n_moe = 0;
+  int64_t inactive = 0;
+  const LayerConfig* first = nullptr;
+  for (int i = 0; i < c.n_layer; ++i) {
+    const LayerConfig& l = c.layers[static_cast<size_t>(i)];
+    if (l.ffn != FfnKind::kMoe) continue;
+    first = first ? first : &l;
+    ++n_moe;
+    for (const char* part : {"gate", "up", "down"}) {
+      const gguf::TensorInfo* t = f.find_tensor("blk." + std::to_string(i) + ".ffn_" + part + "_exps.weight");
+      if (t == nullptr || t->ne[2] <= 0) continue;
+      inactive += t->nelements() / t->ne[2] * (l.moe.n_expert - l.moe.n_expert_used);
+    }
+  }
+  if (first == nullptr) return;
+  const MoeConfig& m = first->moe;
+  std::printf("  experts: %d MoE layers of %d, %d experts, %d used per token, expert n_ff %d", n_moe, c.n_layer,
+              m.n_expert, m.n_expert_used, m.n_ff_exp);
+  if (m.n_ff_shexp > 0) std::printf(", shared expert n_ff %d%s", m.n_ff_shexp, m.shexp_gate ? " (sigmoid-gated)" : "");
+  std::printf("\n  routing: %s%s%s", m.gating == ExpertGating::kSoftmax ? "softmax" : "sigmoid",
+              m.unit_weights ? ", unit weights" : m.norm_weights ? ", top-k weights normalised" : "",
+              m.weights_scale != 1.0f ? ", scaled" : "");
+  if (m.adaptive_threshold > 0.0f) {
+    std::printf(", adaptive: fewest experts reaching %.2f softmax mass", static_cast<double>(m.adaptive_threshold));
+  }
+  std::printf("\n  active parameters per token: %s of %s total%s\n", count(n_params - inactive).c_str(),
+              count(n_params).c_str(), m.adaptive_threshold > 0.0f ? " (at most)" : "");
+}
 
 int info(const InfoArgs& a) {
   Result<gguf::File> f = gguf::File::open(a.model);
@@ -61,6 +103,7 @@ int info(const InfoArgs& a) {
       std::printf("  sliding window %d on %d of %d layers (local layers: rope base %g)\n", l0.sliding_window > 0 ? l0.sliding_window : c.layers.front().sliding_window,
                   n_local, c.n_layer, static_cast<double>(l0.rope_base));
     }
+    print_moe(*f, c, n_params);
     const double kv_per_token = 2.0 * static_cast<double>(c.max_kv_dim()) * c.n_layer * sizeof(float);
     std::printf("  KV cache: %.1f KiB per token (f32); weights are used in place from the memory map\n",
                 kv_per_token / 1024.0);

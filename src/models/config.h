@@ -12,7 +12,26 @@
 namespace flashlm {
 
 enum class Activation { kSilu, kGeluTanh };
-enum class FfnKind { kDense, kMoe };  // kMoe: gate -> top-k -> expert matmuls (later issue)
+enum class FfnKind { kDense, kMoe };  // kMoe: router -> top-k -> expert FFNs (models/moe.h)
+// How router logits become expert scores (llama.cpp's expert_gating_func: 1, 2).
+enum class ExpertGating { kSoftmax, kSigmoid };
+
+// A Mixture-of-Experts FFN layer: each token runs the n_expert_used best-scored of
+// n_expert gated FFNs (n_ff_exp wide) and sums their outputs with routing weights, plus
+// an optional shared expert that every token runs.
+struct MoeConfig {
+  int n_expert = 0;
+  int n_expert_used = 0;           // k
+  int n_ff_exp = 0;                // each expert's FFN width
+  int n_ff_shexp = 0;              // shared expert's FFN width; 0: none
+  bool shexp_gate = false;         // shared output scaled by sigmoid(ffn_gate_inp_shexp . x); else weight 1
+  ExpertGating gating = ExpertGating::kSoftmax;
+  bool norm_weights = false;       // selected weights divided by their sum
+  float weights_scale = 1.0f;      // selected weights multiplied by this (after norm)
+  bool unit_weights = false;       // flashlm.moe.unit_weights: selected experts summed with weight 1
+  float adaptive_threshold = 0.0f; // flashlm.moe.adaptive_threshold: fewest top experts whose
+                                   // softmax mass reaches it (at most k); 0: always k
+};
 
 struct LayerConfig {
   int n_head = 0;
@@ -27,6 +46,7 @@ struct LayerConfig {
   bool post_attn_norm = false;  // norm on the attention output before the residual add
   bool post_ffn_norm = false;   // norm on the FFN output before the residual add
   FfnKind ffn = FfnKind::kDense;
+  MoeConfig moe;             // iff ffn == kMoe
 };
 
 struct ModelConfig {

@@ -13,6 +13,7 @@
 #include "models/attention_plan.h"
 #include "models/batch.h"
 #include "models/config.h"
+#include "models/moe.h"
 #include "models/weights.h"
 
 namespace flashlm {
@@ -34,6 +35,7 @@ struct ForwardScratch {
   std::vector<float> out_rows;    // [n_logits, n_embd]
   std::vector<AttentionWork> attn_work;  // [n_items] one layer's attention work items
   std::vector<float> rope_cs;     // [n_rope_configs, n, n_rot] each token's cos/sin (ops::RopeFreqs)
+  MoeScratch moe;                 // MoE layers' routing and grouped-expert buffers
 };
 
 class Model {

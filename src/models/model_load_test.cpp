@@ -43,6 +43,13 @@ struct TinySpec {
   bool untied_output = false;
   int n_tensor_layers = 2;                               // layers that get tensors
   std::vector<uint8_t> extra_kv_array;                   // gemma3 sliding_window_pattern
+  // MoE: experts (n_ff_exp 8) instead of the dense FFN in the layers listed in moe_layers.
+  int n_expert = 0;
+  std::set<int> moe_layers = {0, 1};
+  bool shexp = false;       // ffn_{gate,up,down}_shexp, n_ff 16
+  bool shexp_gate = false;  // ffn_gate_inp_shexp
+  std::map<std::string, double> full_floats;   // keys written as given (flashlm.moe.*)
+  std::map<std::string, uint8_t> full_bools;
 };
 
 std::vector<uint8_t> build_tiny(const TinySpec& s) {
@@ -51,9 +58,12 @@ std::vector<uint8_t> build_tiny(const TinySpec& s) {
   for (const auto& [k, v] : s.ints) b.kv_i64(s.arch + "." + k, v);
   for (const auto& [k, v] : s.floats) b.kv_f32(s.arch + "." + k, static_cast<float>(v));
   for (const auto& [k, v] : s.strings) b.kv_string(s.arch + "." + k, v);
+  for (const auto& [k, v] : s.full_floats) b.kv_f32(k, static_cast<float>(v));
+  for (const auto& [k, v] : s.full_bools) b.kv_bool(k, v);
   if (!s.extra_kv_array.empty()) b.kv_array(s.arch + ".attention.sliding_window_pattern", s.extra_kv_array);
 
-  const bool gemma = s.arch == "gemma3", qwen2 = s.arch == "qwen2", qwen3 = s.arch == "qwen3";
+  const bool gemma = s.arch == "gemma3", qwen2 = s.arch == "qwen2" || s.arch == "qwen2moe",
+             qwen3 = s.arch == "qwen3" || s.arch == "qwen3moe";
   auto add = [&](const std::string& name, std::vector<uint64_t> dims) {
     if (s.omit.count(name)) return;
     if (auto it = s.shapes.find(name); it != s.shapes.end()) dims = it->second;
@@ -90,9 +100,23 @@ std::vector<uint8_t> build_tiny(const TinySpec& s) {
     }
     if (gemma) add(p + "post_attention_norm.weight", {8});
     add(p + "ffn_norm.weight", {8});
-    add(p + "ffn_gate.weight", {8, 16});
-    add(p + "ffn_up.weight", {8, 16});
-    add(p + "ffn_down.weight", {16, 8});
+    if (s.n_expert > 0 && s.moe_layers.count(i)) {
+      const auto e = static_cast<uint64_t>(s.n_expert);
+      add(p + "ffn_gate_inp.weight", {8, e});
+      add(p + "ffn_gate_exps.weight", {8, 8, e});
+      add(p + "ffn_up_exps.weight", {8, 8, e});
+      add(p + "ffn_down_exps.weight", {8, 8, e});
+      if (s.shexp) {
+        add(p + "ffn_gate_shexp.weight", {8, 16});
+        add(p + "ffn_up_shexp.weight", {8, 16});
+        add(p + "ffn_down_shexp.weight", {16, 8});
+      }
+      if (s.shexp_gate) add(p + "ffn_gate_inp_shexp.weight", {8});
+    } else {
+      add(p + "ffn_gate.weight", {8, 16});
+      add(p + "ffn_up.weight", {8, 16});
+      add(p + "ffn_down.weight", {16, 8});
+    }
     if (gemma) add(p + "post_ffw_norm.weight", {8});
   }
   return b.build();
@@ -253,6 +277,113 @@ TEST_F(ModelLoad, WrongTensorShapes) {
   TinySpec f16_norm;
   f16_norm.types["blk.0.ffn_norm.weight"] = 1;
   EXPECT_TRUE(fails_with(f16_norm, {"'blk.0.ffn_norm.weight' must be f32"}));
+}
+
+TinySpec moe_spec(const std::string& arch) {
+  TinySpec s;
+  s.arch = arch;
+  s.n_expert = 4;
+  s.ints["expert_count"] = 4;
+  s.ints["expert_used_count"] = 2;
+  s.ints["expert_feed_forward_length"] = 8;
+  return s;
+}
+
+TEST_F(ModelLoad, MoeLayersLoadForAnyFamily) {
+  for (const char* arch : {"llama", "qwen2", "qwen3", "gemma3", "qwen2moe", "qwen3moe"}) {
+    SCOPED_TRACE(arch);
+    Result<std::unique_ptr<Model>> m = load(moe_spec(arch));
+    ASSERT_TRUE(m.is_ok()) << m.message();
+    const LayerConfig& l = (*m)->config().layers[1];
+    EXPECT_EQ(l.ffn, FfnKind::kMoe);
+    EXPECT_EQ(l.moe.n_expert, 4);
+    EXPECT_EQ(l.moe.n_expert_used, 2);
+    EXPECT_EQ(l.moe.n_ff_exp, 8);
+    EXPECT_EQ(l.moe.n_ff_shexp, 0);
+    EXPECT_EQ(l.moe.gating, ExpertGating::kSoftmax);
+    EXPECT_EQ(l.moe.norm_weights, std::string(arch) != "qwen2moe");  // the family default
+    EXPECT_FALSE(l.moe.unit_weights);
+    EXPECT_EQ(l.moe.adaptive_threshold, 0.0f);
+    const MoeWeights& w = (*m)->weights().layers[1].moe;
+    ASSERT_EQ(w.experts.size(), 4u);
+    // Expert e is the e-th [8 x 8] f32 slice of the 3-D stack.
+    EXPECT_EQ(static_cast<const uint8_t*>(w.experts[3].up.data) - static_cast<const uint8_t*>(w.experts[0].up.data),
+              3 * 8 * 8 * 4);
+    EXPECT_EQ(w.experts[2].down.ne[2], 1);
+  }
+}
+
+TEST_F(ModelLoad, MoeKeysAndSharedExpert) {
+  TinySpec s = moe_spec("qwen2moe");
+  s.moe_layers = {1};  // layer 0 has no router: it stays dense
+  s.shexp = true;
+  s.shexp_gate = true;
+  s.ints["expert_gating_func"] = 2;
+  s.full_bools["qwen2moe.expert_weights_norm"] = 1;
+  s.floats["expert_weights_scale"] = 2.5;
+  s.full_bools["flashlm.moe.unit_weights"] = 1;
+  s.full_floats["flashlm.moe.adaptive_threshold"] = 0.75;
+  Result<std::unique_ptr<Model>> m = load(s);
+  ASSERT_TRUE(m.is_ok()) << m.message();
+  EXPECT_EQ((*m)->config().layers[0].ffn, FfnKind::kDense);
+  const MoeConfig& c = (*m)->config().layers[1].moe;
+  EXPECT_EQ((*m)->config().layers[1].ffn, FfnKind::kMoe);
+  EXPECT_EQ(c.gating, ExpertGating::kSigmoid);
+  EXPECT_TRUE(c.norm_weights);
+  EXPECT_FLOAT_EQ(c.weights_scale, 2.5f);
+  EXPECT_TRUE(c.unit_weights);
+  EXPECT_FLOAT_EQ(c.adaptive_threshold, 0.75f);
+  EXPECT_EQ(c.n_ff_shexp, 16);  // no key: the dense feed_forward_length
+  EXPECT_TRUE(c.shexp_gate);
+  EXPECT_NE((*m)->weights().layers[1].moe.shexp_gate.data, nullptr);
+
+  // moefy's shared expert: width from metadata, no gate (always on with weight 1).
+  TinySpec ungated = moe_spec("llama");
+  ungated.shexp = true;
+  ungated.ints["expert_shared_feed_forward_length"] = 16;
+  Result<std::unique_ptr<Model>> u = load(ungated);
+  ASSERT_TRUE(u.is_ok()) << u.message();
+  EXPECT_EQ((*u)->config().layers[0].moe.n_ff_shexp, 16);
+  EXPECT_FALSE((*u)->config().layers[0].moe.shexp_gate);
+}
+
+TEST_F(ModelLoad, MoeErrorsAreNamed) {
+  TinySpec used = moe_spec("qwen3moe");
+  used.ints["expert_used_count"] = 5;
+  EXPECT_TRUE(fails_with(used, {"qwen3moe.expert_used_count = 5"}));
+  TinySpec no_used = moe_spec("qwen3moe");
+  no_used.ints.erase("expert_used_count");
+  EXPECT_TRUE(fails_with(no_used, {"expert_used_count"}));
+  TinySpec gating = moe_spec("llama");
+  gating.ints["expert_gating_func"] = 7;
+  EXPECT_TRUE(fails_with(gating, {"llama.expert_gating_func = 7"}));
+  TinySpec thr = moe_spec("llama");
+  thr.full_floats["flashlm.moe.adaptive_threshold"] = 1.5;
+  EXPECT_TRUE(fails_with(thr, {"flashlm.moe.adaptive_threshold"}));
+  TinySpec too_many = moe_spec("llama");
+  too_many.ints["expert_count"] = 100000;
+  EXPECT_TRUE(fails_with(too_many, {"llama.expert_count = 100000"}));
+  TinySpec shape = moe_spec("qwen3moe");
+  shape.shapes["blk.1.ffn_down_exps.weight"] = {8, 8, 3};
+  EXPECT_TRUE(fails_with(shape, {"'blk.1.ffn_down_exps.weight' has shape [8, 8, 3", "expected [8, 8, 4]"}));
+  TinySpec width = moe_spec("qwen3moe");
+  width.ints["expert_feed_forward_length"] = 16;
+  EXPECT_TRUE(fails_with(width, {"'blk.0.ffn_gate_exps.weight'", "expected [8, 16, 4]"}));
+  TinySpec missing = moe_spec("qwen2moe");
+  missing.omit = {"blk.1.ffn_up_exps.weight"};
+  EXPECT_TRUE(fails_with(missing, {"missing tensor 'blk.1.ffn_up_exps.weight'"}));
+  TinySpec router = moe_spec("qwen2moe");
+  router.shapes["blk.0.ffn_gate_inp.weight"] = {8, 5};
+  EXPECT_TRUE(fails_with(router, {"'blk.0.ffn_gate_inp.weight'"}));
+  TinySpec sh = moe_spec("qwen2moe");
+  sh.shexp = true;
+  sh.omit = {"blk.0.ffn_down_shexp.weight"};
+  EXPECT_TRUE(fails_with(sh, {"missing tensor 'blk.0.ffn_down_shexp.weight'"}));
+  TinySpec shg = moe_spec("qwen2moe");
+  shg.shexp = true;
+  shg.shexp_gate = true;
+  shg.types["blk.1.ffn_gate_inp_shexp.weight"] = 1;
+  EXPECT_TRUE(fails_with(shg, {"'blk.1.ffn_gate_inp_shexp.weight' must be f32"}));
 }
 
 TEST_F(ModelLoad, HeadCountKvMustDivideHeadCount) {

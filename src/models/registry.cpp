@@ -10,6 +10,8 @@ constexpr ArchEntry kArchs[] = {
     {"qwen2", parse_qwen2},
     {"qwen3", parse_qwen3},
     {"gemma3", parse_gemma3},
+    {"qwen2moe", parse_qwen2moe},
+    {"qwen3moe", parse_qwen3moe},
 };
 
 // Keeps hyper-parameters in ranges the kernels and buffers are sized for; a hostile file
@@ -52,7 +54,7 @@ Result<ModelConfig> parse_model_config(const gguf::File& f) {
   return cfg;
 }
 
-Status parse_common(const gguf::File& f, const std::string& arch, ModelConfig* cfg) {
+Status parse_common(const gguf::File& f, const std::string& arch, ModelConfig* cfg, const MoeDefaults& moe) {
   auto key = [&](const char* k) { return arch + "." + k; };
   cfg->arch = arch;
   Result<std::string> name = f.get_string_or("general.name", "");
@@ -125,7 +127,7 @@ Status parse_common(const gguf::File& f, const std::string& arch, ModelConfig* c
   } else if (*scaling != "none" && *scaling != "linear" && !(*scaling == "yarn" && *factor == 1.0)) {
     return Status::error("RoPE scaling '" + *scaling + "' is not supported yet");
   }
-  return Status::ok();
+  return parse_moe(f, arch, moe, cfg);
 }
 
 int ModelConfig::max_head_dim() const {

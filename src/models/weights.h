@@ -7,6 +7,7 @@
 
 #include "formats/gguf.h"
 #include "models/config.h"
+#include "models/ffn.h"
 #include "tensor/tensor.h"
 #include "util/status.h"
 
@@ -22,9 +23,9 @@ struct LayerWeights {
   TensorView q_norm, k_norm;  // [head_dim], present iff qk_norm
   TensorView post_attn_norm;  // [n_embd], iff post_attn_norm
   TensorView ffn_norm;        // [n_embd]
-  TensorView ffn_gate;        // [n_embd] x [n_ff]
-  TensorView ffn_up;          // [n_embd] x [n_ff]
-  TensorView ffn_down;        // [n_ff] x [n_embd]
+  FfnWeights ffn;             // dense FFN: gate/up [n_embd] x [n_ff], down [n_ff] x [n_embd]
+  MoeWeights moe;             // iff ffn == kMoe; experts view the 3-D ffn_{gate,up,down}_exps
+                              // ([n_embd, n_ff_exp, n_expert], [n_ff_exp, n_embd, n_expert])
   TensorView post_ffn_norm;   // [n_embd], iff post_ffn_norm
 };
 
@@ -43,6 +44,9 @@ class WeightLoader {
   // ne0 = row length, ne1 = rows (0 to skip the check on that dimension).
   Status get(const std::string& name, int64_t ne0, int64_t ne1, TensorView* out) const;
   Status get_layer(int layer, const std::string& suffix, int64_t ne0, int64_t ne1, TensorView* out) const;
+  // A 3-D stack of ne2 matrices (MoE experts), each [ne0] x [ne1].
+  Status get_layer_3d(int layer, const std::string& suffix, int64_t ne0, int64_t ne1, int64_t ne2,
+                      TensorView* out) const;
   // Vectors used as element-wise factors must be f32 (norm weights, biases).
   Status get_f32_vec(const std::string& name, int64_t n, TensorView* out) const;
   Status get_layer_f32_vec(int layer, const std::string& suffix, int64_t n, TensorView* out) const;
@@ -51,6 +55,9 @@ class WeightLoader {
  private:
   const gguf::File& f_;
 };
+
+// Matrix e of a 3-D stack, as a 2-D view into the same memory.
+TensorView slice_matrix(const TensorView& stack, int64_t e);
 
 // The standard weight table of a decoder-only transformer as GGUF names it, driven by
 // the config (biases, QK-norm, post-norms, tied output).

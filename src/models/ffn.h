@@ -1,0 +1,36 @@
+// Feed-forward blocks shared by every architecture. ffn_dense is the gated FFN
+// (SwiGLU / GeGLU): out = down(act(gate(x)) * up(x)). MoE layers run the same block per
+// expert (models/moe.h).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/thread_pool.h"
+#include "models/config.h"
+#include "tensor/tensor.h"
+
+namespace flashlm {
+
+// One gated FFN's weights. n_ff = gate.ne[1].
+struct FfnWeights {
+  TensorView gate;  // [n_embd] x [n_ff]
+  TensorView up;    // [n_embd] x [n_ff]
+  TensorView down;  // [n_ff] x [n_embd]
+};
+
+// A Mixture-of-Experts layer's weights (models/moe.h runs them).
+struct MoeWeights {
+  TensorView router;                // ffn_gate_inp: [n_embd] x [n_expert]
+  std::vector<FfnWeights> experts;  // [n_expert] 2-D slices of ffn_{gate,up,down}_exps: [n_embd] x [n_ff_exp]
+  FfnWeights shexp;                 // shared expert, iff n_ff_shexp: [n_embd] x [n_ff_shexp]
+  TensorView shexp_gate;            // ffn_gate_inp_shexp: [n_embd] f32, iff shexp_gate
+};
+
+// x: [n, n_embd] normalised input (row stride n_embd); out: [n, n_embd].
+// gate_buf, up_buf: [n, n_ff] scratch.
+void ffn_dense(const FfnWeights& w, Activation act, const float* x, int64_t n, int64_t n_embd, float* out,
+               float* gate_buf, float* up_buf, ThreadPool& pool, MatmulOptions mm);
+
+}  // namespace flashlm
