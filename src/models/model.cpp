@@ -222,6 +222,7 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
         else ops::gelu_tanh_mul(g, u, g, L.n_ff);
       }
     });
+    if (s.ffn_observer != nullptr) s.ffn_observer->on_ffn(il, s.cur.data(), s.gate.data(), n);
     matmul(lw.ffn_down, s.gate.data(), L.n_ff, s.proj.data(), n_embd, n, pool, mm);
     if (L.post_ffn_norm) rms_norm_rows(s.proj.data(), lw.post_ffn_norm, s.proj.data(), n, n_embd, cfg_.norm_eps, pool);
     ops::add(s.x.data(), s.proj.data(), s.x.data(), n * n_embd);
