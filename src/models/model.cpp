@@ -8,6 +8,7 @@
 #include "kernels/cpu/attention_tiles.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/ops.h"
+#include "models/ffn.h"
 #include "models/registry.h"
 
 namespace flashlm {
@@ -212,18 +213,8 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
 
     // --- feed-forward ---
     rms_norm_rows(s.x.data(), lw.ffn_norm, s.cur.data(), n, n_embd, cfg_.norm_eps, pool);
-    matmul(lw.ffn_gate, s.cur.data(), n_embd, s.gate.data(), L.n_ff, n, pool, mm);
-    matmul(lw.ffn_up, s.cur.data(), n_embd, s.up.data(), L.n_ff, n, pool, mm);
-    pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) {
-        float* g = s.gate.data() + t * L.n_ff;
-        const float* u = s.up.data() + t * L.n_ff;
-        if (cfg_.act == Activation::kSilu) ops::silu_mul(g, u, g, L.n_ff);
-        else ops::gelu_tanh_mul(g, u, g, L.n_ff);
-      }
-    });
-    if (s.ffn_observer != nullptr) s.ffn_observer->on_ffn(il, s.cur.data(), s.gate.data(), n);
-    matmul(lw.ffn_down, s.gate.data(), L.n_ff, s.proj.data(), n_embd, n, pool, mm);
+    ffn_dense(lw.ffn, cfg_.act, s.cur.data(), n, n_embd, s.proj.data(), s.gate.data(), s.up.data(), pool, mm,
+              FfnTap{s.ffn_observer, il});
     if (L.post_ffn_norm) rms_norm_rows(s.proj.data(), lw.post_ffn_norm, s.proj.data(), n, n_embd, cfg_.norm_eps, pool);
     ops::add(s.x.data(), s.proj.data(), s.x.data(), n * n_embd);
   }

@@ -17,15 +17,6 @@
 
 namespace flashlm {
 
-// Optional hook that sees each layer's FFN input rows and intermediate activations
-// (act(gate) * up) during a forward pass; moefy's calibration uses it. Unset: no cost.
-class FfnObserver {
- public:
-  virtual ~FfnObserver() = default;
-  // input: [n, n_embd] normalised FFN input; act: [n, n_ff] of this layer.
-  virtual void on_ffn(int layer, const float* input, const float* act, int64_t n) = 0;
-};
-
 // Scratch memory for forward passes, sized once for the largest batch; reused every
 // step so nothing is allocated in the hot loop.
 struct ForwardScratch {
@@ -43,7 +34,7 @@ struct ForwardScratch {
   std::vector<float> out_rows;    // [n_logits, n_embd]
   std::vector<AttentionWork> attn_work;  // [n_items] one layer's attention work items
   std::vector<float> rope_cs;     // [n_rope_configs, n, n_rot] each token's cos/sin (ops::RopeFreqs)
-  FfnObserver* ffn_observer = nullptr;  // optional, not owned
+  FfnObserver* ffn_observer = nullptr;  // optional, not owned (models/ffn.h)
 };
 
 class Model {

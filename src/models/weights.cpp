@@ -76,9 +76,9 @@ Result<ModelWeights> load_decoder_weights(const gguf::File& f, const ModelConfig
         lc.post_attn_norm ? ld.get_layer_f32_vec(i, "post_attention_norm.weight", n_embd, &lw.post_attn_norm)
                           : Status::ok(),
         ld.get_layer_f32_vec(i, "ffn_norm.weight", n_embd, &lw.ffn_norm),
-        ld.get_layer(i, "ffn_gate.weight", n_embd, lc.n_ff, &lw.ffn_gate),
-        ld.get_layer(i, "ffn_up.weight", n_embd, lc.n_ff, &lw.ffn_up),
-        ld.get_layer(i, "ffn_down.weight", lc.n_ff, n_embd, &lw.ffn_down),
+        ld.get_layer(i, "ffn_gate.weight", n_embd, lc.n_ff, &lw.ffn.gate),
+        ld.get_layer(i, "ffn_up.weight", n_embd, lc.n_ff, &lw.ffn.up),
+        ld.get_layer(i, "ffn_down.weight", lc.n_ff, n_embd, &lw.ffn.down),
         lc.post_ffn_norm ? ld.get_layer_f32_vec(i, "post_ffw_norm.weight", n_embd, &lw.post_ffn_norm) : Status::ok(),
     };
     for (const Status& s : checks) {

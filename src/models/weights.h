@@ -7,6 +7,7 @@
 
 #include "formats/gguf.h"
 #include "models/config.h"
+#include "models/ffn.h"
 #include "tensor/tensor.h"
 #include "util/status.h"
 
@@ -22,9 +23,7 @@ struct LayerWeights {
   TensorView q_norm, k_norm;  // [head_dim], present iff qk_norm
   TensorView post_attn_norm;  // [n_embd], iff post_attn_norm
   TensorView ffn_norm;        // [n_embd]
-  TensorView ffn_gate;        // [n_embd] x [n_ff]
-  TensorView ffn_up;          // [n_embd] x [n_ff]
-  TensorView ffn_down;        // [n_ff] x [n_embd]
+  FfnWeights ffn;             // dense FFN: gate/up [n_embd] x [n_ff], down [n_ff] x [n_embd]
   TensorView post_ffn_norm;   // [n_embd], iff post_ffn_norm
 };
 

@@ -1,0 +1,40 @@
+// Feed-forward blocks shared by every architecture. ffn_dense is the gated FFN
+// (SwiGLU / GeGLU): out = down(act(gate(x)) * up(x)). MoE layers run the same block per
+// expert (models/moe.h).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/thread_pool.h"
+#include "models/config.h"
+#include "tensor/tensor.h"
+
+namespace flashlm {
+
+// One gated FFN's weights. n_ff = gate.ne[1].
+struct FfnWeights {
+  TensorView gate;  // [n_embd] x [n_ff]
+  TensorView up;    // [n_embd] x [n_ff]
+  TensorView down;  // [n_ff] x [n_embd]
+};
+
+// Optional hook that sees a layer's FFN input rows and intermediate activations
+// (act(gate) * up); moefy's calibration uses it. Unset: no cost.
+class FfnObserver {
+ public:
+  virtual ~FfnObserver() = default;
+  // input: [n, n_embd] normalised FFN input; act: [n, n_ff] of this layer.
+  virtual void on_ffn(int layer, const float* input, const float* act, int64_t n) = 0;
+};
+struct FfnTap {
+  FfnObserver* observer = nullptr;
+  int layer = 0;
+};
+
+// x: [n, n_embd] normalised input (row stride n_embd); out: [n, n_embd].
+// gate_buf, up_buf: [n, n_ff] scratch.
+void ffn_dense(const FfnWeights& w, Activation act, const float* x, int64_t n, int64_t n_embd, float* out,
+               float* gate_buf, float* up_buf, ThreadPool& pool, MatmulOptions mm, FfnTap tap = {});
+
+}  // namespace flashlm
