@@ -58,5 +58,6 @@ void add_perplexity(CLI::App& app, int* exit_code);
 void add_info(CLI::App& app, int* exit_code);
 void add_bench(CLI::App& app, int* exit_code);
 void add_serve(CLI::App& app, int* exit_code);
+void add_moefy(CLI::App& app, int* exit_code);
 
 }  // namespace flashlm::cli

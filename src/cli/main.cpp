@@ -1,4 +1,4 @@
-// flashlm command line: run | chat | tokenize | perplexity | info | bench | serve.
+// flashlm command line: run | chat | tokenize | perplexity | info | bench | serve | moefy.
 #include <cstdio>
 
 #include "cli/common.h"
@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   flashlm::cli::add_info(app, &exit_code);
   flashlm::cli::add_bench(app, &exit_code);
   flashlm::cli::add_serve(app, &exit_code);
+  flashlm::cli::add_moefy(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

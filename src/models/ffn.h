@@ -20,6 +20,19 @@ struct FfnWeights {
   TensorView down;  // [n_ff] x [n_embd]
 };
 
+// Optional hook that sees a layer's FFN input rows and intermediate activations
+// (act(gate) * up); moefy's calibration uses it. Unset: no cost.
+class FfnObserver {
+ public:
+  virtual ~FfnObserver() = default;
+  // input: [n, n_embd] normalised FFN input; act: [n, n_ff] of this layer.
+  virtual void on_ffn(int layer, const float* input, const float* act, int64_t n) = 0;
+};
+struct FfnTap {
+  FfnObserver* observer = nullptr;
+  int layer = 0;
+};
+
 // A Mixture-of-Experts layer's weights (models/moe.h runs them).
 struct MoeWeights {
   TensorView router;                // ffn_gate_inp: [n_embd] x [n_expert]
@@ -31,6 +44,6 @@ struct MoeWeights {
 // x: [n, n_embd] normalised input (row stride n_embd); out: [n, n_embd].
 // gate_buf, up_buf: [n, n_ff] scratch.
 void ffn_dense(const FfnWeights& w, Activation act, const float* x, int64_t n, int64_t n_embd, float* out,
-               float* gate_buf, float* up_buf, ThreadPool& pool, MatmulOptions mm);
+               float* gate_buf, float* up_buf, ThreadPool& pool, MatmulOptions mm, FfnTap tap = {});
 
 }  // namespace flashlm

@@ -218,7 +218,8 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
     if (L.ffn == FfnKind::kMoe) {
       moe_ffn(L.moe, lw.moe, cfg_.act, s.cur.data(), n, n_embd, s.proj.data(), s.moe, pool, mm);
     } else {
-      ffn_dense(lw.ffn, cfg_.act, s.cur.data(), n, n_embd, s.proj.data(), s.gate.data(), s.up.data(), pool, mm);
+      ffn_dense(lw.ffn, cfg_.act, s.cur.data(), n, n_embd, s.proj.data(), s.gate.data(), s.up.data(), pool, mm,
+                FfnTap{s.ffn_observer, il});
     }
     if (L.post_ffn_norm) rms_norm_rows(s.proj.data(), lw.post_ffn_norm, s.proj.data(), n, n_embd, cfg_.norm_eps, pool);
     ops::add(s.x.data(), s.proj.data(), s.x.data(), n * n_embd);

@@ -36,6 +36,7 @@ struct ForwardScratch {
   std::vector<AttentionWork> attn_work;  // [n_items] one layer's attention work items
   std::vector<float> rope_cs;     // [n_rope_configs, n, n_rot] each token's cos/sin (ops::RopeFreqs)
   MoeScratch moe;                 // MoE layers' routing and grouped-expert buffers
+  FfnObserver* ffn_observer = nullptr;  // optional, not owned (models/ffn.h)
 };
 
 class Model {
