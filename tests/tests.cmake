@@ -19,6 +19,7 @@ flashlm_cli_error(bad_threads "threads" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi -t
 flashlm_cli_error(non_numeric_ctx "ctx-size" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi -c abc)
 flashlm_cli_error(ctx_too_big "exceeds the model's training context" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi -c 1000000)
 flashlm_cli_error(bad_top_p "top_p|top-p" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --top-p 7)
+flashlm_cli_error(bad_kv_type "unknown KV cache type 'q4_0'" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --kv-type q4_0)
 flashlm_cli_error(prompt_over_ctx "context" ${FLASHLM_BIN} run -m ${SMOLLM} -c 16 -p "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen")
 flashlm_cli_error(missing_text_file "cannot read" ${FLASHLM_BIN} perplexity -m ${SMOLLM} -f /nonexistent/text.txt)
 

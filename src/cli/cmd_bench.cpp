@@ -38,6 +38,7 @@ struct BenchArgs {
   int n_gen = 128;
   int reps = 5;
   std::string output = "md";
+  DType kv_type = kDefaultKvType;
 };
 
 struct Row {
@@ -232,8 +233,9 @@ int bench(const BenchArgs& a, const std::string& version) {
   // Machine info goes to stdout before a markdown table, to stderr for JSON so stdout
   // stays one parseable document.
   FILE* info = json ? stderr : stdout;
-  std::fprintf(info, "%s | CPU: %s | cores: %u | kernels: %s\n", version.c_str(), cpu_model_name().c_str(),
-               std::thread::hardware_concurrency(), kernels_name().c_str());
+  std::fprintf(info, "%s | CPU: %s | cores: %u | kernels: %s | KV cache: %s\n", version.c_str(),
+               cpu_model_name().c_str(), std::thread::hardware_concurrency(), kernels_name().c_str(),
+               kv_type_name(a.kv_type));
   if (a.n_gen > 0) {
     std::fprintf(info, "read bandwidth: %.2f GB/s (%d threads, best of 3) | weights read per token: %.1f MiB\n",
                  bandwidth / 1e9, max_threads, bytes_per_token / (1024.0 * 1024.0));
@@ -247,6 +249,7 @@ int bench(const BenchArgs& a, const std::string& version) {
     ro.n_threads = nt;
     ro.n_ctx = n_ctx;
     ro.n_batch = std::max(a.n_prompt, 1);
+    ro.kv_type = a.kv_type;
     Result<std::unique_ptr<Runner>> r = Runner::create(model, ro);
     if (!r) {
       print_error(r.message());
@@ -310,6 +313,7 @@ void add_bench(CLI::App& app, int* exit_code) {
   sub->add_option("-n,--n-gen", args->n_gen, "generated tokens for the tg test (0: skip)")->check(CLI::Range(0, 1 << 20));
   sub->add_option("-r,--repetitions", args->reps, "timed runs per test (after one warm-up)")->check(CLI::Range(1, 1000));
   sub->add_option("-o,--output", args->output, "output format: md or json")->check(CLI::IsMember({"md", "json"}));
+  add_kv_type_flag(sub, &args->kv_type);
   const CLI::App* root = &app;
   sub->final_callback([args, exit_code, root] { *exit_code = bench(*args, root->version()); });
 }

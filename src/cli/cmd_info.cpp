@@ -104,9 +104,13 @@ int info(const InfoArgs& a) {
                   n_local, c.n_layer, static_cast<double>(l0.rope_base));
     }
     print_moe(*f, c, n_params);
-    const double kv_per_token = 2.0 * static_cast<double>(c.max_kv_dim()) * c.n_layer * sizeof(float);
-    std::printf("  KV cache: %.1f KiB per token (f32); weights are used in place from the memory map\n",
-                kv_per_token / 1024.0);
+    // K and V slots of every layer, as KvCache sizes them, for each --kv-type.
+    std::printf("  KV cache per token:");
+    for (DType t : {DType::F32, DType::F16, DType::Q8_0}) {
+      const double bytes = 2.0 * static_cast<double>(kv_row_bytes(t, c.max_kv_dim())) * c.n_layer;
+      std::printf(" %.1f KiB (%s)%s", bytes / 1024.0, kv_type_name(t), t == DType::Q8_0 ? "" : ",");
+    }
+    std::printf("; weights are used in place from the memory map\n");
   }
   if (a.metadata) {
     std::printf("metadata:\n");

@@ -23,6 +23,7 @@ struct ServeArgs {
   std::string api_key;
   int max_queue = 256;
   double timeout_s = 600.0;
+  DType kv_type = kDefaultKvType;
 };
 
 // Each connection is a descriptor; the usual soft limit (1024) would refuse clients long
@@ -71,6 +72,7 @@ int serve(const ServeArgs& a) {
   sched.n_ctx = a.ctx;
   sched.n_threads = a.threads;
   sched.step_tokens = a.batch;
+  sched.kv_type = a.kv_type;
   sched.max_queue = a.max_queue;
   std::thread loader([&s, &a, sched] {
     Result<std::unique_ptr<server::Backend>> b = server::load_model_backend(a.model, sched);
@@ -100,6 +102,7 @@ void add_serve(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   sub->add_option("-t,--threads", args->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
   sub->add_option("-b,--batch-size", args->batch, "tokens per forward pass")->check(CLI::Range(1, 65536));
+  add_kv_type_flag(sub, &args->kv_type);
   sub->add_option("--api-key", args->api_key, "require 'Authorization: Bearer KEY' on the API");
   sub->add_option("--max-queue", args->max_queue, "waiting requests beyond running ones (more get 429)")
       ->check(CLI::Range(0, 1 << 20));

@@ -16,6 +16,19 @@ void add_common_flags(CLI::App* app, CommonArgs* a) {
   app->add_option("-c,--ctx-size", a->ctx, "context size in tokens (0: min(model, 4096))")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   app->add_option("-b,--batch-size", a->batch, "tokens per forward pass")->check(CLI::Range(1, 65536));
+  add_kv_type_flag(app, &a->kv_type);
+}
+
+void add_kv_type_flag(CLI::App* app, DType* type) {
+  app->add_option_function<std::string>(
+         "--kv-type",
+         [type](const std::string& name) {
+           Result<DType> t = kv_type_from_name(name);
+           if (!t) throw CLI::ValidationError("--kv-type", t.message());
+           *type = *t;
+         },
+         std::string("KV cache element type: f32, f16 or q8_0 (default ") + kv_type_name(kDefaultKvType) + ")")
+      ->type_name("TYPE");
 }
 
 void add_sampling_flags(CLI::App* app, GenerateOptions* g) {
@@ -92,6 +105,7 @@ std::unique_ptr<Loaded> load(const CommonArgs& a, bool tokenizer_only) {
   ro.n_threads = a.threads;
   ro.n_ctx = a.ctx;
   ro.n_batch = a.batch;
+  ro.kv_type = a.kv_type;
   Result<std::unique_ptr<Runner>> r = Runner::create(*l->model, ro);
   if (!r) {
     print_error(r.message());

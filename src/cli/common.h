@@ -19,9 +19,12 @@ struct CommonArgs {
   int threads = 0;
   int64_t ctx = 0;
   int batch = 512;
+  DType kv_type = kDefaultKvType;
 };
 
 void add_common_flags(CLI::App* app, CommonArgs* a);
+// --kv-type f32|f16|q8_0 into *type.
+void add_kv_type_flag(CLI::App* app, DType* type);
 void add_sampling_flags(CLI::App* app, GenerateOptions* g);
 
 struct Loaded {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <thread>
 
+#include "kernels/cpu/attention.h"
+
 namespace flashlm {
 
 int default_thread_count() {
@@ -10,12 +12,32 @@ int default_thread_count() {
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
+Status kv_type_check(const Model& model, DType type) {
+  if (kv_row_bytes(type, 32) == 0) {
+    return Status::error("unsupported KV cache type id " + std::to_string(static_cast<uint32_t>(type)));
+  }
+  for (const LayerConfig& l : model.config().layers) {
+    Status st = attention_kv_type_check(type, l.head_dim);
+    if (!st.is_ok()) return st;
+  }
+  return Status::ok();
+}
+
+namespace {
+
+KvConfig with_type(KvConfig kc, DType type) {
+  kc.type = type;
+  return kc;
+}
+
+}  // namespace
+
 Runner::Runner(const Model& model, RuntimeOptions opts, int64_t n_ctx, int n_threads)
     : model_(model),
       opts_(opts),
       n_ctx_(n_ctx),
       pool_(n_threads),
-      kv_(model.kv_config(n_ctx, opts.n_seqs)),
+      kv_(with_type(model.kv_config(n_ctx, opts.n_seqs), opts.kv_type)),
       lens_(static_cast<size_t>(opts.n_seqs), 0) {
   scratch_.batch_invariant = opts.batch_invariant;
 }
@@ -33,6 +55,7 @@ Result<std::unique_ptr<Runner>> Runner::create(const Model& model, RuntimeOption
   int n_threads = opts.n_threads;
   if (n_threads < 0 || n_threads > 1024) return Status::error("thread count must be in [0, 1024]");
   if (n_threads == 0) n_threads = default_thread_count();
+  if (Status st = kv_type_check(model, opts.kv_type); !st.is_ok()) return st;
   return std::unique_ptr<Runner>(new Runner(model, opts, n_ctx, n_threads));
 }
 

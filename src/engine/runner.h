@@ -13,12 +13,22 @@
 
 namespace flashlm {
 
+// The KV cache's element type unless a flag says otherwise: f16 halves the cache of f32
+// with no speed difference measured and perplexity within 0.35% on both real models
+// (docs/BENCHMARKS.md, "Quantized KV"); llama.cpp's default too.
+inline constexpr DType kDefaultKvType = DType::F16;
+
+// Whether attention can read every layer of `model` from a cache of `type` (head sizes
+// that are whole blocks, and not too large to convert by tiles).
+Status kv_type_check(const Model& model, DType type);
+
 struct RuntimeOptions {
   int n_threads = 0;     // 0: all cores
   int64_t n_ctx = 0;     // positions per sequence; 0: min(training context, 4096)
   int n_batch = 512;     // tokens per forward pass
   int n_seqs = 1;        // concurrent sequences sharing the KV pool
   bool batch_invariant = false;  // results independent of batching (no panel GEMM; MatmulOptions)
+  DType kv_type = kDefaultKvType;  // element type of the KV cache (kv_type_from_name)
 };
 
 class Runner {

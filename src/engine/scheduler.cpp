@@ -419,7 +419,10 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, const t
   if (opts.n_threads < 0 || opts.n_threads > 1024) return Status::error("thread count must be in [0, 1024]");
   if (opts.kv_blocks < 0) return Status::error("KV block count must not be negative");
 
+  if (Status st = kv_type_check(model, opts.kv_type); !st.is_ok()) return st;
+
   KvConfig kc = model.kv_config(n_ctx, opts.n_parallel);
+  kc.type = opts.kv_type;
   const int64_t one_ctx = blocks_for(n_ctx, kc.block_size);
   if (opts.kv_blocks > 0) {
     // Fewer blocks than one full context could leave even a lone sequence stuck.

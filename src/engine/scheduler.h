@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/runner.h"
 #include "models/model.h"
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
@@ -40,6 +41,7 @@ struct SchedulerOptions {
   // greedy outputs equal the same requests run one at a time. Off, prefill steps may use
   // the faster panel GEMM, which rounds differently.
   bool batch_invariant = true;
+  DType kv_type = kDefaultKvType;  // element type of the KV cache (runner.h)
 };
 
 struct RequestOptions {

@@ -165,9 +165,8 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
           ops::rope_apply(kt + h * hd, n_rot, cfg_.rope_style, cs);
         }
         const int sq = batch.seq[static_cast<size_t>(t)];
-        std::copy(kt, kt + kv_dim, kv.k_slot(il, sq, p));
-        const float* vt = s.v.data() + t * kv_dim;
-        std::copy(vt, vt + kv_dim, kv.v_slot(il, sq, p));
+        kv_row_store(kv.config().type, kt, kv.k_slot(il, sq, p), kv_dim);
+        kv_row_store(kv.config().type, s.v.data() + t * kv_dim, kv.v_slot(il, sq, p), kv_dim);
       }
     });
 
@@ -196,6 +195,7 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
         PagedKvView view;
         view.k = kv.k_layer(il);
         view.v = kv.v_layer(il);
+        view.type = kv.config().type;
         view.kv_dim = kv.config().kv_dim;
         view.block_size = kv.block_size();
         view.block_table = kv.block_table(batch.seq[row]).data();

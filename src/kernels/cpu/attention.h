@@ -12,19 +12,36 @@
 
 #include <cstdint>
 
+#include "tensor/dtype.h"
+#include "util/status.h"
+
 namespace flashlm {
 
 struct AttnTileKernels;
 
 // Keys/values of one sequence in one layer, as stored by kv/KvCache: slot (block,
-// offset) at base + (block * block_size + offset) * kv_dim.
+// offset) at base + (block * block_size + offset) * row_size(type, kv_dim) bytes, each
+// slot kv_dim values of `type` (kv_row_store writes them).
 struct PagedKvView {
-  const float* k = nullptr;
-  const float* v = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  DType type = DType::F32;  // F32, F16 or Q8_0 (attention_kv_type_check)
   int64_t kv_dim = 0;
   int block_size = 0;
   const int32_t* block_table = nullptr;
 };
+
+// Largest head_dim the tiled kernels convert K/V tiles to f32 for (types other than F32).
+inline constexpr int kAttnMaxHeadDim = 256;
+
+// Whether attention reads K/V stored as `type` for heads of head_dim values: F32 always;
+// F16 up to kAttnMaxHeadDim; Q8_0 when head_dim is also whole blocks of 32 (a head's
+// values start on a block boundary). The error says which condition failed.
+Status attention_kv_type_check(DType type, int64_t head_dim);
+
+// One K or V slot written as the cache stores it: n floats (n a multiple of the type's
+// block size) converted or quantized to `type` at dst.
+void kv_row_store(DType type, const float* src, void* dst, int64_t n);
 
 struct AttentionParams {
   int n_head = 0;

@@ -61,7 +61,7 @@ struct Fixture {
     std::shuffle(table.begin(), table.end(), rng);  // logical block i -> any physical block
   }
 
-  PagedKvView view() const { return {k.data(), v.data(), kv_dim, sh.block_size, table.data()}; }
+  PagedKvView view() const { return {k.data(), v.data(), DType::F32, kv_dim, sh.block_size, table.data()}; }
   AttentionParams params() const {
     return {n_head, sh.n_head_kv, sh.head_dim, 1.0f / std::sqrt(static_cast<float>(sh.head_dim)), sh.softcap};
   }

@@ -11,6 +11,7 @@
 #include "kernels/cpu/avx2/avx2_kernels.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/exp_poly.h"
+#include "quant/quant.h"
 
 namespace flashlm {
 namespace {
@@ -112,15 +113,36 @@ void accumulate_scalar(const float* p, int ldp, int n_rows, const float* const* 
   }
 }
 
+void load_scalar(DType type, const void* const* rows, int n_rows, int d, float* dst) {
+  const ToFloatFn to_float = type_traits(type).to_float;
+  for (int j = 0; j < n_rows; ++j) to_float(rows[j], dst + static_cast<int64_t>(j) * d, d);
+}
+
 void exp_scalar(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = exp_fast(x[i]);
 }
 
-constexpr AttnTileKernels kScalar = {"scalar", &scores_scalar, &softmax_scalar, &accumulate_scalar, &exp_scalar};
+constexpr AttnTileKernels kScalar = {"scalar",     &scores_scalar, &softmax_scalar,
+                                     &accumulate_scalar, &load_scalar, &exp_scalar};
 
 #if defined(FLASHLM_HAVE_AVX2)
-constexpr AttnTileKernels kAvx2 = {"avx2", &avx2::attn_scores, &avx2::attn_softmax, &avx2::attn_accumulate,
-                                   &avx2::attn_exp};
+// The AVX2 row converters, one per stored type (this file is built without AVX2 flags,
+// so the choice is made here).
+void load_avx2(DType type, const void* const* rows, int n_rows, int d, float* dst) {
+  switch (type) {
+    case DType::F16:
+      avx2::attn_load_f16(rows, n_rows, d, dst);
+      return;
+    case DType::Q8_0:
+      avx2::attn_load_q8_0(rows, n_rows, d, dst);
+      return;
+    default:
+      load_scalar(type, rows, n_rows, d, dst);
+  }
+}
+
+constexpr AttnTileKernels kAvx2 = {"avx2",      &avx2::attn_scores, &avx2::attn_softmax, &avx2::attn_accumulate,
+                                   &load_avx2, &avx2::attn_exp};
 #endif
 
 }  // namespace

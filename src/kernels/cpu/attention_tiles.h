@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "tensor/dtype.h"
+
 namespace flashlm {
 
 inline constexpr int kAttnMaxRows = 32;
@@ -26,6 +28,10 @@ struct AttnTileKernels {
   // o[r] = o[r] * corr[r] + sum_j p[r * ldp + j] * v[j] over d floats.
   void (*accumulate)(const float* p, int ldp, int n_rows, const float* const* v, int n_keys, int d,
                      float* const* o, const float* corr);
+  // dst[j * d + i] = value i of rows[j] as f32, j < n_rows: a K or V tile of a cache
+  // stored as F16 or Q8_0 (d a multiple of 32 for Q8_0), converted once
+  // per tile for the kernels above. Exact: each value is what the traits' to_float gives.
+  void (*load)(DType type, const void* const* rows, int n_rows, int d, float* dst);
   // x[i] = exp(x[i]) with the kernels' own exp (exp_poly.h); exposed for tests.
   void (*exp)(float* x, int64_t n);
 };

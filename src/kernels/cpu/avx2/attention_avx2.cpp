@@ -226,6 +226,46 @@ void attn_accumulate(const float* p, int ldp, int n_rows, const float* const* v,
   }
 }
 
+// K/V tile conversions. Blocks sit unaligned in the slot (34 bytes each), so every
+// load is unaligned; half scales go through F16C, which converts exactly.
+namespace {
+
+float half_to_float(const uint8_t* p) {
+  uint16_t h;
+  __builtin_memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+}  // namespace
+
+void attn_load_f16(const void* const* rows, int n_rows, int d, float* dst) {
+  for (int j = 0; j < n_rows; ++j) {
+    const auto* src = static_cast<const uint8_t*>(rows[j]);
+    float* y = dst + static_cast<int64_t>(j) * d;
+    int i = 0;
+    for (; i + 8 <= d; i += 8) {
+      _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i))));
+    }
+    for (; i < d; ++i) y[i] = half_to_float(src + 2 * i);
+  }
+}
+
+void attn_load_q8_0(const void* const* rows, int n_rows, int d, float* dst) {
+  constexpr int kBlockBytes = 34;  // half d, 32 x int8 (quant::BlockQ8_0)
+  for (int j = 0; j < n_rows; ++j) {
+    const auto* b = static_cast<const uint8_t*>(rows[j]);
+    float* y = dst + static_cast<int64_t>(j) * d;
+    for (int i = 0; i < d; i += 32, b += kBlockBytes, y += 32) {
+      const __m256 scale = _mm256_set1_ps(half_to_float(b));
+      for (int u = 0; u < 4; ++u) {
+        const __m128i q8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 2 + 8 * u));
+        const __m256 x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8));
+        _mm256_storeu_ps(y + 8 * u, _mm256_mul_ps(x, scale));
+      }
+    }
+  }
+}
+
 void attn_exp(float* x, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp_ps(_mm256_loadu_ps(x + i)));

@@ -56,5 +56,9 @@ void attn_softmax(float* s, int lds, int n_rows, int n_keys, const int* jb, cons
 void attn_accumulate(const float* p, int ldp, int n_rows, const float* const* v, int n_keys, int d,
                      float* const* o, const float* corr);
 void attn_exp(float* x, int64_t n);
+// AttnTileKernels::load for one stored type each (any d for F16, a multiple of 32 for
+// Q8_0).
+void attn_load_f16(const void* const* rows, int n_rows, int d, float* dst);
+void attn_load_q8_0(const void* const* rows, int n_rows, int d, float* dst);
 
 }  // namespace flashlm::avx2
