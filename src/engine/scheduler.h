@@ -91,7 +91,7 @@ using EventFn = std::function<void(const StreamEvent&)>;
 
 struct SchedulerStats {
   int64_t running = 0, waiting = 0;
-  int64_t kv_blocks_used = 0, kv_blocks_free = 0;
+  int64_t kv_blocks_used = 0, kv_blocks_free = 0;  // all groups; free includes cached (evictable) blocks
   int64_t steps = 0, prompt_tokens = 0, generated_tokens = 0;
   int64_t last_step_tokens = 0;     // batch size of the most recent step
   double busy_s = 0.0;              // time spent in forward passes

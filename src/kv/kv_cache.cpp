@@ -309,6 +309,19 @@ bool KvCache::seq_has(int seq, int64_t pos) const {
   return true;
 }
 
+bool KvCache::seq_covers(int seq, int64_t begin, int64_t end) const {
+  if (!seq_valid(seq) || begin < 0 || end <= begin) return false;
+  for (const Group& g : groups_) {
+    const auto& t = g.tables[static_cast<size_t>(seq)];
+    const int64_t last = (end - 1) / cfg_.block_size;
+    if (last >= static_cast<int64_t>(t.size())) return false;
+    for (int64_t i = first_block(g, begin); i <= last; ++i) {
+      if (t[static_cast<size_t>(i)] < 0) return false;
+    }
+  }
+  return true;
+}
+
 int64_t KvCache::pin(std::span<const int32_t> tokens) {
   const int bs = cfg_.block_size;
   const int64_t k = static_cast<int64_t>(tokens.size()) / bs;

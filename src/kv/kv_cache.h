@@ -97,6 +97,8 @@ class KvCache {
   int64_t seq_truncate(int seq, int64_t n);
   // Whether every group backs (seq, pos).
   bool seq_has(int seq, int64_t pos) const;
+  // Whether every group has the blocks that queries at [begin, end) write and read.
+  bool seq_covers(int seq, int64_t begin, int64_t end) const;
 
   // Pins the cached blocks of a token prefix (all of its full blocks in global groups,
   // the last window's in local ones) so they are never evicted; returns the tokens

@@ -135,6 +135,8 @@ TEST(KvCache, SlidingWindowReleasesBlocksOutsideEveryWindow) {
   // The pool of 8 local blocks served a 60-token sequence.
   EXPECT_FALSE(kv.seq_has(a, 10));
   EXPECT_TRUE(kv.seq_has(a, 59));
+  EXPECT_TRUE(kv.seq_covers(a, 56, 60));   // reads from 49: block 12 on
+  EXPECT_FALSE(kv.seq_covers(a, 40, 41));  // reads from 33: released
 }
 
 TEST(KvCache, PrefixLongerThanTheWindowNeedsOnlyTheLastWindowLocally) {

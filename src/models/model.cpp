@@ -134,14 +134,23 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
       static_cast<int64_t>(batch.want_logits.size()) != n) {
     return Status::error("batch arrays have different lengths");
   }
-  // Validate everything before touching KV state.
+  // Validate everything before touching KV state: every run of consecutive positions of
+  // a sequence must find the blocks it writes and the ones its queries read (a local
+  // group's window).
+  int64_t run = 0;
   for (int64_t t = 0; t < n; ++t) {
-    const int32_t tok = batch.tokens[static_cast<size_t>(t)];
+    const auto i = static_cast<size_t>(t);
+    const int32_t tok = batch.tokens[i];
     if (tok < 0 || tok >= cfg_.n_vocab) return Status::error("token id " + std::to_string(tok) + " out of range");
-    const int32_t sq = batch.seq[static_cast<size_t>(t)];
+    const int32_t sq = batch.seq[i];
     if (!kv.seq_valid(sq)) return Status::error("batch names unknown KV sequence " + std::to_string(sq));
-    const int32_t p = batch.pos[static_cast<size_t>(t)];
-    if (!kv.seq_has(sq, p)) return Status::error("position " + std::to_string(p) + " has no KV block");
+    if (t + 1 < n && batch.seq[i + 1] == sq && batch.pos[i + 1] == batch.pos[i] + 1) continue;
+    const int64_t begin = batch.pos[static_cast<size_t>(run)];
+    if (!kv.seq_covers(sq, begin, static_cast<int64_t>(batch.pos[i]) + 1)) {
+      return Status::error("positions " + std::to_string(begin) + ".." + std::to_string(batch.pos[i]) +
+                           " of KV sequence " + std::to_string(sq) + " have no KV blocks");
+    }
+    run = t + 1;
   }
   reserve(s, n);
 
