@@ -209,9 +209,11 @@ void check_eviction_and_preemption(const char* model_path) {
   sched->stop(true);
   EXPECT_GT(st.preempted, 0) << "the small pool never forced a preemption";
   EXPECT_GT(cs.hit_tokens, 0) << "no admission reused a cached prefix";
+  EXPECT_GT(cs.recompute_hit_tokens, 0) << "no preempted sequence found its blocks cached";
   EXPECT_EQ(st.kv_blocks_used, 0);
-  std::printf("[prefix] %lld preempted, %lld tokens hit, %lld missed\n", static_cast<long long>(st.preempted),
-              static_cast<long long>(cs.hit_tokens), static_cast<long long>(cs.miss_tokens));
+  std::printf("[prefix] %lld preempted, %lld tokens hit, %lld missed, %lld hit by recomputes\n",
+              static_cast<long long>(st.preempted), static_cast<long long>(cs.hit_tokens),
+              static_cast<long long>(cs.miss_tokens), static_cast<long long>(cs.recompute_hit_tokens));
   for (size_t i = 0; i < runs.size(); ++i) expect_matches_alone(*l, n_ctx, runs[i], ("request " + std::to_string(i)).c_str());
 }
 

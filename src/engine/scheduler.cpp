@@ -351,6 +351,8 @@ void Scheduler::Impl::admit() {
         head.n_cached = hit;
         cstats.hit_tokens += hit;
         cstats.miss_tokens += n_tok - hit;
+      } else {
+        cstats.recompute_hit_tokens += hit;
       }
       running.push_back(std::move(waiting.front()));
       waiting.pop_front();

@@ -102,8 +102,9 @@ struct SchedulerStats {
 struct CacheStats {
   int64_t blocks_cached = 0;   // unreferenced blocks kept for reuse (evictable)
   int64_t blocks_pinned = 0;   // references held by warm() pins
-  int64_t hit_tokens = 0;      // prompt tokens reused, over all admitted requests
-  int64_t miss_tokens = 0;     // prompt tokens computed
+  int64_t hit_tokens = 0;      // prompt tokens reused at requests' first admission (usage's cached tokens)
+  int64_t miss_tokens = 0;     // prompt tokens not found cached at first admission
+  int64_t recompute_hit_tokens = 0;  // tokens preempted sequences found cached when readmitted
   int64_t bytes_used = 0;      // referenced blocks
   int64_t bytes_cached = 0;    // cached (unreferenced) blocks
   int64_t bytes_total = 0;     // all pools
