@@ -44,7 +44,7 @@ int chat(const ChatArgs& a) {
     size_t common = 0;
     while (common < tokens.size() && common < cached.size() && tokens[common] == cached[common]) ++common;
     if (common == tokens.size()) --common;  // always evaluate at least one token
-    runner.seq_truncate(seq, static_cast<int64_t>(common));
+    common = static_cast<size_t>(runner.seq_truncate(seq, static_cast<int64_t>(common)));
     std::string reply;
     GenerateStats stats;
     std::vector<int32_t> fresh(tokens.begin() + static_cast<std::ptrdiff_t>(common), tokens.end());

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "cli/common.h"
+#include "kv/kv_budget.h"
 #include "server/server.h"
 
 namespace flashlm::cli {
@@ -24,6 +25,7 @@ struct ServeArgs {
   int max_queue = 256;
   double timeout_s = 600.0;
   DType kv_type = kDefaultKvType;
+  std::string kv_mem;  // empty: n_parallel full contexts
 };
 
 // Each connection is a descriptor; the usual soft limit (1024) would refuse clients long
@@ -42,6 +44,15 @@ void raise_open_file_limit() {
 int serve(const ServeArgs& a) {
   std::signal(SIGPIPE, SIG_IGN);  // a vanished client must be an error code, not a signal
   raise_open_file_limit();
+  int64_t kv_mem = 0;
+  if (!a.kv_mem.empty()) {
+    Result<int64_t> bytes = parse_kv_mem(a.kv_mem, physical_memory_bytes());
+    if (!bytes) {
+      print_error(bytes.message());
+      return 1;
+    }
+    kv_mem = *bytes;
+  }
   server::ServerOptions so;
   so.host = a.host;
   so.port = static_cast<uint16_t>(a.port);
@@ -74,6 +85,7 @@ int serve(const ServeArgs& a) {
   sched.step_tokens = a.batch;
   sched.kv_type = a.kv_type;
   sched.max_queue = a.max_queue;
+  sched.kv_mem_bytes = kv_mem;
   std::thread loader([&s, &a, sched] {
     Result<std::unique_ptr<server::Backend>> b = server::load_model_backend(a.model, sched);
     if (!b) {
@@ -108,6 +120,9 @@ void add_serve(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(0, 1 << 20));
   sub->add_option("--timeout", args->timeout_s, "seconds an idle connection or a stalled write may wait")
       ->check(CLI::Range(0.1, 86400.0));
+  sub->add_option("--kv-mem", args->kv_mem,
+                  "KV cache memory: bytes (e.g. 2G) or a share of RAM (e.g. 25%); beyond the running "
+                  "sequences it holds cached prompt prefixes (default: --parallel full contexts)");
   sub->final_callback([args, exit_code] { *exit_code = serve(*args); });
 }
 

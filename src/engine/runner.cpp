@@ -37,7 +37,7 @@ Runner::Runner(const Model& model, RuntimeOptions opts, int64_t n_ctx, int n_thr
       opts_(opts),
       n_ctx_(n_ctx),
       pool_(n_threads),
-      kv_(with_type(model.kv_config(n_ctx, opts.n_seqs), opts.kv_type)),
+      kv_(with_type(model.kv_config(n_ctx, opts.n_seqs, opts.n_batch), opts.kv_type)),
       lens_(static_cast<size_t>(opts.n_seqs), 0) {
   scratch_.batch_invariant = opts.batch_invariant;
 }
@@ -70,10 +70,11 @@ void Runner::seq_free(int seq) {
   if (seq >= 0 && seq < opts_.n_seqs) lens_[static_cast<size_t>(seq)] = 0;
 }
 
-void Runner::seq_truncate(int seq, int64_t n) {
-  if (!kv_.seq_valid(seq)) return;
+int64_t Runner::seq_truncate(int seq, int64_t n) {
+  if (!kv_.seq_valid(seq)) return 0;
   int64_t& len = lens_[static_cast<size_t>(seq)];
-  if (n >= 0 && n < len) len = n;
+  if (n >= 0 && n < len) len = kv_.seq_truncate(seq, n);
+  return len;
 }
 
 Status Runner::eval(int seq, std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits) {
@@ -85,11 +86,12 @@ Status Runner::eval(int seq, std::span<const int32_t> tokens, bool all_logits, s
     return Status::error("context full: " + std::to_string(len) + " + " + std::to_string(n) + " tokens exceed the context of " +
                          std::to_string(n_ctx_) + " (raise -c)");
   }
-  Status st = kv_.seq_reserve(seq, len + n);
-  if (!st) return st;
   logits->clear();
   for (int64_t off = 0; off < n; off += opts_.n_batch) {
     const int64_t m = std::min<int64_t>(opts_.n_batch, n - off);
+    // Chunk by chunk, so sliding-window layers release what falls out of their window.
+    Status st = kv_.seq_prepare(seq, len, len + m);
+    if (!st) return st;
     batch_.clear();
     for (int64_t i = 0; i < m; ++i) {
       const bool want = all_logits || off + i == n - 1;

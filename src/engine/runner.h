@@ -43,9 +43,10 @@ class Runner {
   int seq_new();
   void seq_free(int seq);
   int64_t seq_len(int seq) const { return lens_[static_cast<size_t>(seq)]; }
-  // Forgets positions from n on (their KV is overwritten by later evals); lets a chat
-  // turn reuse the KV of the prefix it shares with the previous turn.
-  void seq_truncate(int seq, int64_t n);
+  // Forgets positions from n on; lets a chat turn reuse the KV of the prefix it shares
+  // with the previous turn. Returns the length kept, which is shorter than n (down to 0)
+  // when sliding-window layers have already released KV that position n would read.
+  int64_t seq_truncate(int seq, int64_t n);
 
   // Appends tokens to a sequence and runs them. With all_logits, logits holds one row
   // per token; otherwise only the last token's row. Fails cleanly (nothing appended)

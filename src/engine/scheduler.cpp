@@ -1,11 +1,14 @@
 // The scheduler loop. One step:
-//   1. end cancelled and timed-out requests (their KV blocks go back to the pool);
-//   2. admit waiting requests, FIFO, while a sequence slot is free and the pool has
-//      blocks for the whole token stream plus one spare block per running sequence;
-//   3. give every running sequence the blocks for its pending tokens, preempting the
-//      youngest sequence when the pool runs dry (see reserve_growth);
-//   4. plan the batch (step_plan.h: decode tokens first, then prefill chunks), run one
-//      forward pass, and sample/stream every sequence that got a logits row.
+//   1. release unpinned prefixes; end cancelled and timed-out requests (their KV blocks
+//      go back to the pool, published ones as cached prefixes);
+//   2. admit waiting requests, FIFO, while a sequence slot is free: each takes the
+//      longest cached prefix of its tokens, and is admitted when every KV group has the
+//      blocks for the rest (local groups: their window) plus one spare per running one;
+//   3. plan the batch (step_plan.h: decode tokens first, then prefill chunks) and give
+//      every chunk its blocks, preempting the youngest sequence when a pool runs dry
+//      (see prepare_step);
+//   4. run one forward pass, publish newly full blocks, and sample/stream every
+//      sequence that got a logits row.
 // Handlers are called on this thread with no lock held, so they may call cancel().
 #include "engine/scheduler.h"
 
@@ -47,6 +50,26 @@ constexpr int kMaxParallel = 1024;
 
 int64_t blocks_for(int64_t n_pos, int block_size) { return (n_pos + block_size - 1) / block_size; }
 
+// Global blocks that fit in `bytes` once the sliding-window pools (sized by their window,
+// model.kv_config) have their share. All-local models put the rest into local pools.
+Result<int64_t> global_blocks_for_budget(KvConfig& kc, int64_t bytes) {
+  int64_t n_global = 0, n_local = 0;
+  for (int l = 0; l < kc.n_layer; ++l) (kc.layer_window.empty() || kc.layer_window[static_cast<size_t>(l)] <= 0 ? n_global : n_local) += 1;
+  const int64_t slab = 2 * static_cast<int64_t>(kc.block_size) * kc.kv_dim * static_cast<int64_t>(sizeof(float));
+  const int64_t local_bytes = n_local * slab * kc.n_blocks_local;
+  const int64_t one_ctx = kc.n_blocks / kc.max_seqs;
+  const int64_t need = local_bytes + n_global * slab * one_ctx;
+  if (bytes < need) {
+    return Status::error("a KV budget of " + std::to_string(bytes) + " bytes cannot hold one full context (" +
+                         std::to_string(need) + " bytes needed)");
+  }
+  if (n_global == 0) {
+    kc.n_blocks_local = std::min<int64_t>(bytes / (n_local * slab), INT32_MAX);
+    return kc.n_blocks;
+  }
+  return std::min<int64_t>((bytes - local_bytes) / (n_global * slab), INT32_MAX);
+}
+
 }  // namespace
 
 struct Scheduler::Impl {
@@ -57,9 +80,10 @@ struct Scheduler::Impl {
     logits.reserve(static_cast<size_t>(opts.n_parallel) * static_cast<size_t>(n_vocab));
     running.reserve(static_cast<size_t>(opts.n_parallel));
     stats.kv_blocks_free = kv.free_blocks();
+    for (int g = 0; g < kv.n_groups(); ++g) cstats.groups.push_back(kv.group_stats(g));
   }
 
-  SubmitResult submit(RequestOptions req, EventFn on_event);
+  SubmitResult submit(RequestOptions req, EventFn on_event, bool warm = false);
   void cancel(uint64_t id);
   void stop(bool drain);
 
@@ -67,7 +91,7 @@ struct Scheduler::Impl {
   void step();
   void end_cancelled(SchedClock::time_point now);
   void admit();
-  void reserve_growth();
+  bool prepare_step();
   void preempt(size_t i);
   void run_batch();
   // Removes running[i] from the running set and frees its KV slot.
@@ -92,6 +116,8 @@ struct Scheduler::Impl {
   std::unordered_map<uint64_t, Sequence*> live;    // waiting and running requests, for cancel()
   bool stopping = false;
   SchedulerStats stats;
+  CacheStats cstats;
+  std::vector<std::vector<int32_t>> unpins;        // from unpin(), applied by the next step
   std::atomic<uint64_t> next_id{1};
 
   std::mutex join_mu;  // serialises stop() callers around the join
@@ -109,7 +135,7 @@ struct Scheduler::Impl {
   std::vector<StepChunk> plan;
 };
 
-SubmitResult Scheduler::Impl::submit(RequestOptions req, EventFn on_event) {
+SubmitResult Scheduler::Impl::submit(RequestOptions req, EventFn on_event, bool warm) {
   SubmitResult r;
   auto refuse = [&r](SubmitError e, std::string msg) {
     r.error = e;
@@ -142,6 +168,7 @@ SubmitResult Scheduler::Impl::submit(RequestOptions req, EventFn on_event) {
   // Built outside the lock; an id taken by a refused request is simply never used.
   const uint64_t id = next_id.fetch_add(1, std::memory_order_relaxed);
   auto seq = std::make_unique<Sequence>(id, std::move(req), std::move(on_event), tok, SchedClock::now());
+  seq->warm = warm;
   {
     std::lock_guard<std::mutex> lk(mu);
     if (stopping) return refuse(SubmitError::kShuttingDown, "the scheduler is shutting down");
@@ -188,7 +215,7 @@ void Scheduler::Impl::loop() {
     {
       std::unique_lock<std::mutex> lk(mu);
       // running is this thread's own; nothing runs and nothing waits: sleep.
-      cv.wait(lk, [&] { return stopping || !waiting.empty() || !running.empty(); });
+      cv.wait(lk, [&] { return stopping || !waiting.empty() || !running.empty() || !unpins.empty(); });
       if (stopping && waiting.empty() && running.empty()) return;
     }
     step();
@@ -196,11 +223,20 @@ void Scheduler::Impl::loop() {
 }
 
 void Scheduler::Impl::step() {
+  std::vector<std::vector<int32_t>> to_unpin;
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    to_unpin.swap(unpins);
+  }
+  for (const auto& t : to_unpin) kv.unpin(t);
+  if (!to_unpin.empty()) {
+    std::lock_guard<std::mutex> lk(mu);
+    publish_locked();
+  }
   end_cancelled(SchedClock::now());
   admit();
   if (running.empty()) return;
-  reserve_growth();
-  if (running.empty()) return;
+  if (!prepare_step()) return;
   run_batch();
 }
 
@@ -208,7 +244,18 @@ void Scheduler::Impl::publish_locked() {
   stats.running = static_cast<int64_t>(running.size());
   stats.waiting = static_cast<int64_t>(waiting.size());
   stats.kv_blocks_free = kv.free_blocks();
-  stats.kv_blocks_used = kv.config().n_blocks - kv.free_blocks();
+  stats.kv_blocks_used = kv.used_blocks();
+  cstats.blocks_cached = 0;
+  cstats.bytes_used = cstats.bytes_cached = cstats.bytes_total = 0;
+  for (int g = 0; g < kv.n_groups(); ++g) {
+    const KvGroupStats gs = kv.group_stats(g);
+    cstats.groups[static_cast<size_t>(g)] = gs;
+    cstats.blocks_cached += gs.cached;
+    cstats.bytes_used += gs.used * gs.block_bytes;
+    cstats.bytes_cached += gs.cached * gs.block_bytes;
+    cstats.bytes_total += gs.n_blocks * gs.block_bytes;
+  }
+  cstats.blocks_pinned = kv.pinned_blocks();
 }
 
 std::unique_ptr<Sequence> Scheduler::Impl::take_running(size_t i) {
@@ -275,24 +322,38 @@ void Scheduler::Impl::admit() {
         continue;
       }
       const auto n_tok = static_cast<int64_t>(head.tokens().size());
-      // One spare block per running sequence, so they can grow a while before anyone
-      // has to be preempted; strict FIFO, so a big request is not starved by small ones.
-      const int64_t need = blocks_for(n_tok, bs) + static_cast<int64_t>(running.size());
-      if (need > kv.free_blocks()) {
+      const int s = kv.seq_new();  // a slot is free: running.size() < n_parallel == max_seqs
+      if (s < 0) break;            // unreachable; try again next step
+      // Take the cached prefix first (its blocks then count as taken), then check that
+      // every group has blocks for the rest: global groups the whole stream, local ones
+      // their window. One spare block per running sequence, so they can grow a while
+      // before anyone has to be preempted; strict FIFO, so a big request is not starved
+      // by small ones.
+      const int64_t hit = kv.seq_reuse(s, head.tokens());
+      bool fits = true;
+      for (int g = 0; g < kv.n_groups(); ++g) {
+        int64_t need = kv.blocks_needed(g, s, hit, n_tok);
+        if (kv.group_window(g) > 0) need = std::min(need, blocks_for(kv.group_window(g) - 1, bs) + 2);
+        fits = fits && need + static_cast<int64_t>(running.size()) <= kv.available(g);
+      }
+      if (!fits) {
+        kv.seq_free(s);
         if (!running.empty()) break;
-        // Cannot happen (create() makes the pool hold a full context and a stream never
-        // exceeds it), but never spin on a request that can never fit.
+        // Only when pinned prefixes hold the pool (create() makes it hold a full context
+        // and a stream never exceeds it); never spin on a request that cannot fit.
         refused.emplace_back(std::move(waiting.front()), FinishReason::kError);
         waiting.pop_front();
         continue;
       }
-      const int s = kv.seq_new();  // a slot is free: running.size() < n_parallel == max_seqs
-      if (s < 0 || !kv.seq_reserve(s, n_tok).is_ok()) {
-        kv.seq_free(s);
-        break;  // unreachable for the same reasons; try again next step
-      }
       head.kv_seq = s;
-      head.n_past = 0;
+      head.n_past = hit;
+      if (head.n_cached < 0) {  // first admission: the prompt's cache hit
+        head.n_cached = hit;
+        cstats.hit_tokens += hit;
+        cstats.miss_tokens += n_tok - hit;
+      } else {
+        cstats.recompute_hit_tokens += hit;
+      }
       running.push_back(std::move(waiting.front()));
       waiting.pop_front();
     }
@@ -304,20 +365,34 @@ void Scheduler::Impl::admit() {
   }
 }
 
-// Every running sequence needs blocks for all of its pending tokens (a decode token may
-// cross into a new block; prefill was reserved at admission). When the pool is empty the
-// youngest sequence is preempted: its blocks are freed and it goes back to the front of
-// the queue keeping its tokens, sampler and stream state; readmitted, it recomputes its
-// KV from prompt + generated tokens (per-token results do not depend on the batch, so
-// its output is unchanged) and carries on. The oldest sequence therefore always makes
-// progress: the pool holds at least one full context.
-void Scheduler::Impl::reserve_growth() {
-  for (size_t i = 0; i < running.size(); ++i) {
-    Sequence& s = *running[i];
-    while (!kv.seq_reserve(s.kv_seq, static_cast<int64_t>(s.tokens().size())).is_ok()) {
+// Plans the step and backs every chunk with blocks (local groups first release what
+// left their window). When a pool is empty the youngest sequence is preempted: its
+// blocks are released and it goes back to the front of the queue keeping its tokens,
+// sampler and stream state; readmitted, it recomputes its KV from prompt + generated
+// tokens, from the cache where its blocks survived (per-token results do not depend on
+// the batch, so its output is unchanged), and carries on. Then the step is planned
+// again. The oldest sequence therefore always makes progress: the pools hold at least
+// one full context (local ones: one window and a step). Only pins can take that away;
+// a lone sequence that still does not fit ends with an error.
+bool Scheduler::Impl::prepare_step() {
+  for (;;) {
+    pending.clear();
+    for (const auto& s : running) pending.push_back(s->pending());
+    plan_step(pending, opts.step_tokens, &plan);
+    bool ok = true;
+    for (const StepChunk& c : plan) {
+      Sequence& s = *running[c.seq];
+      if (kv.seq_prepare(s.kv_seq, s.n_past, s.n_past + c.n_tokens).is_ok()) continue;
+      ok = false;
+      if (running.size() == 1) {
+        const StreamEvent ev = s.end(FinishReason::kError, "the KV pool cannot hold this request");
+        finish(take_running(0), ev);
+        return false;
+      }
       preempt(running.size() - 1);
-      if (i >= running.size()) break;  // s itself was the youngest
+      break;
     }
+    if (ok) return true;
   }
 }
 
@@ -330,9 +405,8 @@ void Scheduler::Impl::preempt(size_t i) {
 }
 
 void Scheduler::Impl::run_batch() {
-  pending.clear();
-  for (const auto& s : running) pending.push_back(s->pending());
-  const int64_t n_tok = plan_step(pending, opts.step_tokens, &plan);
+  int64_t n_tok = 0;
+  for (const StepChunk& c : plan) n_tok += c.n_tokens;
   int64_t n_prefill = 0;
   batch.clear();
   for (const StepChunk& c : plan) {
@@ -362,7 +436,14 @@ void Scheduler::Impl::run_batch() {
       continue;
     }
     s.n_past += c.n_tokens;
+    kv.seq_publish(s.kv_seq, s.tokens(), s.n_past);
     if (!c.want_logits) continue;
+    if (s.warm) {  // the whole prompt is in the cache: pin it, generate nothing
+      kv.pin(s.tokens());
+      finals.emplace_back(c.seq, s.end(FinishReason::kStop));
+      ++row;
+      continue;
+    }
     const int64_t before = s.n_generated();
     StreamEvent ev;
     const bool send = s.next_token(logits.data() + row * static_cast<size_t>(n_vocab), n_vocab, n_ctx, t1, &ev);
@@ -420,22 +501,29 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, const t
   if (opts.kv_blocks < 0) return Status::error("KV block count must not be negative");
 
   if (Status st = kv_type_check(model, opts.kv_type); !st.is_ok()) return st;
+  if (opts.kv_mem_bytes < 0) return Status::error("KV memory budget must not be negative");
 
-  KvConfig kc = model.kv_config(n_ctx, opts.n_parallel);
+  KvConfig kc = model.kv_config(n_ctx, opts.n_parallel, opts.step_tokens);
   kc.type = opts.kv_type;
   const int64_t one_ctx = blocks_for(n_ctx, kc.block_size);
+  if (opts.kv_mem_bytes > 0) {
+    Result<int64_t> n = global_blocks_for_budget(kc, opts.kv_mem_bytes);
+    if (!n) return n.status();
+    opts.kv_blocks = *n;
+  }
   if (opts.kv_blocks > 0) {
-    // Fewer blocks than one full context could leave even a lone sequence stuck.
+    // Fewer blocks than one full context could leave even a lone sequence stuck. More
+    // than n_parallel full contexts hold cached prefixes.
     if (opts.kv_blocks < one_ctx) {
       return Status::error("a KV pool of " + std::to_string(opts.kv_blocks) + " blocks cannot hold one full context of " +
                            std::to_string(n_ctx) + " tokens (" + std::to_string(one_ctx) + " blocks of " +
                            std::to_string(kc.block_size) + ")");
     }
-    // More than n_parallel full contexts could never be used.
-    kc.n_blocks = std::min(opts.kv_blocks, kc.n_blocks);
+    kc.n_blocks = opts.kv_blocks;
   }
   opts.n_ctx = n_ctx;
   opts.kv_blocks = kc.n_blocks;
+  if (kc.n_blocks > INT32_MAX || kc.n_blocks_local > INT32_MAX) return Status::error("KV pool too large");
   const int n_threads = opts.n_threads == 0 ? default_thread_count() : opts.n_threads;
 
   auto impl = std::make_unique<Impl>(model, tok, opts, n_ctx, n_threads, kc);
@@ -451,6 +539,27 @@ SubmitResult Scheduler::submit(RequestOptions req, EventFn on_event) { return im
 void Scheduler::cancel(uint64_t id) { impl_->cancel(id); }
 
 void Scheduler::stop(bool drain) { impl_->stop(drain); }
+
+SubmitResult Scheduler::warm(std::vector<int32_t> tokens, EventFn on_done) {
+  RequestOptions r;
+  r.prompt = std::move(tokens);
+  r.max_tokens = 1;
+  r.sampling.temperature = 0.0f;
+  return impl_->submit(std::move(r), std::move(on_done), true);
+}
+
+void Scheduler::unpin(std::vector<int32_t> tokens) {
+  {
+    std::lock_guard<std::mutex> lk(impl_->mu);
+    impl_->unpins.push_back(std::move(tokens));
+  }
+  impl_->cv.notify_one();
+}
+
+CacheStats Scheduler::cache_stats() const {
+  std::lock_guard<std::mutex> lk(impl_->mu);
+  return impl_->cstats;
+}
 
 SchedulerStats Scheduler::stats() const {
   std::lock_guard<std::mutex> lk(impl_->mu);

@@ -10,10 +10,14 @@
 // possible stop string or an incomplete UTF-8 character travels with a later event),
 // and exactly one final event with finish != kNone, after which the handler is never
 // called again. The end-of-generation token is neither counted nor reported.
-// KV: sequences take blocks as they grow. When the pool runs dry, the youngest running
-// sequence is preempted: its blocks are freed and it re-enters the queue at the front,
-// later recomputing its KV from prompt + generated tokens. Its stream just pauses; the
-// tokens it produces do not change.
+// KV: sequences take blocks as they grow, step by step. When the pool runs dry, the
+// youngest running sequence is preempted: its blocks are freed and it re-enters the queue
+// at the front, later recomputing its KV from prompt + generated tokens. Its stream just
+// pauses; the tokens it produces do not change.
+// Prefix caching is automatic: a request whose token stream starts with full KV blocks
+// that another (running or finished) request computed reuses them (kv/kv_cache.h), and
+// a preempted request's recompute hits its own blocks while they are still cached.
+// StreamEvent::n_cached says how many prompt tokens were reused.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +37,11 @@ namespace flashlm {
 struct SchedulerOptions {
   int n_parallel = 4;        // sequences running at once
   int64_t n_ctx = 0;         // positions per sequence; 0: min(training context, 4096)
-  int64_t kv_blocks = 0;     // KV pool size in blocks; 0: n_parallel * n_ctx worth
+  int64_t kv_blocks = 0;     // global layers' KV pool in blocks; 0: n_parallel * n_ctx worth
+  // KV memory budget in bytes (all pools); 0: sized by kv_blocks. Sliding-window layers
+  // get a pool sized by their window; global layers get the rest. Blocks beyond what the
+  // running sequences use hold cached prefixes.
+  int64_t kv_mem_bytes = 0;
   int step_tokens = 512;     // tokens per forward pass (decode tokens + prefill chunks)
   int max_queue = 256;       // waiting requests beyond running ones; more are refused
   int n_threads = 0;         // 0: all cores
@@ -85,11 +93,24 @@ using EventFn = std::function<void(const StreamEvent&)>;
 
 struct SchedulerStats {
   int64_t running = 0, waiting = 0;
-  int64_t kv_blocks_used = 0, kv_blocks_free = 0;
+  int64_t kv_blocks_used = 0, kv_blocks_free = 0;  // all groups; free includes cached (evictable) blocks
   int64_t steps = 0, prompt_tokens = 0, generated_tokens = 0;
   int64_t last_step_tokens = 0;     // batch size of the most recent step
   double busy_s = 0.0;              // time spent in forward passes
   int64_t preempted = 0;            // sequences sent back to the queue for KV blocks
+};
+
+// The prefix cache, for monitoring.
+struct CacheStats {
+  int64_t blocks_cached = 0;   // unreferenced blocks kept for reuse (evictable)
+  int64_t blocks_pinned = 0;   // references held by warm() pins
+  int64_t hit_tokens = 0;      // prompt tokens reused at requests' first admission (usage's cached tokens)
+  int64_t miss_tokens = 0;     // prompt tokens not found cached at first admission
+  int64_t recompute_hit_tokens = 0;  // tokens preempted sequences found cached when readmitted
+  int64_t bytes_used = 0;      // referenced blocks
+  int64_t bytes_cached = 0;    // cached (unreferenced) blocks
+  int64_t bytes_total = 0;     // all pools
+  std::vector<KvGroupStats> groups;  // global layers first, then each sliding window
 };
 
 class Scheduler {
@@ -107,7 +128,15 @@ class Scheduler {
   // Returns when the scheduler thread has exited. New submits are refused from then on.
   void stop(bool drain);
 
+  // Thread-safe. Computes the KV of a token prefix (reusing what is cached) and pins its
+  // full blocks, so requests starting with it hit the cache until unpin(). on_done hears
+  // one final event (kStop when pinned; n_cached: tokens that were already cached).
+  SubmitResult warm(std::vector<int32_t> tokens, EventFn on_done);
+  // Thread-safe. Releases a warm() pin at the next step; the blocks stay cached (evictable).
+  void unpin(std::vector<int32_t> tokens);
+
   SchedulerStats stats() const;  // thread-safe snapshot
+  CacheStats cache_stats() const;  // thread-safe snapshot
   int64_t n_ctx() const;
   const Model& model() const;
 

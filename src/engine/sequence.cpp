@@ -1,5 +1,6 @@
 #include "engine/sequence.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace flashlm {
@@ -36,7 +37,7 @@ Sequence::Sequence(uint64_t id, RequestOptions opts, EventFn on_event, const tok
 void Sequence::fill_usage(StreamEvent* ev) const {
   ev->n_prompt = n_prompt_;
   ev->n_generated = n_generated_;
-  ev->n_cached = 0;  // no prefix cache yet
+  ev->n_cached = std::max<int64_t>(0, n_cached);
   ev->ttft_ms = ttft_ms_;
 }
 

@@ -36,6 +36,8 @@ class Sequence {
   int64_t pending() const { return static_cast<int64_t>(tokens_.size()) - n_past; }
   int64_t n_past = 0;
   int kv_seq = -1;  // KV sequence slot while running, -1 while waiting
+  int64_t n_cached = -1;  // prompt tokens reused from the prefix cache at first admission; -1 before
+  bool warm = false;      // Scheduler::warm(): compute the prompt and pin it, generate nothing
 
   std::atomic<bool> cancel_requested{false};
 

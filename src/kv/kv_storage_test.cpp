@@ -48,14 +48,14 @@ TEST(KvStorage, SlotsAreDisjointRowsOfEachType) {
     ASSERT_EQ(kv.row_bytes(), rb);
     EXPECT_EQ(kv.bytes(), 2u * 3u * 5u * 4u * rb);
     const int a = kv.seq_new(), b = kv.seq_new();
-    ASSERT_TRUE(kv.seq_reserve(a, 9).is_ok());  // 3 blocks
-    ASSERT_TRUE(kv.seq_reserve(b, 8).is_ok());  // 2 blocks: the pool is full
+    ASSERT_TRUE(kv.seq_prepare(a, 0, 9).is_ok());  // 3 blocks
+    ASSERT_TRUE(kv.seq_prepare(b, 0, 8).is_ok());  // 2 blocks: the pool is full
     // Fill every slot of every layer with its own byte pattern, then read all back
     // through the layer base and the block table, as attention does.
     std::set<const uint8_t*> seen;
     for (int layer = 0; layer < 3; ++layer) {
       for (int seq : {a, b}) {
-        for (int64_t pos = 0; pos < kv.seq_capacity(seq); ++pos) {
+        for (int64_t pos = 0; pos < static_cast<int64_t>(kv.block_table(layer, seq).size()) * 4; ++pos) {
           uint8_t* k = kv.k_slot(layer, seq, pos);
           uint8_t* v = kv.v_slot(layer, seq, pos);
           ASSERT_TRUE(seen.insert(k).second && seen.insert(v).second) << "slot reused";
@@ -66,8 +66,8 @@ TEST(KvStorage, SlotsAreDisjointRowsOfEachType) {
     }
     for (int layer = 0; layer < 3; ++layer) {
       for (int seq : {a, b}) {
-        const auto& table = kv.block_table(seq);
-        for (int64_t pos = 0; pos < kv.seq_capacity(seq); ++pos) {
+        const auto& table = kv.block_table(layer, seq);
+        for (int64_t pos = 0; pos < static_cast<int64_t>(kv.block_table(layer, seq).size()) * 4; ++pos) {
           const size_t at = (static_cast<size_t>(table[static_cast<size_t>(pos / 4)]) * 4 + static_cast<size_t>(pos % 4)) * rb;
           const uint8_t* k = kv.k_layer(layer) + at;
           const uint8_t* v = kv.v_layer(layer) + at;

@@ -25,7 +25,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
 }
 
 Model::Model(gguf::File f, ModelConfig cfg, ModelWeights w)
-    : file_(std::move(f)), cfg_(std::move(cfg)), weights_(std::move(w)) {
+    : file_(std::move(f)), cfg_(std::move(cfg)), weights_(std::move(w)), model_id_(compute_model_id(file_)) {
   // A forward pass computes each token's RoPE cos/sin once per distinct configuration
   // (Gemma 3: a local and a global base), not once per layer and head. The frequency
   // factors are one tensor per model, so they never tell two layers apart.
@@ -38,14 +38,54 @@ Model::Model(gguf::File f, ModelConfig cfg, ModelWeights w)
   }
 }
 
-KvConfig Model::kv_config(int64_t n_ctx, int n_seqs, int block_size) const {
+KvConfig Model::kv_config(int64_t n_ctx, int n_seqs, int64_t step_tokens, int block_size) const {
   KvConfig kc;
   kc.n_layer = cfg_.n_layer;
   kc.kv_dim = cfg_.max_kv_dim();
   kc.block_size = block_size;
   kc.n_blocks = (n_ctx + block_size - 1) / block_size * n_seqs;
   kc.max_seqs = n_seqs;
+  kc.model_id = model_id_;
+  int max_window = 0;
+  for (const LayerConfig& l : cfg_.layers) {
+    kc.layer_window.push_back(l.sliding_window);
+    max_window = std::max(max_window, l.sliding_window);
+  }
+  if (max_window > 0) {
+    // A local group holds, per running sequence, the blocks its window spans (plus one
+    // for misalignment and one it is filling), the step's new tokens, and one sequence's
+    // worth more for cached and pinned prefixes.
+    if (step_tokens <= 0) step_tokens = n_ctx;
+    const int64_t span = (max_window - 1 + block_size - 1) / block_size + 3;
+    kc.n_blocks_local = std::min(kc.n_blocks, (n_seqs + 1) * span + (step_tokens + block_size - 1) / block_size);
+  }
   return kc;
+}
+
+// The root of every KV block hash: blocks computed by other weights must never match.
+// The header, metadata and tensor table (names, types, shapes, offsets) and the file size
+// identify a GGUF without reading its gigabytes of weights.
+uint64_t Model::compute_model_id(const gguf::File& f) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  auto feed = [&h](const void* p, size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ULL;
+  };
+  const uint64_t size = f.file_size(), data = f.data_offset();
+  feed(&size, sizeof size);
+  feed(&data, sizeof data);
+  for (const auto& [key, value] : f.metadata()) {
+    feed(key.data(), key.size());
+    const std::string v = value.to_string(16);
+    feed(v.data(), v.size());
+  }
+  for (const gguf::TensorInfo& t : f.tensors()) {
+    feed(t.name.data(), t.name.size());
+    feed(&t.dtype, sizeof t.dtype);
+    feed(t.ne, sizeof t.ne);
+    feed(&t.offset, sizeof t.offset);
+  }
+  return h;
 }
 
 void Model::reserve(ForwardScratch& s, int64_t n) const {
@@ -97,14 +137,23 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
       static_cast<int64_t>(batch.want_logits.size()) != n) {
     return Status::error("batch arrays have different lengths");
   }
-  // Validate everything before touching KV state.
+  // Validate everything before touching KV state: every run of consecutive positions of
+  // a sequence must find the blocks it writes and the ones its queries read (a local
+  // group's window).
+  int64_t run = 0;
   for (int64_t t = 0; t < n; ++t) {
-    const int32_t tok = batch.tokens[static_cast<size_t>(t)];
+    const auto i = static_cast<size_t>(t);
+    const int32_t tok = batch.tokens[i];
     if (tok < 0 || tok >= cfg_.n_vocab) return Status::error("token id " + std::to_string(tok) + " out of range");
-    const int32_t sq = batch.seq[static_cast<size_t>(t)];
+    const int32_t sq = batch.seq[i];
     if (!kv.seq_valid(sq)) return Status::error("batch names unknown KV sequence " + std::to_string(sq));
-    const int32_t p = batch.pos[static_cast<size_t>(t)];
-    if (p < 0 || p >= kv.seq_capacity(sq)) return Status::error("position " + std::to_string(p) + " has no KV block");
+    if (t + 1 < n && batch.seq[i + 1] == sq && batch.pos[i + 1] == batch.pos[i] + 1) continue;
+    const int64_t begin = batch.pos[static_cast<size_t>(run)];
+    if (!kv.seq_covers(sq, begin, static_cast<int64_t>(batch.pos[i]) + 1)) {
+      return Status::error("positions " + std::to_string(begin) + ".." + std::to_string(batch.pos[i]) +
+                           " of KV sequence " + std::to_string(sq) + " have no KV blocks");
+    }
+    run = t + 1;
   }
   reserve(s, n);
 
@@ -198,7 +247,7 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
         view.type = kv.config().type;
         view.kv_dim = kv.config().kv_dim;
         view.block_size = kv.block_size();
-        view.block_table = kv.block_table(batch.seq[row]).data();
+        view.block_table = kv.block_table(il, batch.seq[row]).data();  // the table of the layer's group
         AttentionQueries qs;
         qs.q = s.q.data() + w.row * q_dim;
         qs.q_stride = q_dim;

@@ -47,8 +47,11 @@ class Model {
   const gguf::File& file() const { return file_; }
   const ModelWeights& weights() const { return weights_; }
 
-  // A KV config for `n_ctx` positions per sequence and `n_seqs` sequences.
-  KvConfig kv_config(int64_t n_ctx, int n_seqs, int block_size = 32) const;
+  // A KV config for `n_ctx` positions per sequence and `n_seqs` sequences; sliding-window
+  // layers get pools sized by their window and `step_tokens` new tokens per forward pass
+  // (0: n_ctx) instead of the context.
+  KvConfig kv_config(int64_t n_ctx, int n_seqs, int64_t step_tokens = 0, int block_size = 32) const;
+  uint64_t model_id() const { return model_id_; }
 
   // Runs the batch. Every (seq, pos) must be backed by KV blocks (KvCache::seq_reserve)
   // and positions of one sequence must be written in order. logits receives
@@ -59,12 +62,14 @@ class Model {
  private:
   Model(gguf::File f, ModelConfig cfg, ModelWeights w);
   void reserve(ForwardScratch& s, int64_t n_tokens) const;
+  static uint64_t compute_model_id(const gguf::File& f);
 
   gguf::File file_;
   ModelConfig cfg_;
   ModelWeights weights_;
   std::vector<ops::RopeFreqs> rope_;  // the layers' distinct RoPE configurations
   std::vector<int> layer_rope_;       // [n_layer] index into rope_
+  uint64_t model_id_ = 0;             // root of the KV cache's block hashes
 };
 
 }  // namespace flashlm

@@ -51,7 +51,7 @@ void check_golden(const GoldenSpec& spec, const char* model_override = nullptr) 
     const auto positions = c["positions"].get<std::vector<int>>();
     KvCache kv((*model)->kv_config(static_cast<int64_t>(tokens.size()), 1));
     const int seq = kv.seq_new();
-    ASSERT_TRUE(kv.seq_reserve(seq, static_cast<int64_t>(tokens.size())).is_ok());
+    ASSERT_TRUE(kv.seq_prepare(seq, 0, static_cast<int64_t>(tokens.size())).is_ok());
     Batch batch;
     for (size_t i = 0; i < tokens.size(); ++i) {
       const bool want = std::find(positions.begin(), positions.end(), static_cast<int>(i)) != positions.end();

@@ -247,18 +247,18 @@ void check_model_batch_invariance(const std::string& file) {
 
   std::vector<float> batch_logits;
   {
-    KvCache kv(m.kv_config(n, 1));
+    KvCache kv(m.kv_config(n, 1, n));
     const int seq = kv.seq_new();
-    ASSERT_TRUE(kv.seq_reserve(seq, n).is_ok());
+    ASSERT_TRUE(kv.seq_prepare(seq, 0, n).is_ok());
     ForwardScratch s;
     s.batch_invariant = true;
     Batch b;
     for (int64_t i = 0; i < n; ++i) b.add(tokens[static_cast<size_t>(i)], static_cast<int32_t>(i), seq, true);
     ASSERT_TRUE(m.forward(b, kv, s, pool, &batch_logits).is_ok());
   }
-  KvCache kv(m.kv_config(n, 1));
+  KvCache kv(m.kv_config(n, 1, n));
   const int seq = kv.seq_new();
-  ASSERT_TRUE(kv.seq_reserve(seq, n).is_ok());
+  ASSERT_TRUE(kv.seq_prepare(seq, 0, n).is_ok());
   ForwardScratch s;
   s.batch_invariant = true;
   std::vector<float> one;

@@ -52,13 +52,13 @@ Result<CalibrationData> calibrate(const Model& model, const std::vector<int32_t>
   }
   Recorder rec(&d, opts.max_tokens);
   ThreadPool pool(opts.n_threads > 0 ? opts.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-  KvCache kv(model.kv_config(opts.n_ctx, 1));
+  KvCache kv(model.kv_config(opts.n_ctx, 1, opts.n_ctx));
   ForwardScratch scratch;
   scratch.ffn_observer = &rec;
   Batch batch;
   std::vector<float> logits;
   const int seq = kv.seq_new();
-  Status st = kv.seq_reserve(seq, opts.n_ctx);
+  Status st = kv.seq_prepare(seq, 0, opts.n_ctx);
   if (!st) return st;
   for (size_t c = 0; c + static_cast<size_t>(opts.n_ctx) <= tokens.size() && d.n_tokens < opts.max_tokens;
        c += static_cast<size_t>(opts.n_ctx)) {
