@@ -39,6 +39,16 @@ class Backend {
   // Blocks until the scheduler has stopped (drained, or with everything cancelled).
   virtual void stop(bool drain) = 0;
   virtual SchedulerStats stats() const = 0;
+
+  // The prefix cache (Scheduler::warm / unpin / cache_stats). A backend without one
+  // refuses warm() and reports zeros.
+  virtual SubmitResult warm(std::vector<int32_t> tokens, EventFn on_done) {
+    (void)tokens;
+    (void)on_done;
+    return SubmitResult{0, SubmitError::kInvalid, "this backend has no prefix cache"};
+  }
+  virtual void unpin(std::vector<int32_t> tokens) { (void)tokens; }
+  virtual CacheStats cache_stats() const { return {}; }
 };
 
 // Loads the GGUF model, its tokenizer and chat template, and starts a Scheduler.

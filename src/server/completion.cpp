@@ -27,20 +27,6 @@ struct Choice {
 
 const char* prompt_param(Endpoint e) { return e == Endpoint::kChat ? "messages" : "prompt"; }
 
-ApiError submit_error(const SubmitResult& r, Endpoint endpoint) {
-  switch (r.error) {
-    case SubmitError::kQueueFull:
-      return ApiError::of(429, "rate_limit_error",
-                          "The server is busy (request queue full): " + r.message + ". Retry shortly.", "queue_full");
-    case SubmitError::kShuttingDown:
-      return ApiError::of(503, "server_error", "The server is shutting down.", "shutting_down");
-    case SubmitError::kTooLong:
-      return ApiError::invalid(r.message, prompt_param(endpoint), "context_length_exceeded");
-    default:
-      return ApiError::invalid(r.message);
-  }
-}
-
 // One completion request: n scheduler requests feeding one HTTP response. Owned by the
 // Responder's abort callback (kept until the response ends); scheduler events reach it
 // through weak pointers posted to the I/O thread, so events after the end are dropped.
@@ -254,6 +240,20 @@ ApiError context_error(int64_t n_prompt, int64_t n_ctx, Endpoint endpoint) {
 }
 
 }  // namespace
+
+ApiError submit_error(const SubmitResult& r, Endpoint endpoint) {
+  switch (r.error) {
+    case SubmitError::kQueueFull:
+      return ApiError::of(429, "rate_limit_error",
+                          "The server is busy (request queue full): " + r.message + ". Retry shortly.", "queue_full");
+    case SubmitError::kShuttingDown:
+      return ApiError::of(503, "server_error", "The server is shutting down.", "shutting_down");
+    case SubmitError::kTooLong:
+      return ApiError::invalid(r.message, prompt_param(endpoint), "context_length_exceeded");
+    default:
+      return ApiError::invalid(r.message);
+  }
+}
 
 std::optional<ApiError> prompt_tokens(const Backend& backend, const CompletionRequest& req, std::vector<int32_t>* out) {
   if (req.endpoint == Endpoint::kChat) {

@@ -14,6 +14,9 @@ namespace flashlm::server {
 // checked against the vocabulary and the context size.
 std::optional<ApiError> prompt_tokens(const Backend& backend, const CompletionRequest& req, std::vector<int32_t>* out);
 
+// Why the scheduler refused a request, as the API error to send (429 when the queue is full).
+ApiError submit_error(const SubmitResult& r, Endpoint endpoint);
+
 void handle_completion(ServerContext& ctx, Endpoint endpoint, const HttpRequest& req,
                        const std::shared_ptr<Responder>& res);
 

@@ -22,7 +22,8 @@ HttpReply handle_metrics(const ServerContext& ctx) {
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   if (ctx.backend != nullptr) {
     const SchedulerStats s = ctx.backend->stats();
-    r.body = ctx.metrics.render(&s, ctx.state == ServerState::kReady);
+    const CacheStats c = ctx.backend->cache_stats();
+    r.body = ctx.metrics.render(&s, ctx.state == ServerState::kReady, &c);
   } else {
     r.body = ctx.metrics.render(nullptr, false);
   }

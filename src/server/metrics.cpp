@@ -64,7 +64,7 @@ int64_t Metrics::requests_with_status(int status) const {
   return it == requests_.end() ? 0 : it->second;
 }
 
-std::string Metrics::render(const SchedulerStats* stats, bool ready) const {
+std::string Metrics::render(const SchedulerStats* stats, bool ready, const CacheStats* cache) const {
   std::string out;
   out += "# HELP flashlm_requests_total HTTP requests answered, by status code.\n";
   out += "# TYPE flashlm_requests_total counter\n";
@@ -97,6 +97,20 @@ std::string Metrics::render(const SchedulerStats* stats, bool ready) const {
   metric(&out, "flashlm_busy_seconds_total", "counter", "Time spent in forward passes.", s.busy_s);
   metric(&out, "flashlm_generated_tokens_per_second", "gauge", "Generation throughput over the last 10 seconds.",
          generated_tokens_per_second());
+  const CacheStats no_cache;
+  const CacheStats& c = cache != nullptr ? *cache : no_cache;
+  metric(&out, "flashlm_prefix_cache_hit_tokens_total", "counter",
+         "Prompt tokens whose KV was reused from the prefix cache.", static_cast<double>(c.hit_tokens));
+  metric(&out, "flashlm_prefix_cache_miss_tokens_total", "counter", "Prompt tokens not found in the prefix cache.",
+         static_cast<double>(c.miss_tokens));
+  metric(&out, "flashlm_prefix_cache_blocks_cached", "gauge", "Unreferenced KV blocks kept for reuse.",
+         static_cast<double>(c.blocks_cached));
+  metric(&out, "flashlm_prefix_cache_blocks_pinned", "gauge", "KV blocks pinned by /v1/cache/warm.",
+         static_cast<double>(c.blocks_pinned));
+  metric(&out, "flashlm_kv_bytes_used", "gauge", "Bytes of KV blocks in use.", static_cast<double>(c.bytes_used));
+  metric(&out, "flashlm_kv_bytes_cached", "gauge", "Bytes of cached (reusable) KV blocks.",
+         static_cast<double>(c.bytes_cached));
+  metric(&out, "flashlm_kv_bytes_total", "gauge", "Bytes of all KV pools.", static_cast<double>(c.bytes_total));
   return out;
 }
 

@@ -45,8 +45,8 @@ class Metrics {
   // turn cumulative token counts into rates.
   void sample(const SchedulerStats& s, double now_s);
 
-  // stats: null while the model loads. ready: 1 when the model serves.
-  std::string render(const SchedulerStats* stats, bool ready) const;
+  // stats, cache: null while the model loads. ready: 1 when the model serves.
+  std::string render(const SchedulerStats* stats, bool ready, const CacheStats* cache = nullptr) const;
 
   int64_t requests_with_status(int status) const;
   // Generated tokens per second over the sampled window (0 with fewer than 2 samples).

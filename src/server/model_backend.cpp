@@ -57,6 +57,11 @@ class ModelBackend final : public Backend {
   void cancel(uint64_t id) override { sched_->cancel(id); }
   void stop(bool drain) override { sched_->stop(drain); }
   SchedulerStats stats() const override { return sched_->stats(); }
+  SubmitResult warm(std::vector<int32_t> tokens, EventFn on_done) override {
+    return sched_->warm(std::move(tokens), std::move(on_done));
+  }
+  void unpin(std::vector<int32_t> tokens) override { sched_->unpin(std::move(tokens)); }
+  CacheStats cache_stats() const override { return sched_->cache_stats(); }
 
  private:
   std::unique_ptr<Model> model_;

@@ -3,12 +3,15 @@
 #include <array>
 #include <string_view>
 
+#include "server/cache_api.h"
 #include "server/completion.h"
 
 namespace flashlm::server {
 namespace {
 
-enum class Route { kPage, kHealth, kMetrics, kModels, kChat, kCompletions, kTokenize, kDetokenize };
+enum class Route {
+  kPage, kHealth, kMetrics, kModels, kChat, kCompletions, kTokenize, kDetokenize, kCacheWarm, kCacheUnpin, kCache
+};
 
 struct RouteEntry {
   std::string_view path;
@@ -32,6 +35,9 @@ constexpr std::array kRoutes = {
     RouteEntry{"/completions", "POST", Route::kCompletions, false, true},
     RouteEntry{"/tokenize", "POST", Route::kTokenize, false, true},
     RouteEntry{"/detokenize", "POST", Route::kDetokenize, false, true},
+    RouteEntry{"/v1/cache/warm", "POST", Route::kCacheWarm, false, true},
+    RouteEntry{"/v1/cache/unpin", "POST", Route::kCacheUnpin, false, true},
+    RouteEntry{"/v1/cache", "GET", Route::kCache, false, true},
 };
 
 // Compares in time independent of where the strings first differ.
@@ -120,6 +126,15 @@ void route(ServerContext& ctx, const HttpRequest& req, const std::shared_ptr<Res
       return;
     case Route::kCompletions:
       handle_completion(ctx, Endpoint::kCompletion, req, res);
+      return;
+    case Route::kCacheWarm:
+      handle_cache_warm(ctx, req, res);
+      return;
+    case Route::kCacheUnpin:
+      handle_cache_unpin(ctx, req, res);
+      return;
+    case Route::kCache:
+      res->reply(handle_cache_status(ctx));
       return;
     case Route::kTokenize:
     case Route::kDetokenize:
