@@ -26,6 +26,8 @@ struct ServeArgs {
   double timeout_s = 600.0;
   DType kv_type = kDefaultKvType;
   std::string kv_mem;  // empty: n_parallel full contexts
+  std::string kv_store;       // persistent KV block directory; empty: off
+  std::string kv_store_size = "2G";
 };
 
 // Each connection is a descriptor; the usual soft limit (1024) would refuse clients long
@@ -52,6 +54,18 @@ int serve(const ServeArgs& a) {
       return 1;
     }
     kv_mem = *bytes;
+  }
+  int64_t kv_store_bytes = 0;
+  if (!a.kv_store.empty()) {
+    // A disk bound: bytes with a suffix, not a share of RAM.
+    Result<int64_t> bytes = a.kv_store_size.find('%') == std::string::npos
+                                ? parse_kv_mem(a.kv_store_size, 0)
+                                : Result<int64_t>(Status::error("takes bytes (e.g. 20G), not a share of RAM"));
+    if (!bytes) {
+      print_error("--kv-store-size: " + bytes.message());
+      return 1;
+    }
+    kv_store_bytes = *bytes;
   }
   server::ServerOptions so;
   so.host = a.host;
@@ -86,6 +100,8 @@ int serve(const ServeArgs& a) {
   sched.kv_type = a.kv_type;
   sched.max_queue = a.max_queue;
   sched.kv_mem_bytes = kv_mem;
+  sched.kv_store_dir = a.kv_store;
+  if (kv_store_bytes > 0) sched.kv_store_bytes = kv_store_bytes;
   std::thread loader([&s, &a, sched] {
     Result<std::unique_ptr<server::Backend>> b = server::load_model_backend(a.model, sched);
     if (!b) {
@@ -116,13 +132,18 @@ void add_serve(CLI::App& app, int* exit_code) {
   sub->add_option("-b,--batch-size", args->batch, "tokens per forward pass")->check(CLI::Range(1, 65536));
   add_kv_type_flag(sub, &args->kv_type);
   sub->add_option("--api-key", args->api_key, "require 'Authorization: Bearer KEY' on the API");
-  sub->add_option("--max-queue", args->max_queue, "waiting requests beyond running ones (more get 429)")
+  sub->add_option("--max-queue", args->max_queue, "waiting requests beyond the free running slots (more get 429)")
       ->check(CLI::Range(0, 1 << 20));
   sub->add_option("--timeout", args->timeout_s, "seconds an idle connection or a stalled write may wait")
       ->check(CLI::Range(0.1, 86400.0));
   sub->add_option("--kv-mem", args->kv_mem,
                   "KV cache memory: bytes (e.g. 2G) or a share of RAM (e.g. 25%); beyond the running "
                   "sequences it holds cached prompt prefixes (default: --parallel full contexts)");
+  sub->add_option("--kv-store", args->kv_store,
+                  "directory of a persistent KV block store: prompt prefixes computed once are found "
+                  "again after a restart (default: off)");
+  sub->add_option("--kv-store-size", args->kv_store_size,
+                  "bound on the KV store's bytes on disk, e.g. 20G; least recently used blocks go first (default: 2G)");
   sub->final_callback([args, exit_code] { *exit_code = serve(*args); });
 }
 

@@ -7,8 +7,10 @@
 //   3. plan the batch (step_plan.h: decode tokens first, then prefill chunks) and give
 //      every chunk its blocks, preempting the youngest sequence when a pool runs dry
 //      (see prepare_step);
-//   4. run one forward pass, publish newly full blocks, and sample/stream every
-//      sequence that got a logits row.
+//   4. run one forward pass, publish newly full blocks (and queue them to the
+//      persistent store), and sample/stream every sequence that got a logits row.
+// With a persistent store, admission first imports from disk the blocks of the head's
+// reusable prefix that memory lacks (load_from_store), with mu released meanwhile.
 // Handlers are called on this thread with no lock held, so they may call cancel().
 #include "engine/scheduler.h"
 
@@ -18,7 +20,10 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <iterator>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -26,8 +31,10 @@
 #include "engine/runner.h"
 #include "engine/sequence.h"
 #include "engine/step_plan.h"
+#include "formats/gguf_fingerprint.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kv/kv_cache.h"
+#include "kv/kv_store.h"
 
 namespace flashlm {
 
@@ -49,6 +56,12 @@ constexpr int kMaxTopLogprobs = 20;
 constexpr int kMaxParallel = 1024;
 
 int64_t blocks_for(int64_t n_pos, int block_size) { return (n_pos + block_size - 1) / block_size; }
+
+size_t step_bucket(int64_t n_tok) {
+  size_t i = 0;
+  while (i < std::size(kStepTokenBuckets) && n_tok > kStepTokenBuckets[i]) ++i;
+  return i;
+}
 
 // Global blocks that fit in `bytes` once the sliding-window pools (sized by their window,
 // model.kv_config) have their share. All-local models put the rest into local pools.
@@ -100,6 +113,12 @@ struct Scheduler::Impl {
   // then its handler hears the finish.
   void finish(std::unique_ptr<Sequence> seq, const StreamEvent& ev);
   void publish_locked();  // refreshes the stats gauges; mu held
+  // Persistent store (no-ops without one). load_from_store imports the blocks of the
+  // tokens' reusable prefix that only the disk has; store_new_blocks queues a sequence's
+  // blocks [first, end) that are published in memory and not yet on disk.
+  void load_from_store(std::span<const int32_t> tokens);
+  bool load_block(int g, uint64_t hash, uint64_t parent, std::span<const int32_t> tokens);
+  void store_new_blocks(const Sequence& s, int64_t first, int64_t end);
 
   // Fixed after create().
   const Model& model;
@@ -133,6 +152,8 @@ struct Scheduler::Impl {
   std::vector<std::unique_ptr<Sequence>> running;  // admission order: the back is the youngest
   std::vector<int64_t> pending;
   std::vector<StepChunk> plan;
+  std::unique_ptr<KvStore> store;  // null: off; thread-safe itself
+  int64_t store_loaded = 0, store_rejected = 0;  // copied to cstats under mu
 };
 
 SubmitResult Scheduler::Impl::submit(RequestOptions req, EventFn on_event, bool warm) {
@@ -172,7 +193,9 @@ SubmitResult Scheduler::Impl::submit(RequestOptions req, EventFn on_event, bool 
   {
     std::lock_guard<std::mutex> lk(mu);
     if (stopping) return refuse(SubmitError::kShuttingDown, "the scheduler is shutting down");
-    if (static_cast<int64_t>(waiting.size()) >= opts.max_queue) {
+    // Requests the next step admits into free running slots are not queued.
+    const int64_t free_slots = std::max<int64_t>(0, opts.n_parallel - stats.running);
+    if (static_cast<int64_t>(waiting.size()) + 1 - free_slots > opts.max_queue) {
       return refuse(SubmitError::kQueueFull,
                     "the queue is full (" + std::to_string(waiting.size()) + " requests waiting)");
     }
@@ -208,6 +231,7 @@ void Scheduler::Impl::stop(bool drain) {
   if (std::this_thread::get_id() == loop_id) return;
   std::lock_guard<std::mutex> lk(join_mu);
   if (thread.joinable()) thread.join();
+  if (store) store->flush();  // the last blocks published reach the disk
 }
 
 void Scheduler::Impl::loop() {
@@ -312,7 +336,7 @@ void Scheduler::Impl::end_cancelled(SchedClock::time_point now) {
 void Scheduler::Impl::admit() {
   std::vector<std::pair<std::unique_ptr<Sequence>, FinishReason>> refused;
   {
-    std::lock_guard<std::mutex> lk(mu);
+    std::unique_lock<std::mutex> lk(mu);
     const int bs = kv.block_size();
     while (static_cast<int>(running.size()) < opts.n_parallel && !waiting.empty()) {
       Sequence& head = *waiting.front();
@@ -320,6 +344,15 @@ void Scheduler::Impl::admit() {
         refused.emplace_back(std::move(waiting.front()), FinishReason::kLength);
         waiting.pop_front();
         continue;
+      }
+      if (store) {
+        // Disk reads without mu. Only this thread removes or reorders waiting, and the
+        // sequence's tokens are this thread's, so head stays the front meanwhile.
+        lk.unlock();
+        load_from_store(head.tokens());
+        lk.lock();
+        cstats.store_blocks_loaded = store_loaded;
+        cstats.store_blocks_rejected = store_rejected;
       }
       const auto n_tok = static_cast<int64_t>(head.tokens().size());
       const int s = kv.seq_new();  // a slot is free: running.size() < n_parallel == max_seqs
@@ -362,6 +395,87 @@ void Scheduler::Impl::admit() {
   for (auto& [seq, r] : refused) {
     const StreamEvent ev = seq->end(r, r == FinishReason::kError ? "the KV pool cannot hold this request" : "");
     finish(std::move(seq), ev);
+  }
+}
+
+// The blocks KvCache::match needs for a reuse of P = k * block_size tokens: every block
+// before P in global groups, the blocks the query at P reads ([P - window + 1, P)) in
+// local ones. Takes the largest P whose blocks are each in memory or on disk, then reads
+// the missing ones. A record that fails verification, or whose tokens or parent differ
+// from the prompt's, is not imported; match() then settles for a shorter prefix.
+void Scheduler::Impl::load_from_store(std::span<const int32_t> tokens) {
+  const int bs = kv.block_size();
+  const int64_t k_max = (static_cast<int64_t>(tokens.size()) - 1) / bs;
+  if (k_max <= 0) return;
+  const int ng = kv.n_groups();
+  std::vector<std::vector<uint64_t>> h(static_cast<size_t>(ng));
+  for (int g = 0; g < ng; ++g) h[static_cast<size_t>(g)] = kv.block_hashes(g, tokens.first(static_cast<size_t>(k_max * bs)));
+  auto hash_of = [&](int g, int64_t i) { return h[static_cast<size_t>(g)][static_cast<size_t>(i)]; };
+  auto parent_of = [&](int g, int64_t i) { return i > 0 ? hash_of(g, i - 1) : uint64_t{0}; };
+  auto toks = [&](int64_t i) { return tokens.subspan(static_cast<size_t>(i * bs), static_cast<size_t>(bs)); };
+  auto in_memory = [&](int g, int64_t i) { return kv.pool(g).lookup(hash_of(g, i), parent_of(g, i), toks(i)) >= 0; };
+  auto somewhere = [&](int g, int64_t i) { return in_memory(g, i) || store->contains(hash_of(g, i)); };
+  auto first = [&](int g, int64_t k) -> int64_t {
+    const int w = kv.group_window(g);
+    return w <= 0 ? 0 : std::max<int64_t>(0, k * bs - w + 1) / bs;
+  };
+  int64_t k = k_max;
+  for (int g = 0; g < ng; ++g) {
+    if (kv.group_window(g) > 0) continue;
+    int64_t run = 0;
+    while (run < k && somewhere(g, run)) ++run;
+    k = run;
+  }
+  for (; k > 0; --k) {
+    bool ok = true;
+    for (int g = 0; g < ng && ok; ++g) {
+      if (kv.group_window(g) <= 0) continue;
+      for (int64_t i = first(g, k); i < k && ok; ++i) ok = somewhere(g, i);
+    }
+    if (ok) break;
+  }
+  for (int g = 0; g < ng; ++g) {
+    for (int64_t i = first(g, k); i < k; ++i) {
+      if (in_memory(g, i)) continue;
+      // A gap in a global chain ends the reusable prefix there: stop reading.
+      if (!load_block(g, hash_of(g, i), parent_of(g, i), toks(i)) && kv.group_window(g) <= 0) break;
+    }
+  }
+}
+
+bool Scheduler::Impl::load_block(int g, uint64_t hash, uint64_t parent, std::span<const int32_t> tokens) {
+  if (kv.available(g) == 0) return false;  // every block is referenced: nowhere to put it
+  std::optional<KvStoreBlock> rec = store->get(hash);
+  if (!rec) return false;  // gone, or corrupt (the store counts and removes those)
+  const bool same = rec->block_hash == hash && rec->parent_hash == parent &&
+                    std::equal(rec->tokens.begin(), rec->tokens.end(), tokens.begin(), tokens.end());
+  if (!same || !kv.import_block(g, hash, parent, tokens, rec->payload).is_ok()) {
+    ++store_rejected;
+    return false;
+  }
+  ++store_loaded;
+  return true;
+}
+
+// Called right after seq_publish, while the sequence still holds its new blocks (local
+// groups release them only once they leave the window). export_block and put() copy the
+// block on this thread; the disk write happens on the store's writer thread.
+void Scheduler::Impl::store_new_blocks(const Sequence& s, int64_t first, int64_t end) {
+  if (!store) return;
+  const int bs = kv.block_size();
+  end = std::min<int64_t>(end, static_cast<int64_t>(s.tokens().size()) / bs);
+  for (int g = 0; g < kv.n_groups(); ++g) {
+    const auto& t = kv.group_table(g, s.kv_seq);
+    for (int64_t i = first; i < end && i < static_cast<int64_t>(t.size()); ++i) {
+      const int32_t b = t[static_cast<size_t>(i)];
+      if (b < 0) continue;
+      const uint64_t hash = kv.pool(g).hash(b);
+      // Unhashed: another sequence published the same block first (and stored it).
+      if (hash == 0 || store->contains(hash)) continue;
+      const std::vector<uint8_t> bytes = kv.export_block(g, b);
+      store->put(hash, kv.pool(g).parent(b),
+                 std::span<const int32_t>(s.tokens()).subspan(static_cast<size_t>(i * bs), static_cast<size_t>(bs)), bytes);
+    }
   }
 }
 
@@ -435,8 +549,10 @@ void Scheduler::Impl::run_batch() {
       finals.emplace_back(c.seq, s.end(FinishReason::kError, "forward pass failed: " + st.message()));
       continue;
     }
+    const int64_t n_before = s.n_past;
     s.n_past += c.n_tokens;
     kv.seq_publish(s.kv_seq, s.tokens(), s.n_past);
+    store_new_blocks(s, n_before / kv.block_size(), s.n_past / kv.block_size());
     if (!c.want_logits) continue;
     if (s.warm) {  // the whole prompt is in the cache: pin it, generate nothing
       kv.pin(s.tokens());
@@ -459,6 +575,8 @@ void Scheduler::Impl::run_batch() {
     std::lock_guard<std::mutex> lk(mu);
     ++stats.steps;
     stats.last_step_tokens = n_tok;
+    ++stats.step_tokens_hist[step_bucket(n_tok)];
+    stats.step_tokens_sum += n_tok;
     stats.prompt_tokens += n_prefill;
     stats.generated_tokens += n_generated;
     stats.busy_s += std::chrono::duration<double>(t1 - t0).count();
@@ -526,7 +644,19 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, const t
   if (kc.n_blocks > INT32_MAX || kc.n_blocks_local > INT32_MAX) return Status::error("KV pool too large");
   const int n_threads = opts.n_threads == 0 ? default_thread_count() : opts.n_threads;
 
+  std::unique_ptr<KvStore> store;
+  if (!opts.kv_store_dir.empty()) {
+    if (opts.kv_store_bytes <= 0) return Status::error("KV store size must be positive");
+    // Everything that changes a block's bytes: the weights (sampled fingerprint) and the layout.
+    const uint64_t ns = kv_store_namespace(gguf::model_fingerprint(model.file()), kv_layout_description(kc, kv_type_name(kc.type)));
+    Result<std::unique_ptr<KvStore>> st = KvStore::open(opts.kv_store_dir, ns, static_cast<uint64_t>(opts.kv_store_bytes));
+    if (!st) return st.status();
+    store = std::move(st.value());
+  }
+
   auto impl = std::make_unique<Impl>(model, tok, opts, n_ctx, n_threads, kc);
+  impl->store = std::move(store);
+  impl->cstats.store_enabled = impl->store != nullptr;
   Impl* p = impl.get();
   std::unique_ptr<Scheduler> sched(new Scheduler(std::move(impl)));
   p->thread = std::thread([p] { p->loop(); });
@@ -557,8 +687,13 @@ void Scheduler::unpin(std::vector<int32_t> tokens) {
 }
 
 CacheStats Scheduler::cache_stats() const {
-  std::lock_guard<std::mutex> lk(impl_->mu);
-  return impl_->cstats;
+  CacheStats cs;
+  {
+    std::lock_guard<std::mutex> lk(impl_->mu);
+    cs = impl_->cstats;
+  }
+  if (impl_->store) cs.store = impl_->store->stats();
+  return cs;
 }
 
 SchedulerStats Scheduler::stats() const {

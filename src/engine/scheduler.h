@@ -18,15 +18,23 @@
 // that another (running or finished) request computed reuses them (kv/kv_cache.h), and
 // a preempted request's recompute hits its own blocks while they are still cached.
 // StreamEvent::n_cached says how many prompt tokens were reused.
+// Persistent store (SchedulerOptions::kv_store_dir, kv/kv_store.h): every block the
+// cache publishes is also queued to a background writer, and at admission the blocks of
+// a prompt's reusable prefix that memory lacks are read from disk (verified, and checked
+// against the prompt's tokens and chain) and imported before the prefix is reused. Nothing
+// is read at start-up. The store's namespace is the model's fingerprint and the KV layout.
 #pragma once
 
 #include <cstdint>
+#include <array>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "engine/runner.h"
+#include "kv/kv_store.h"
 #include "models/model.h"
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
@@ -43,13 +51,15 @@ struct SchedulerOptions {
   // running sequences use hold cached prefixes.
   int64_t kv_mem_bytes = 0;
   int step_tokens = 512;     // tokens per forward pass (decode tokens + prefill chunks)
-  int max_queue = 256;       // waiting requests beyond running ones; more are refused
+  int max_queue = 256;       // waiting requests beyond the free running slots; more are refused
   int n_threads = 0;         // 0: all cores
   // Each sequence's results independent of what else runs in the step (MatmulOptions):
   // greedy outputs equal the same requests run one at a time. Off, prefill steps may use
   // the faster panel GEMM, which rounds differently.
   bool batch_invariant = true;
   DType kv_type = kDefaultKvType;  // element type of the KV cache (runner.h)
+  std::string kv_store_dir{};      // persistent KV block store; empty: off
+  int64_t kv_store_bytes = int64_t{2} << 30;  // bound on the store's bytes on disk
 };
 
 struct RequestOptions {
@@ -91,6 +101,11 @@ struct StreamEvent {
 };
 using EventFn = std::function<void(const StreamEvent&)>;
 
+// Upper bounds (tokens in one forward pass) of SchedulerStats::step_tokens_hist's buckets;
+// the last bucket, past these, is +Inf.
+inline constexpr int64_t kStepTokenBuckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+inline constexpr size_t kStepTokenBucketCount = std::size(kStepTokenBuckets) + 1;
+
 struct SchedulerStats {
   int64_t running = 0, waiting = 0;
   int64_t kv_blocks_used = 0, kv_blocks_free = 0;  // all groups; free includes cached (evictable) blocks
@@ -98,6 +113,10 @@ struct SchedulerStats {
   int64_t last_step_tokens = 0;     // batch size of the most recent step
   double busy_s = 0.0;              // time spent in forward passes
   int64_t preempted = 0;            // sequences sent back to the queue for KV blocks
+  // Steps by batch size, NOT cumulative: [i] counts steps of n tokens with
+  // kStepTokenBuckets[i-1] < n <= kStepTokenBuckets[i] (the last: n > 512). Sums to steps.
+  std::array<int64_t, kStepTokenBucketCount> step_tokens_hist{};
+  int64_t step_tokens_sum = 0;      // tokens over all steps (the histogram's _sum)
 };
 
 // The prefix cache, for monitoring.
@@ -111,6 +130,12 @@ struct CacheStats {
   int64_t bytes_cached = 0;    // cached (unreferenced) blocks
   int64_t bytes_total = 0;     // all pools
   std::vector<KvGroupStats> groups;  // global layers first, then each sliding window
+  // Persistent store (all zero when off). store.hits/misses count the store's own
+  // lookups; blocks_loaded are blocks read from disk into the cache at admission.
+  bool store_enabled = false;
+  KvStoreStats store;               // blocks, bytes on disk, pending, writes, corrupt, dropped, ...
+  int64_t store_blocks_loaded = 0;  // imported into memory from disk
+  int64_t store_blocks_rejected = 0;  // read fine but tokens/parent/size did not match the prompt's block
 };
 
 class Scheduler {

@@ -31,6 +31,7 @@ class BlockPool {
   int64_t n_used() const { return n_blocks() - available(); }  // referenced blocks
   int32_t refcount(int32_t b) const { return ref_[static_cast<size_t>(b)]; }
   uint64_t hash(int32_t b) const { return hash_[static_cast<size_t>(b)]; }
+  uint64_t parent(int32_t b) const { return parent_[static_cast<size_t>(b)]; }  // of a hashed block
 
   // A block with refcount 1 and no hash: a free one, else the least recently used cached
   // one (evicted: its hash is forgotten). -1 when every block is referenced.

@@ -92,8 +92,16 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t limit, 
 }  // namespace
 
 std::string kv_layout_description(const KvConfig& cfg, std::string_view elem_type) {
-  return "n_layer=" + std::to_string(cfg.n_layer) + " kv_dim=" + std::to_string(cfg.kv_dim) +
-         " block_size=" + std::to_string(cfg.block_size) + " elem=" + std::string(elem_type);
+  std::string d = "n_layer=" + std::to_string(cfg.n_layer) + " kv_dim=" + std::to_string(cfg.kv_dim) +
+                  " block_size=" + std::to_string(cfg.block_size) + " elem=" + std::string(elem_type);
+  // Windows decide the layer groups, hence which layers a block holds.
+  bool any_window = false;
+  for (int w : cfg.layer_window) any_window = any_window || w > 0;
+  if (any_window) {
+    d += " windows=";
+    for (size_t l = 0; l < cfg.layer_window.size(); ++l) d += (l ? "," : "") + std::to_string(cfg.layer_window[l]);
+  }
+  return d;
 }
 
 uint64_t kv_store_namespace(uint64_t model_fingerprint, std::string_view kv_layout) {

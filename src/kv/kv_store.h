@@ -43,7 +43,7 @@
 namespace flashlm {
 
 // The KV layout as text: everything that changes a block's bytes besides the model
-// (layers, per-token K/V width, block size, element type).
+// (layers, per-token K/V width, block size, element type, sliding windows).
 std::string kv_layout_description(const KvConfig& cfg, std::string_view elem_type);
 // Namespace id: the model fingerprint (formats/gguf_fingerprint.h) combined with the
 // layout description and the record format version.

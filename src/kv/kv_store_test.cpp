@@ -188,6 +188,12 @@ TEST(KvStoreNamespace, DependsOnModelAndLayout) {
   d.n_blocks = 999;
   d.max_seqs = 8;
   EXPECT_EQ(kv_store_namespace(1, l), kv_store_namespace(1, kv_layout_description(d, "f32")));
+  // Sliding windows regroup the layers, so a block holds other layers.
+  d = c;
+  d.layer_window.assign(30, 0);
+  EXPECT_EQ(kv_store_namespace(1, l), kv_store_namespace(1, kv_layout_description(d, "f32")));
+  d.layer_window[3] = 512;
+  EXPECT_NE(kv_store_namespace(1, l), kv_store_namespace(1, kv_layout_description(d, "f32")));
 }
 
 // Each damage applied to one stored file: get() must return nothing, count it, warn
