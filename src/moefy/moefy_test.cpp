@@ -306,9 +306,9 @@ TEST_P(MoefyEndToEnd, AllExpertsEqualTheDenseFfn) {
 // Logits of `tokens` in one prefill pass (every position wants logits).
 std::vector<float> prefill_logits(const Model& m, const std::vector<int32_t>& tokens, ThreadPool& pool) {
   const auto n = static_cast<int64_t>(tokens.size());
-  KvCache kv(m.kv_config(n, 1));
+  KvCache kv(m.kv_config(n, 1, n));
   const int seq = kv.seq_new();
-  EXPECT_TRUE(kv.seq_reserve(seq, n).is_ok());
+  EXPECT_TRUE(kv.seq_prepare(seq, 0, n).is_ok());
   ForwardScratch s;
   Batch b;
   for (int64_t i = 0; i < n; ++i) b.add(tokens[static_cast<size_t>(i)], static_cast<int32_t>(i), seq, true);

@@ -107,7 +107,18 @@ ojson cache_status_json(const CacheStats& s) {
                {"prompt_tokens_hit", s.hit_tokens},
                {"prompt_tokens_missed", s.miss_tokens},
                {"hit_rate", looked_up > 0 ? static_cast<double>(s.hit_tokens) / static_cast<double>(looked_up) : 0.0},
-               {"recompute_hit_tokens", s.recompute_hit_tokens}};
+               {"recompute_hit_tokens", s.recompute_hit_tokens},
+               {"disk", s.store_enabled ? ojson{{"blocks", s.store.blocks},
+                                                {"bytes", s.store.bytes},
+                                                {"blocks_loaded", s.store_blocks_loaded},
+                                                {"blocks_rejected", s.store_blocks_rejected},
+                                                {"pending_writes", s.store.pending},
+                                                {"writes", s.store.writes},
+                                                {"write_errors", s.store.write_errors},
+                                                {"dropped", s.store.dropped},
+                                                {"corrupt", s.store.corrupt},
+                                                {"evicted", s.store.evicted}}
+                                        : ojson(nullptr)}};
 }
 
 HttpReply handle_cache_status(const ServerContext& ctx) {

@@ -94,6 +94,17 @@ std::string Metrics::render(const SchedulerStats* stats, bool ready, const Cache
   const double mean_batch =
       s.steps > 0 ? static_cast<double>(s.prompt_tokens + s.generated_tokens) / static_cast<double>(s.steps) : 0.0;
   metric(&out, "flashlm_batch_tokens_mean", "gauge", "Mean tokens per forward pass since start.", mean_batch);
+  // Tokens per step as a Prometheus histogram (the scheduler counts per bucket).
+  out += "# HELP flashlm_step_tokens Tokens in each forward pass (decode tokens plus prefill chunks).\n";
+  out += "# TYPE flashlm_step_tokens histogram\n";
+  int64_t cumulative = 0;
+  for (size_t i = 0; i < kStepTokenBucketCount; ++i) {
+    cumulative += s.step_tokens_hist[i];
+    const std::string le = i + 1 < kStepTokenBucketCount ? std::to_string(kStepTokenBuckets[i]) : "+Inf";
+    out += "flashlm_step_tokens_bucket{le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+  }
+  out += "flashlm_step_tokens_sum " + std::to_string(s.step_tokens_sum) + "\n";
+  out += "flashlm_step_tokens_count " + std::to_string(cumulative) + "\n";
   metric(&out, "flashlm_busy_seconds_total", "counter", "Time spent in forward passes.", s.busy_s);
   metric(&out, "flashlm_generated_tokens_per_second", "gauge", "Generation throughput over the last 10 seconds.",
          generated_tokens_per_second());
@@ -111,6 +122,16 @@ std::string Metrics::render(const SchedulerStats* stats, bool ready, const Cache
   metric(&out, "flashlm_kv_bytes_cached", "gauge", "Bytes of cached (reusable) KV blocks.",
          static_cast<double>(c.bytes_cached));
   metric(&out, "flashlm_kv_bytes_total", "gauge", "Bytes of all KV pools.", static_cast<double>(c.bytes_total));
+  if (c.store_enabled) {
+    metric(&out, "flashlm_kv_store_blocks", "gauge", "KV blocks in the on-disk store.", static_cast<double>(c.store.blocks));
+    metric(&out, "flashlm_kv_store_bytes", "gauge", "Bytes of the on-disk KV store.", static_cast<double>(c.store.bytes));
+    metric(&out, "flashlm_kv_store_blocks_loaded_total", "counter", "KV blocks loaded from disk into memory.",
+           static_cast<double>(c.store_blocks_loaded));
+    metric(&out, "flashlm_kv_store_writes_total", "counter", "KV blocks written to disk.",
+           static_cast<double>(c.store.writes));
+    metric(&out, "flashlm_kv_store_corrupt_total", "counter", "Bad store files found and removed.",
+           static_cast<double>(c.store.corrupt));
+  }
   return out;
 }
 

@@ -40,6 +40,9 @@ TEST(MetricsTest, RenderHasEveryFamily) {
   s.prompt_tokens = 30;
   s.generated_tokens = 10;
   s.last_step_tokens = 7;
+  s.step_tokens_hist[0] = 3;  // three 1-token steps
+  s.step_tokens_hist[5] = 1;  // one step of 17..32 tokens
+  s.step_tokens_sum = 30;
   m.sample(s, 0.0);
   s.generated_tokens = 30;
   m.sample(s, 2.0);
@@ -51,7 +54,9 @@ TEST(MetricsTest, RenderHasEveryFamily) {
         "flashlm_prompt_tokens_total 30", "flashlm_generated_tokens_total 30", "flashlm_running_sequences 3",
         "flashlm_waiting_sequences 2", "flashlm_kv_blocks_used 10", "flashlm_kv_blocks_free 90",
         "flashlm_batch_tokens_last_step 7", "flashlm_batch_tokens_mean 15", "flashlm_generated_tokens_per_second 10",
-        "flashlm_model_ready 1"}) {
+        "flashlm_model_ready 1", "flashlm_step_tokens_bucket{le=\"1\"} 3",
+        "flashlm_step_tokens_bucket{le=\"16\"} 3", "flashlm_step_tokens_bucket{le=\"32\"} 4",
+        "flashlm_step_tokens_bucket{le=\"+Inf\"} 4", "flashlm_step_tokens_sum 30", "flashlm_step_tokens_count 4"}) {
     EXPECT_TRUE(has_line(out, line)) << line << "\n" << out;
   }
   // Every sample line belongs to a family declared with # TYPE.
