@@ -60,17 +60,17 @@ def ttft(url: str, system: str, question: str, extra: dict) -> float:
     body = {"model": "m", "messages": [{"role": "system", "content": system}, {"role": "user", "content": question}],
             "max_tokens": 4, "temperature": 0.0, "stream": True, **extra}
     t0 = time.perf_counter()
+    first = None
     with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=600) as r:
         r.raise_for_status()
-        for line in r.iter_lines():
-            if line.startswith("data: ") and line != "data: [DONE]":
+        for line in r.iter_lines():  # read to the end so the request finishes normally
+            if first is None and line.startswith("data: ") and line != "data: [DONE]":
                 chunk = json.loads(line[6:])
                 if chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
                     first = time.perf_counter() - t0
-                    for _ in r.iter_lines():  # read the rest so the request finishes normally
-                        pass
-                    return first
-    raise RuntimeError("no content in the stream")
+    if first is None:
+        raise RuntimeError("no content in the stream")
+    return first
 
 
 def warm_up(url: str, extra: dict) -> None:

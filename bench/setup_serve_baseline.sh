@@ -8,5 +8,5 @@ set -euo pipefail
 venv="${1:-/opt/flashlm-bench}"
 python3 -m venv "${venv}"
 CMAKE_ARGS="-DGGML_NATIVE=ON" "${venv}/bin/pip" install --no-binary llama-cpp-python \
-  "llama-cpp-python[server]==0.3.36" "openai==3.51.0" "gguf==0.19.0"
+  "llama-cpp-python[server]==0.3.36" "openai==3.51.0" "httpx==0.28.1" "gguf==0.19.0"
 echo "done: LLAMA_PYTHON=${venv}/bin/python"
