@@ -159,11 +159,7 @@ def main() -> int:
         rs = f"{r['restart_ms']:.0f} ms | 1/{r['cold_ms'] / r['restart_ms']:.0f}" if "restart_ms" in r else "— | —"
         lines.append(f"| {r['model']} | {r['engine']} | {r['cold_ms']:.0f} ms | {r['warm_ms']:.1f} ms | "
                      f"1/{r['cold_ms'] / r['warm_ms']:.0f} | {rs} |")
-    md = "\n".join(lines) + "\n"
-    print(md)
-    if args.write:
-        with open(args.write, "a") as f:
-            f.write("\n" + md)
+    serve_load.emit("\n".join(lines) + "\n", args.write)
     return 0
 
 

@@ -250,6 +250,14 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def emit(md: str, write_path: str | None) -> None:
+    """Prints the table and, with --write, appends it to that file."""
+    print(md)
+    if write_path:
+        with open(write_path, "a") as f:
+            f.write("\n" + md)
+
+
 def markdown(rows: list[dict], args, model: Path) -> str:
     by = {(r["engine"], r["concurrency"]): r for r in rows}
     levels = sorted({r["concurrency"] for r in rows})
@@ -314,13 +322,9 @@ def main() -> int:
                       f"{row['errors'] if row['errors'] else ''}", flush=True)
         finally:
             eng.stop()
-    md = markdown(rows, args, model)
-    print(md)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
-    if args.write:
-        with open(args.write, "a") as f:
-            f.write("\n" + md)
+    emit(markdown(rows, args, model), args.write)
     return 0
 
 

@@ -128,27 +128,23 @@ Value make_u64(uint64_t x) { Value v = scalar(ValueType::kUint64); v.i = static_
 Value make_f32(float x) { Value v = scalar(ValueType::kFloat32); v.f = x; return v; }
 Value make_bool(bool x) { Value v = scalar(ValueType::kBool); v.b = x; v.i = x ? 1 : 0; return v; }
 Value make_string(std::string x) { Value v = scalar(ValueType::kString); v.s = std::move(x); return v; }
+namespace {
+// An array value: `member` of the Value holds the elements, `elem` names their type.
+template <typename T>
+Value array_of(ValueType elem, std::vector<T> x, std::vector<T> Value::*member) {
+  Value v = scalar(ValueType::kArray);
+  v.elem_type = elem;
+  v.count = x.size();
+  v.*member = std::move(x);
+  return v;
+}
+}  // namespace
+
 Value make_string_array(std::vector<std::string> x) {
-  Value v = scalar(ValueType::kArray);
-  v.elem_type = ValueType::kString;
-  v.count = x.size();
-  v.strings = std::move(x);
-  return v;
+  return array_of(ValueType::kString, std::move(x), &Value::strings);
 }
-Value make_f32_array(std::vector<double> x) {
-  Value v = scalar(ValueType::kArray);
-  v.elem_type = ValueType::kFloat32;
-  v.count = x.size();
-  v.floats = std::move(x);
-  return v;
-}
-Value make_i32_array(std::vector<int64_t> x) {
-  Value v = scalar(ValueType::kArray);
-  v.elem_type = ValueType::kInt32;
-  v.count = x.size();
-  v.ints = std::move(x);
-  return v;
-}
+Value make_f32_array(std::vector<double> x) { return array_of(ValueType::kFloat32, std::move(x), &Value::floats); }
+Value make_i32_array(std::vector<int64_t> x) { return array_of(ValueType::kInt32, std::move(x), &Value::ints); }
 
 void Writer::set(std::string_view key, Value v) {
   for (auto& [k, val] : kv_) {
