@@ -4,21 +4,23 @@ prompt and generation lengths, in one run, with alternating repetitions and medi
 
 For every model and thread count, each repetition runs
   - `flashlm bench -m MODEL -t T -p P -n N -r 1 -o json` (one warm-up, one timed run), and
-  - llama.cpp on the same file: llama-cpp-python in a child process of this script (one
-    warm-up, one timed run of the same shape: P prompt tokens in one batch on an empty
-    context, then N tokens one at a time on an empty context, as llama-bench does), or the
-    llama-bench binary named by LLAMA_BENCH, with `-p P -n N -t T -r 1 -o json`;
+  - llama.cpp's own `llama-bench` on the same file (`--llama-bench BIN` or LLAMA_BENCH=BIN,
+    a build of llama.cpp the user makes; `-p P -n N -t T -r 1 -o json`, which also warms up
+    once), the baseline a user would run;
 then the same two engines again in the other order. Peak memory is measured separately: a
-`flashlm run` and a llama.cpp child each process a P-token prompt and generate N tokens
-with the same context (P + N + 8), and the kernel's peak RSS of each process is read with
-wait4(). The llama.cpp child's RSS includes the Python interpreter; the table shows that
-figure and the interpreter's RSS with the bindings imported (before a model is loaded),
-so both can be read.
+`flashlm run` and the llama-bench process each process a P-token prompt and N generated
+tokens, and the kernel's peak RSS of each process is read with wait4().
+
+`--baseline python` uses llama-cpp-python in a child process instead (same shapes: P prompt
+tokens in one batch on an empty context, then N tokens one at a time). It is a weaker
+baseline (its builds lag llama.cpp's master and its RSS includes the interpreter) and the
+table says so; use it only where no llama-bench can be built.
 
 Usage:
-  python bench/cpu_side_by_side.py [-t 1,2] [-p 512] [-n 128] [-r 3] [--write docs/BENCHMARKS.md] MODEL...
-Needs llama-cpp-python (scripts/reference/setup_reference_env.sh builds 0.3.36 from source
-with native CPU flags) or LLAMA_BENCH=/path/to/llama-bench.
+  python bench/cpu_side_by_side.py --llama-bench /path/to/llama-bench [-t 1,2] [-p 512] [-n 128] [-r 3]
+         [--write docs/BENCHMARKS.md] MODEL...
+Every table records the CPU model, its SIMD flags, flashlm's kernel level and the
+llama.cpp build commit.
 """
 import argparse
 import datetime
@@ -109,8 +111,22 @@ def worker(args):
     print(json.dumps(res))
 
 
-def llamacpp_speed(model, threads, p, n):
-    bench = os.environ.get("LLAMA_BENCH")
+def cpu_flags() -> str:
+    """The SIMD flags that decide which kernels either engine can use."""
+    want = ["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+            "amx_tile", "asimd", "asimddp", "sve"]
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    have = set(line.split(":", 1)[1].split())
+                    return " ".join(w for w in want if w in have) or "none of the SIMD flags listed"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def llamacpp_speed(bench, model, threads, p, n):
     if bench:
         out, _ = run_child([bench, "-m", model, "-t", str(threads), "-p", str(p), "-n", str(n), "-r", "1", "-o", "json"])
         rows = json.loads(out)
@@ -142,12 +158,15 @@ def flashlm_info(binary, model):
     return err.strip().splitlines()
 
 
-def peak_memory(binary, model, threads, p, n):
+def peak_memory(binary, bench, model, threads, p, n):
     prompt = " ".join(["the"] * max(p - 1, 1))
     _, _, f_rss = popen_rss([binary, "run", "-m", model, "-p", prompt, "-n", str(n), "--ignore-eos", "--temp", "0",
                              "-t", str(threads), "-c", str(p + n + 8), "-b", str(max(p, 1))])
-    if os.environ.get("LLAMA_BENCH"):
-        return f_rss, None, None
+    if bench:
+        # llama-bench's pg test: a P-token prompt then N generated tokens in one context.
+        _, _, l_rss = popen_rss([bench, "-m", model, "-t", str(threads), "-p", "0", "-n", "0", "-pg", f"{p},{n}",
+                                 "-r", "1", "-o", "json"])
+        return f_rss, l_rss, None
     out, _, l_rss = popen_rss([sys.executable, __file__, "--worker", "--mode", "memory", "--model", model, "--threads",
                                str(threads), "--p", str(p), "--n", str(n), "--ctx", str(p + n + 8)])
     base = json.loads(out.strip().splitlines()[-1])["python_rss_mib"]
@@ -162,6 +181,10 @@ def main():
     ap.add_argument("-n", "--n-gen", type=int, default=128)
     ap.add_argument("-r", "--reps", type=int, default=3)
     ap.add_argument("--flashlm", default=os.path.join(ROOT, "build", "flashlm"))
+    ap.add_argument("--llama-bench", default=os.environ.get("LLAMA_BENCH"),
+                    help="llama.cpp's llama-bench binary (default: $LLAMA_BENCH)")
+    ap.add_argument("--baseline", choices=["llama-bench", "python"], default="llama-bench",
+                    help="python: llama-cpp-python bindings instead (weaker; marked so in the table)")
     ap.add_argument("--write", help="append the report to this markdown file")
     # child mode
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -177,6 +200,10 @@ def main():
         return
     if not a.models:
         ap.error("name at least one model")
+    bench = a.llama_bench if a.baseline == "llama-bench" else None
+    if a.baseline == "llama-bench" and not (bench and os.access(bench, os.X_OK)):
+        ap.error("name llama.cpp's llama-bench with --llama-bench BIN or LLAMA_BENCH=BIN "
+                 "(or pass --baseline python for the weaker llama-cpp-python baseline)")
     threads = [int(t) for t in a.threads.split(",")]
     P, N = a.n_prompt, a.n_gen
 
@@ -197,10 +224,10 @@ def main():
                         if "bw_pct" in r:
                             bw.append(r["bw_pct"])
                     else:
-                        r = llamacpp_speed(model, t, P, N)
+                        r = llamacpp_speed(bench, model, t, P, N)
                         version = r.get("version", version)
                         l_pp.append(r.get("pp", 0.0)); l_tg.append(r.get("tg", 0.0))
-            mem = peak_memory(a.flashlm, model, t, P, N)
+            mem = peak_memory(a.flashlm, bench, model, t, P, N)
             results.append((model, t, med(f_pp), med(l_pp), med(f_tg), med(l_tg), med(bw) if bw else None, mem))
             print(f"# {os.path.basename(model)} t={t}: flashlm pp {f_pp} tg {f_tg} | llama.cpp pp {l_pp} tg {l_tg}",
                   file=sys.stderr, flush=True)
@@ -208,26 +235,30 @@ def main():
     info = flashlm_info(a.flashlm, a.models[0])
     emit(f"## CPU side by side ({datetime.date.today().isoformat()})")
     emit()
-    emit(f"Machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}.")
+    emit(f"Machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
+         f"flags: {cpu_flags()}.")
     emit(f"flashlm: `{info[0]}`" if info else "flashlm")
     if len(info) > 1 and info[1]:
         emit(f"({info[1]})")
-    emit(f"llama.cpp: {'llama-cpp-python ' + version if version and not version.startswith('llama-bench') else version}"
-         " (built from source with native CPU flags), same GGUF files.")
+    if bench:
+        emit(f"llama.cpp: {version} (`{bench}`), same GGUF files.")
+    else:
+        emit(f"llama.cpp: llama-cpp-python {version} (built from source with native CPU flags), same GGUF files. "
+             "**Weaker baseline**: the Python bindings, not llama.cpp's own llama-bench.")
     emit(f"Each figure is the median of {a.reps} alternating repetitions (one warm-up and one timed run each); "
          f"pp{P}: a {P}-token prompt in one batch, tg{N}: {N} tokens one at a time, both on an empty context.")
     emit(f"Command: `python bench/cpu_side_by_side.py -t {a.threads} -p {P} -n {N} -r {a.reps} "
          + " ".join(os.path.relpath(m, ROOT) if m.startswith(ROOT) else m for m in a.models) + "`")
     emit()
     emit(f"| model | threads | pp{P} flashlm | pp{P} llama.cpp | ratio | tg{N} flashlm | tg{N} llama.cpp | ratio "
-         "| decode bw% | peak RSS flashlm | peak RSS llama.cpp (of which Python + bindings) |")
+         "| decode bw% | peak RSS flashlm | peak RSS llama.cpp" + ("" if bench else " (of which Python + bindings)") + " |")
     emit("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for model, t, fp, lp, ft, lt, bw, (f_rss, l_rss, base) in results:
         name = os.path.basename(model)
         rp = f"{fp / lp:.2f}x" if lp else "-"
         rt = f"{ft / lt:.2f}x" if lt else "-"
         bws = f"{bw:.0f}%" if bw is not None else ""
-        lrss = f"{l_rss:.0f} MiB ({base:.0f})" if l_rss else "-"
+        lrss = (f"{l_rss:.0f} MiB ({base:.0f})" if base else f"{l_rss:.0f} MiB") if l_rss else "-"
         emit(f"| {name} | {t} | {fp:.1f} | {lp:.1f} | {rp} | {ft:.1f} | {lt:.1f} | {rt} | {bws} | {f_rss:.0f} MiB | {lrss} |")
     emit()
     if a.write:

@@ -192,7 +192,7 @@ void unpack_row(DType type, const uint8_t* row, int64_t n_in, const RowOut& o) {
 size_t Panel::bytes(int64_t n_chunks) {
   const auto nc = static_cast<size_t>(n_chunks);
   return align64(nc * kPanelRows * kChunk) + align64(nc * kPanelRows * 8 * sizeof(float)) +
-         align64(nc * kPanelRows * 2 * sizeof(float));
+         align64(nc * kPanelRows * 2 * sizeof(float)) + align64(nc * kPanelRows * 8 * sizeof(int32_t));
 }
 
 void Panel::bind(void* storage, int64_t nc) {
@@ -204,6 +204,12 @@ void Panel::bind(void* storage, int64_t nc) {
   s = reinterpret_cast<float*>(base);
   base += align64(n * kPanelRows * 8 * sizeof(float));
   mb = reinterpret_cast<float*>(base);
+  base += align64(n * kPanelRows * 2 * sizeof(float));
+  bias = reinterpret_cast<int32_t*>(base);
+}
+
+bool panel_has_offsets(DType t) {
+  return t == DType::Q4_1 || t == DType::Q5_1 || t == DType::Q4_K || t == DType::Q5_K;
 }
 
 bool panel_supported(DType t) {
@@ -239,15 +245,11 @@ void unpack_panel(DType type, const uint8_t* const* rows, int n_rows, int64_t n_
     if (!bias_for_unsigned) continue;
     for (int64_t c = 0; c < nc; ++c) {
       const int8_t* q = o.q(c);
-      const float* s = p.s + (c * kPanelRows + r) * 8;
-      int16_t sum[2] = {0, 0};  // 16 codes of at most 128: fits, and vectorizes
-      for (int h = 0; h < 2; ++h) {
-        for (int i = 0; i < 16; ++i) sum[h] = static_cast<int16_t>(sum[h] + q[16 * h + i]);
-      }
-      p.mb[(static_cast<int64_t>(r) * nc + c) * 2 + 1] =
-          -128.0f * (s[0] * static_cast<float>(sum[0]) + s[4] * static_cast<float>(sum[1]));
+      int32_t* b = p.bias + (c * kPanelRows + r) * 8;
+      for (int l = 0; l < 8; ++l) b[l] = -128 * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
     }
   }
+  p.has_offsets = panel_has_offsets(type);
 }
 
 void unpack_acts(DType type, const void* x_q, int64_t n_in, Acts& a, int64_t t) {
@@ -311,7 +313,9 @@ void panel_tile_reference(const Panel& p, const int8_t* x, size_t x_stride, cons
         acc += ydt[2 * c + 1] * (s[0] * static_cast<float>(lo) + s[4] * static_cast<float>(hi));
       }
       const float* mb = p.mb + static_cast<int64_t>(r) * 2 * p.n_chunks;
-      for (int64_t j = 0; j < 2 * p.n_chunks; ++j) acc += mb[j] * ydt[j];
+      if (p.has_offsets) {
+        for (int64_t j = 0; j < 2 * p.n_chunks; ++j) acc += mb[j] * ydt[j];
+      }
       out[t * kPanelRows + r] = acc;
     }
   }

@@ -16,8 +16,17 @@
 // Q5_0's high bits or the K-quants' six-bit scales once per row, not once per token.
 //
 // Kernels that need unsigned activations (x86 VNNI multiplies u8 by s8) read qx ^ 0x80
-// = qx + 128; the extra 128 * sum(q) is removed with b_c = -128 * sum_i s_i q_i, a
-// second per-chunk float offset paired with dx_c (bias_for_unsigned at unpack time).
+// = qx + 128; the extra 128 * sum(q) of each 4-code group is removed in the integers:
+// the panel keeps -128 * sum(q) per group (bias_for_unsigned at unpack time) as the
+// starting value of the integer accumulation, so every lane's integer sum is exact.
+//
+// The arithmetic per (row, token) is fixed, whatever else shares the tile: 8 int32 lanes
+// per chunk (lane l sums elements 4l..4l+3 exactly), acc = fma(float(lane), s_lane * dx_c,
+// acc) over chunks in order, then, for formats with offsets, acc = fma(mb_j, yd_j, acc)
+// over the (m_c, b_c) / (y_c, dx_c) pairs 8 at a time (b_c is 0: kept so the pairs line
+// up with yd), then the sum of the 8 lanes in a fixed tree. The decode kernels
+// (avx512/gemv_vnni.cpp) compute the same operations straight from the quantized rows,
+// so a token's result is the same bits whichever kernel and batch size computed it.
 #pragma once
 
 #include <cstddef>
@@ -35,7 +44,9 @@ struct Panel {
   int64_t n_chunks = 0;
   int8_t* q = nullptr;   // [n_chunks][kPanelRows][32]
   float* s = nullptr;    // [n_chunks][kPanelRows][8]: lanes 0-3 scale the first 16 codes, 4-7 the rest
-  float* mb = nullptr;   // [kPanelRows][n_chunks][2]: (m_c, b_c)
+  float* mb = nullptr;   // [kPanelRows][n_chunks][2]: (m_c, b_c = 0)
+  int32_t* bias = nullptr;  // [n_chunks][kPanelRows][8]: -128 * (sum of each 4-code group), bias_for_unsigned
+  bool has_offsets = false;  // the format has per-chunk offsets m_c (Q4_1, Q5_1, Q4_K, Q5_K)
 
   static size_t bytes(int64_t n_chunks);  // storage for one panel
   void bind(void* storage, int64_t n_chunks);  // storage 64-byte aligned
@@ -52,9 +63,11 @@ struct Acts {
 
 // Weight formats with an unpacker: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
 bool panel_supported(DType weight_type);
+// Whether the format has per-chunk offsets m_c (the offset pass runs only for those).
+bool panel_has_offsets(DType weight_type);
 
 // Unpacks rows[0..n_rows) (n_rows <= kPanelRows, each n_in elements of weight_type) into
-// p; missing rows are zero. bias_for_unsigned fills b_c (else b_c = 0).
+// p; missing rows are zero. bias_for_unsigned fills p.bias (else it is left alone).
 void unpack_panel(DType weight_type, const uint8_t* const* rows, int n_rows, int64_t n_in, bool bias_for_unsigned,
                   Panel& p);
 

@@ -16,6 +16,11 @@ namespace flashlm::gemm {
 namespace {
 
 constexpr int kTileTokens = 4;
+// Batches below this many tokens read the rows straight from the weights (the decode
+// kernels) instead of unpacking panels; both give the same bits, so this is speed only.
+constexpr int64_t kGemvMaxTokens = 8;
+// Rows per work item of the decode kernels.
+constexpr int64_t kGemvRows = 16;
 
 // A 64-byte aligned scratch buffer that grows and is then reused.
 class AlignedScratch {
@@ -43,6 +48,54 @@ TileFn tile_fn(TileKernel k, bool* unsigned_acts) {
   (void)k;
   return panel_tile_reference;
 }
+
+#if defined(FLASHLM_HAVE_AVX512)
+bool gemv_format(DType t, avx512::GemvFormat* f) {
+  using avx512::GemvFormat;
+  switch (t) {
+    case DType::Q4_0: *f = GemvFormat::kQ4_0; return true;
+    case DType::Q4_1: *f = GemvFormat::kQ4_1; return true;
+    case DType::Q5_0: *f = GemvFormat::kQ5_0; return true;
+    case DType::Q5_1: *f = GemvFormat::kQ5_1; return true;
+    case DType::Q8_0: *f = GemvFormat::kQ8_0; return true;
+    case DType::Q4_K: *f = GemvFormat::kQ4_K; return true;
+    case DType::Q5_K: *f = GemvFormat::kQ5_K; return true;
+    case DType::Q6_K: *f = GemvFormat::kQ6_K; return true;
+    default: return false;
+  }
+}
+
+// The decode path: the workers split the rows; every row meets every token.
+void gemv_rows(avx512::GemvFormat f, const TensorView& w, int64_t row_begin, int64_t row_end, const Acts& a,
+               const int32_t* init, size_t init_stride, float* y, int64_t ldy, int64_t n_tok, ThreadPool& pool) {
+  const avx512::GemvFn fn = avx512::gemv_vnni_for(f);
+  const int64_t n_blocks = (row_end - row_begin + kGemvRows - 1) / kGemvRows;
+  pool.parallel_for(n_blocks, [&](int64_t bb, int64_t be, int) {
+    thread_local std::vector<float> mb;
+    if (mb.size() < static_cast<size_t>(8 * a.n_chunks)) mb.resize(static_cast<size_t>(8 * a.n_chunks));
+    avx512::GemvArgs g;
+    g.row_bytes = w.nb[1];
+    g.n_chunks = a.n_chunks;
+    g.x_stride = a.q_stride;
+    g.yd_stride = a.yd_stride;
+    g.init_stride = init_stride;
+    g.ldo = static_cast<size_t>(ldy);
+    g.mb = mb.data();
+    const int64_t r0 = row_begin + bb * kGemvRows;
+    const int64_t r1 = std::min(row_end, row_begin + be * kGemvRows);
+    g.w = w.row_ptr(r0);
+    g.n_rows = r1 - r0;
+    for (int64_t t0 = 0; t0 < n_tok; t0 += kTileTokens) {
+      g.n_tok = static_cast<int>(std::min<int64_t>(kTileTokens, n_tok - t0));
+      g.x = a.q + static_cast<size_t>(t0) * a.q_stride;
+      g.yd = a.yd + static_cast<size_t>(t0) * a.yd_stride;
+      g.init = init == nullptr ? nullptr : init + static_cast<size_t>(t0) * init_stride;
+      g.out = y + t0 * ldy + (r0 - row_begin);
+      fn(g);
+    }
+  });
+}
+#endif
 
 }  // namespace
 
@@ -75,9 +128,24 @@ bool gemm_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const fl
   a.q_stride = static_cast<size_t>(n_in);
   a.yd_stride = static_cast<size_t>(2 * nc);
   const size_t q_bytes = (static_cast<size_t>(n_tok) * a.q_stride + 63) & ~size_t{63};
-  uint8_t* abuf = act_scratch.get(q_bytes + static_cast<size_t>(n_tok) * a.yd_stride * sizeof(float));
+  const size_t yd_bytes = (static_cast<size_t>(n_tok) * a.yd_stride * sizeof(float) + 63) & ~size_t{63};
+  // Decode-sized batches of formats whose codes go in with an offset also keep each
+  // token's per-lane -off * sum(x) (avx512::gemv_init_vnni).
+  [[maybe_unused]] const size_t init_stride = static_cast<size_t>(nc) * 8;
+  int gemv_off = 0;
+  bool use_gemv = false;
+#if defined(FLASHLM_HAVE_AVX512)
+  avx512::GemvFormat gf{};
+  // Every panel format has a VNNI unpacker; gf also selects the panel unpacker below.
+  if (kernel == TileKernel::kVnni && !gemv_format(w.dtype, &gf)) return false;
+  use_gemv = kernel == TileKernel::kVnni && n_tok < kGemvMaxTokens;
+  if (use_gemv) gemv_off = avx512::gemv_vnni_offset(gf);
+#endif
+  const size_t init_bytes = gemv_off != 0 ? static_cast<size_t>(n_tok) * init_stride * sizeof(int32_t) : 0;
+  uint8_t* abuf = act_scratch.get(q_bytes + yd_bytes + init_bytes);
   a.q = reinterpret_cast<int8_t*>(abuf);
   a.yd = reinterpret_cast<float*>(abuf + q_bytes);
+  int32_t* init = gemv_off != 0 ? reinterpret_cast<int32_t*>(abuf + q_bytes + yd_bytes) : nullptr;
   const DType wt = w.dtype;
   pool.parallel_for(n_tok, [&](int64_t tb, int64_t te, int) {
     thread_local std::vector<uint8_t> xq;
@@ -85,8 +153,18 @@ bool gemm_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const fl
     for (int64_t t = tb; t < te; ++t) {
       vt.quantize_row(x + t * ldx, xq.data(), n_in);
       unpack_acts(wt, xq.data(), n_in, a, t);
+#if defined(FLASHLM_HAVE_AVX512)
+      if (init != nullptr) avx512::gemv_init_vnni(a.q + static_cast<size_t>(t) * a.q_stride, nc, gemv_off, init + t * init_stride);
+#endif
     }
   });
+#if defined(FLASHLM_HAVE_AVX512)
+  if (use_gemv) {
+    gemv_rows(gf, w, row_begin, row_end, a, init, init_stride, y, ldy, n_tok, pool);
+    return true;
+  }
+#endif
+  (void)use_gemv;
 
   const int64_t n_rows = row_end - row_begin;
   const int64_t n_panels = (n_rows + kPanelRows - 1) / kPanelRows;
@@ -100,7 +178,15 @@ bool gemm_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const fl
       const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, row_end - r0));
       const uint8_t* rows[kPanelRows];
       for (int r = 0; r < nr; ++r) rows[r] = w.row_ptr(r0 + r);
+#if defined(FLASHLM_HAVE_AVX512)
+      if (kernel == TileKernel::kVnni) {
+        avx512::unpack_panel_vnni(gf, rows, nr, n_in, p);
+      } else {
+        unpack_panel(wt, rows, nr, n_in, unsigned_acts, p);
+      }
+#else
       unpack_panel(wt, rows, nr, n_in, unsigned_acts, p);
+#endif
       for (int64_t t0 = 0; t0 < n_tok; t0 += kTileTokens) {
         const int nt = static_cast<int>(std::min<int64_t>(kTileTokens, n_tok - t0));
         tile(p, a.q + static_cast<size_t>(t0) * a.q_stride, a.q_stride, a.yd + static_cast<size_t>(t0) * a.yd_stride,

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <iterator>
 #include <random>
 #include <vector>
 
@@ -15,6 +17,10 @@
 #include "kernels/cpu/gemm_panel.h"
 #include "kernels/cpu/vec_dot.h"
 #include "kernels/cpu/vec_dot_test_util.h"
+
+#if defined(FLASHLM_HAVE_AVX512)
+#include "kernels/cpu/avx512/avx512_kernels.h"
+#endif
 
 namespace flashlm {
 namespace {
@@ -61,6 +67,44 @@ TEST(GemmPanel, UnpackReproducesDequantization) {
     }
   }
 }
+
+#if defined(FLASHLM_HAVE_AVX512)
+// The vectorized panel unpacker writes what the scalar one writes (with the unsigned
+// activations' lane bias), byte for byte.
+TEST(GemmPanel, VnniUnpackEqualsScalar) {
+  if (!cpu_has_avx512_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU: the VNNI unpacker cannot run";
+  std::mt19937 rng(6);
+  const avx512::GemvFormat formats[] = {avx512::GemvFormat::kQ4_0, avx512::GemvFormat::kQ4_1,
+                                        avx512::GemvFormat::kQ5_0, avx512::GemvFormat::kQ5_1,
+                                        avx512::GemvFormat::kQ8_0, avx512::GemvFormat::kQ4_K,
+                                        avx512::GemvFormat::kQ5_K, avx512::GemvFormat::kQ6_K};
+  for (size_t i = 0; i < std::size(kPanelTypes); ++i) {
+    const DType t = kPanelTypes[i];
+    const int64_t n_in = 3 * std::max<int64_t>(type_traits(t).block_size, 64);
+    const int64_t nc = n_in / gemm::kChunk;
+    for (int n_rows : {1, 3, gemm::kPanelRows}) {
+      std::vector<std::vector<uint8_t>> rows;
+      std::vector<const uint8_t*> ptrs;
+      for (int r = 0; r < n_rows; ++r) rows.push_back(random_row(t, n_in, rng));
+      for (const auto& r : rows) ptrs.push_back(r.data());
+      AlignedBuf a(gemm::Panel::bytes(nc)), b(gemm::Panel::bytes(nc));
+      std::memset(a.p, 0x5A, gemm::Panel::bytes(nc));
+      std::memset(b.p, 0xA5, gemm::Panel::bytes(nc));
+      gemm::Panel pa, pb;
+      pa.bind(a.p, nc);
+      pb.bind(b.p, nc);
+      gemm::unpack_panel(t, ptrs.data(), n_rows, n_in, true, pa);
+      avx512::unpack_panel_vnni(formats[i], ptrs.data(), n_rows, n_in, pb);
+      const size_t n = static_cast<size_t>(nc) * gemm::kPanelRows;
+      ASSERT_EQ(std::memcmp(pa.q, pb.q, n * 32), 0) << type_traits(t).name;
+      ASSERT_EQ(std::memcmp(pa.s, pb.s, n * 8 * sizeof(float)), 0) << type_traits(t).name;
+      ASSERT_EQ(std::memcmp(pa.mb, pb.mb, n * 2 * sizeof(float)), 0) << type_traits(t).name;
+      ASSERT_EQ(std::memcmp(pa.bias, pb.bias, n * 8 * sizeof(int32_t)), 0) << type_traits(t).name;
+      ASSERT_EQ(pa.has_offsets, pb.has_offsets) << type_traits(t).name;
+    }
+  }
+}
+#endif
 
 struct Case {
   DType type;

@@ -14,10 +14,13 @@
 namespace flashlm {
 
 // With batch_invariant, each token's outputs are the same bits whatever else is in the
-// batch: only per-row dot products run (their token groups equal single tokens bit for
-// bit). The panel GEMM sums in another order, so a token's result would depend on the
-// batch size; the server's continuous batching asks for invariance, prefill in
-// run/bench/perplexity does not.
+// batch. Where the CPU has a GEMM tile (AVX-512 VNNI), every batch size goes through the
+// panel GEMM: its arithmetic per (row, token) does not depend on how many tokens or rows
+// share a tile, so decode batches of any size get the fast kernel and stay invariant.
+// Elsewhere only the per-row dot products run (their token groups equal single tokens
+// bit for bit). Without the option, small batches use the per-row dot products and
+// batches of kGemmMinTokens or more the GEMM, so a token's result may depend on the
+// batch size (run/bench/perplexity prefill, where nothing else shares the batch).
 struct MatmulOptions {
   bool batch_invariant = false;
 };
@@ -29,9 +32,9 @@ void matmul(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t 
 void matmul_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx,
                  float* y, int64_t ldy, int64_t n_tok, ThreadPool& pool, MatmulOptions opts = {});
 
-// Batches of at least kGemmMinTokens tokens go through the panel GEMM
-// (kernels/cpu/gemm_q8.h) when the CPU has a tile kernel for it; smaller ones, and
-// formats without a panel unpacker, use per-row dot products over token groups.
+// Batches of at least kGemmMinTokens tokens (any size with batch_invariant) go through
+// the panel GEMM (kernels/cpu/gemm_q8.h) when the CPU has a tile kernel for it; smaller
+// ones, and formats without a panel unpacker, use per-row dot products over token groups.
 constexpr int64_t kGemmMinTokens = 16;
 bool matmul_uses_gemm(DType weight_type, int64_t n_tok, MatmulOptions opts = {});
 

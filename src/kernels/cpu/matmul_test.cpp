@@ -161,6 +161,46 @@ TEST(Matmul, TokenGroupsEqualOneTokenKernel) {
   }
 }
 
+// batch_invariant: a token's outputs are the same bits alone and inside batches of any
+// size (on VNNI CPUs every size takes the GEMM, elsewhere the per-row dots), and a row
+// slice equals the full product's rows.
+TEST(Matmul, BatchInvariantAtEveryBatchSize) {
+  std::mt19937 rng(41);
+  ThreadPool pool(2);
+  const MatmulOptions inv{true};
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q4_K, DType::Q5_K,
+                  DType::Q6_K, DType::F16, DType::F32}) {
+    const int64_t n_in = 2 * std::max<int64_t>(type_traits(t).block_size, 64), n_out = 37;
+    const Weights w = random_weights(t, n_in, n_out, rng);
+    const int64_t n_max = 37;
+    std::vector<float> x;
+    for (int64_t k = 0; k < n_max; ++k) {
+      const std::vector<float> xr = random_activations(n_in, rng);
+      x.insert(x.end(), xr.begin(), xr.end());
+    }
+    std::vector<float> alone(static_cast<size_t>(n_max * n_out));
+    for (int64_t k = 0; k < n_max; ++k) {
+      matmul(w.view, x.data() + k * n_in, n_in, alone.data() + k * n_out, n_out, 1, pool, inv);
+    }
+    for (int64_t n_tok : {2, 3, 4, 5, 8, 9, 16, 17, 37}) {
+      const int64_t t0 = n_max - n_tok;  // the batch is the last n_tok tokens
+      std::vector<float> y(static_cast<size_t>(n_tok * n_out));
+      matmul(w.view, x.data() + t0 * n_in, n_in, y.data(), n_out, n_tok, pool, inv);
+      for (int64_t k = 0; k < n_tok; ++k) {
+        for (int64_t r = 0; r < n_out; ++r) {
+          ASSERT_EQ(y[k * n_out + r], alone[(t0 + k) * n_out + r])
+              << type_traits(t).name << " n_tok=" << n_tok << " t=" << k << " r=" << r;
+        }
+      }
+    }
+    std::vector<float> part(static_cast<size_t>(3 * 30));
+    matmul_rows(w.view, 5, 35, x.data(), n_in, part.data(), 30, 3, pool, inv);
+    for (int64_t k = 0; k < 3; ++k) {
+      for (int64_t r = 5; r < 35; ++r) ASSERT_EQ(part[k * 30 + r - 5], alone[k * n_out + r]) << type_traits(t).name;
+    }
+  }
+}
+
 // A larger batch after a smaller one (the activation scratch grows) and then a smaller
 // one again (it is reused) give the same per-token results.
 TEST(Matmul, ScratchReuseAcrossBatchSizes) {

@@ -32,12 +32,14 @@ void tile(const gemm::Panel& p, const int8_t* x, size_t x_stride, const float* y
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   const int8_t* q = p.q;
   const float* s = p.s;
+  const int32_t* b = p.bias;
   for (int64_t c = 0; c < p.n_chunks; ++c) {
-    __m256i w[kPanelRows];
+    __m256i w[kPanelRows], bias[kPanelRows];
     __m256 sc[kPanelRows];
 #pragma GCC unroll 4
     for (int r = 0; r < kPanelRows; ++r) {
       w[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + r * kChunk));
+      bias[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + r * 8));
       sc[r] = _mm256_load_ps(s + r * 8);
     }
 #pragma GCC unroll 4
@@ -47,15 +49,17 @@ void tile(const gemm::Panel& p, const int8_t* x, size_t x_stride, const float* y
       const __m256 dx = _mm256_broadcast_ss(yd + t * yd_stride + 2 * c + 1);
 #pragma GCC unroll 4
       for (int r = 0; r < kPanelRows; ++r) {
-        const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), xv, w[r]);
+        // Starting from the panel's -128 * sum(q) per lane makes the lane sums exact.
+        const __m256i dot = _mm256_dpbusd_epi32(bias[r], xv, w[r]);
         acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(sc[r], dx), acc[r][t]);
       }
     }
     q += kPanelRows * kChunk;
     s += kPanelRows * 8;
+    b += kPanelRows * 8;
   }
   // The offsets: sum_j mb[r][j] * yd[t][j] over the 2 * n_chunks (m, b) / (y, dx) pairs.
-  const int64_t n_pairs = 2 * p.n_chunks;
+  const int64_t n_pairs = p.has_offsets ? 2 * p.n_chunks : 0;
   for (int64_t j = 0; j < n_pairs; j += 8) {
     const __mmask8 mask = n_pairs - j >= 8 ? __mmask8{0xFF} : static_cast<__mmask8>((1u << (n_pairs - j)) - 1);
     __m256 mb[kPanelRows];
