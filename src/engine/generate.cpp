@@ -1,67 +1,53 @@
 #include "engine/generate.h"
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 
 namespace flashlm {
-namespace {
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
-}  // namespace
 
-Status generate(Runner& runner, int seq, const Tokenizer& tok, std::span<const int32_t> prompt,
-                const GenerateOptions& opts, const std::function<bool(std::string_view)>& on_text,
+Status generate(Scheduler& sched, RequestOptions req, const std::function<bool(std::string_view)>& on_text,
                 GenerateStats* stats) {
-  Status st = opts.sampling.validate();
-  if (!st) return st;
-  if (prompt.empty()) return Status::error("the prompt is empty (no tokens)");
-  Sampler sampler(opts.sampling);
-  for (int32_t t : prompt) sampler.accept(t);
-  StreamDecoder decoder(tok);
-  StopMatcher stops(opts.stop);
-  const int64_t n_vocab = runner.model().config().n_vocab;
-
-  auto t0 = std::chrono::steady_clock::now();
-  std::vector<float> logits;
-  st = runner.eval(seq, prompt, false, &logits);
-  if (!st) return st;
-  stats->n_prompt = static_cast<int64_t>(prompt.size());
-  stats->prompt_ms = ms_since(t0);
-  stats->finish_reason = "length";
-
-  t0 = std::chrono::steady_clock::now();
-  bool cancelled = false;
-  for (int64_t i = 0; opts.n_predict < 0 || i < opts.n_predict; ++i) {
-    const int32_t id = sampler.sample(logits.data(), static_cast<int32_t>(n_vocab));
-    sampler.accept(id);
-    if (!opts.ignore_eos && tok.is_eog(id)) {
-      stats->finish_reason = "stop";
-      break;
+  using Clock = std::chrono::steady_clock;
+  // Events arrive on the scheduler thread; on_text runs here, so it may block or cancel.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<StreamEvent> events;
+  Clock::time_point t_end;
+  const Clock::time_point t0 = Clock::now();
+  const SubmitResult r = sched.submit(std::move(req), [&](const StreamEvent& ev) {
+    std::lock_guard<std::mutex> lk(mu);
+    if (ev.finish != FinishReason::kNone) t_end = Clock::now();
+    events.push_back(ev);
+    cv.notify_one();
+  });
+  if (r.error != SubmitError::kNone) return Status::error(r.message);
+  *stats = GenerateStats{};
+  for (bool cancelled = false;;) {
+    StreamEvent ev;
+    {
+      std::unique_lock<std::mutex> lk(mu);
+      cv.wait(lk, [&] { return !events.empty(); });
+      ev = std::move(events.front());
+      events.pop_front();
     }
-    stats->generated.push_back(id);
-    ++stats->n_generated;
-    StopMatcher::Out out = stops.feed(decoder.push(id));
-    if (!out.emit.empty() && !on_text(out.emit)) {
+    for (const TokenInfo& t : ev.tokens) stats->generated.push_back(t.token);
+    if (!cancelled && !ev.text.empty() && !on_text(ev.text)) {
       cancelled = true;
-      break;
+      sched.cancel(r.id);
     }
-    if (out.stopped) {
-      stats->finish_reason = "stop";
-      break;
-    }
-    if (runner.seq_len(seq) >= runner.n_ctx()) break;  // context full: "length"
-    if (opts.n_predict >= 0 && i + 1 >= opts.n_predict) break;
-    const int32_t next[1] = {id};
-    st = runner.eval(seq, next, false, &logits);
-    if (!st) return st;
+    if (ev.finish == FinishReason::kNone) continue;
+    if (ev.finish == FinishReason::kError) return Status::error(ev.error);
+    stats->n_prompt = ev.n_prompt - ev.n_cached;
+    stats->n_cached = ev.n_cached;
+    stats->n_generated = ev.n_generated;
+    stats->prompt_ms = std::max(0.0, ev.ttft_ms);
+    stats->gen_ms = std::chrono::duration<double, std::milli>(t_end - t0).count() - stats->prompt_ms;
+    stats->finish_reason = finish_reason_name(ev.finish);
+    return Status::ok();
   }
-  if (!cancelled && !stops.stopped()) {
-    std::string rest = stops.feed(decoder.flush()).emit;
-    rest += stops.flush();
-    if (!rest.empty()) on_text(rest);
-  }
-  stats->gen_ms = ms_since(t0);
-  return Status::ok();
 }
 
 }  // namespace flashlm

@@ -5,7 +5,7 @@
 //    matmuls make each token's result independent of the batch);
 //  - the Scheduler: greedy tokens with cache hits (later and concurrent requests, whole
 //    prompt cached, prompts longer than a sliding window, eviction and preemption under
-//    a small pool, warm/pin) equal generate() on a fresh Runner.
+//    a small pool, warm/pin) equal the same prompt run alone (run_alone).
 #include <gtest/gtest.h>
 
 #include <algorithm>
