@@ -58,7 +58,6 @@ Status generate_to_stdout(Loaded& l, RequestOptions req, GenerateStats* stats, s
                          if (reply != nullptr) *reply += piece;
                          std::fwrite(piece.data(), 1, piece.size(), stdout);
                          std::fflush(stdout);
-                         return true;
                        },
                        stats);
   std::fputc('\n', stdout);

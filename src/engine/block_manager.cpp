@@ -10,7 +10,8 @@ BlockManager::BlockManager(KvCache& kv, std::unique_ptr<KvStore> store) : kv_(kv
 // Takes the cached prefix first (its blocks then count as taken), then checks that every
 // group has blocks for the rest: global groups the whole stream, local ones their window
 // (plus the blocks a step may straddle).
-std::optional<BlockManager::Allocation> BlockManager::allocate(std::span<const int32_t> tokens, int64_t spare) {
+std::optional<BlockManager::Allocation> BlockManager::allocate(std::span<const int32_t> tokens, int64_t spare,
+                                                               bool readmission) {
   const int s = kv_.seq_new();
   if (s < 0) return std::nullopt;
   const int64_t hit = kv_.seq_reuse(s, tokens);
@@ -24,6 +25,8 @@ std::optional<BlockManager::Allocation> BlockManager::allocate(std::span<const i
       return std::nullopt;
     }
   }
+  (readmission ? recompute_hit_ : hit_) += hit;
+  if (!readmission) miss_ += n_tok - hit;
   return Allocation{s, hit};
 }
 
@@ -124,6 +127,9 @@ CacheStats BlockManager::stats() const {
     cs.bytes_total += gs.n_blocks * gs.block_bytes;
   }
   cs.blocks_pinned = kv_.pinned_blocks();
+  cs.hit_tokens = hit_;
+  cs.miss_tokens = miss_;
+  cs.recompute_hit_tokens = recompute_hit_;
   cs.store_enabled = store_ != nullptr;
   cs.store_blocks_loaded = store_loaded_;
   cs.store_blocks_rejected = store_rejected_;

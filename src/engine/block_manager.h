@@ -53,8 +53,9 @@ class BlockManager {
   void read_through(std::span<const int32_t> tokens);
   // A slot holding the longest cached prefix of tokens, if every group then has the
   // blocks for the rest (local groups: their window) plus `spare` more; otherwise
-  // nothing changes. nullopt also when no slot is free.
-  std::optional<Allocation> allocate(std::span<const int32_t> tokens, int64_t spare);
+  // nothing changes. nullopt also when no slot is free. The hit counts as a prompt's
+  // (hit/miss tokens) or, for a preempted sequence's readmission, as a recompute's.
+  std::optional<Allocation> allocate(std::span<const int32_t> tokens, int64_t spare, bool readmission = false);
   // Backs positions [begin, end) of seq with blocks; fails, taking none, when a pool is dry.
   Status grow(int seq, int64_t begin, int64_t end) { return kv_.seq_prepare(seq, begin, end); }
   // After tokens[0, n_done) are written (n_before of them before this step): publishes
@@ -67,8 +68,7 @@ class BlockManager {
 
   int64_t free_blocks() const { return kv_.free_blocks(); }
   int64_t used_blocks() const { return kv_.used_blocks(); }
-  // Everything but the hit/miss counters, which are the scheduler's (admission policy).
-  CacheStats stats() const;
+  CacheStats stats() const;  // store: see store_stats(), which other threads may call
   KvStoreStats store_stats() const { return store_ ? store_->stats() : KvStoreStats{}; }
 
  private:
@@ -77,6 +77,7 @@ class BlockManager {
   KvCache& kv_;
   std::unique_ptr<KvStore> store_;
   int64_t store_loaded_ = 0, store_rejected_ = 0;
+  int64_t hit_ = 0, miss_ = 0, recompute_hit_ = 0;  // tokens
 };
 
 }  // namespace flashlm

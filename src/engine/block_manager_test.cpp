@@ -1,5 +1,5 @@
 // BlockManager alone, on a small KvCache with no model: admission takes the cached prefix
-// or changes nothing, growth takes all of a step's blocks or none, published blocks are
+// (and counts the hit) or changes nothing, growth takes all of a step's blocks or none, published blocks are
 // written behind to the store and read through by a fresh cache (a restart), pins hold
 // blocks against eviction.
 #include "engine/block_manager.h"
@@ -88,6 +88,16 @@ TEST(BlockManager, AllocateTakesTheCachedPrefix) {
   EXPECT_EQ(b->hit, 12);
   EXPECT_EQ(reinterpret_cast<const float*>(kv.k_slot(2, b->seq, 11))[0], value(2, 11));
   EXPECT_EQ(reinterpret_cast<const float*>(kv.k_slot(1, b->seq, 11))[0], value(1, 11));
+  EXPECT_EQ(bm.stats().hit_tokens, 12);
+  EXPECT_EQ(bm.stats().miss_tokens, 14 + 2);
+
+  // A preempted sequence coming back counts as a recompute, not as a prompt.
+  bm.release(b->seq);
+  auto c = bm.allocate(t, 0, /*readmission=*/true);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->hit, 12);
+  EXPECT_EQ(bm.stats().recompute_hit_tokens, 12);
+  EXPECT_EQ(bm.stats().hit_tokens, 12);
 }
 
 TEST(BlockManager, AllocateThatDoesNotFitChangesNothing) {

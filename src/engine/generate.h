@@ -1,6 +1,5 @@
 // Synchronous generation: one request submitted to the Scheduler (the one engine every
-// generating command uses), waited for, its text handed to a callback on the calling
-// thread. `flashlm run` is one such call; `flashlm chat` one per turn, its earlier turns
+// generating command uses) and waited for. `flashlm run` is one such call; `flashlm chat` one per turn, its earlier turns
 // found again by the prefix cache.
 #pragma once
 
@@ -20,13 +19,14 @@ struct GenerateStats {
   int64_t n_generated = 0;
   double prompt_ms = 0.0;  // submit to first token
   double gen_ms = 0.0;     // first token to finish
-  std::string finish_reason;       // finish_reason_name(): "stop", "length", "cancelled"
+  std::string finish_reason;       // finish_reason_name(): "stop", "length", ...
   std::vector<int32_t> generated;  // sampled token ids
 };
 
-// Runs req to its finish. on_text receives valid UTF-8 pieces; returning false cancels
-// the request. A refused request or a failed one is an error.
-Status generate(Scheduler& sched, RequestOptions req, const std::function<bool(std::string_view)>& on_text,
+// Runs req to its finish. on_text receives valid UTF-8 pieces, on the scheduler thread
+// (so it must be short and must not call back into the scheduler). A refused request or
+// a failed one is an error.
+Status generate(Scheduler& sched, RequestOptions req, const std::function<void(std::string_view)>& on_text,
                 GenerateStats* stats);
 
 }  // namespace flashlm

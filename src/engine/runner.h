@@ -40,9 +40,7 @@ class Runner {
  public:
   static Result<std::unique_ptr<Runner>> create(const Model& model, RuntimeOptions opts);
 
-  const Model& model() const { return model_; }
   int64_t n_ctx() const { return n_ctx_; }
-  int n_threads() const { return pool_.size(); }
   const KvCache& kv() const { return kv_; }
   KvCache& kv() { return kv_; }
 

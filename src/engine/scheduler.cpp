@@ -25,7 +25,6 @@
 #include <iterator>
 #include <mutex>
 #include <optional>
-#include <span>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -237,11 +236,7 @@ void Scheduler::Impl::publish_locked() {
   stats.waiting = static_cast<int64_t>(waiting.size());
   stats.kv_blocks_free = blocks.free_blocks();
   stats.kv_blocks_used = blocks.used_blocks();
-  CacheStats cs = blocks.stats();
-  cs.hit_tokens = cstats.hit_tokens;
-  cs.miss_tokens = cstats.miss_tokens;
-  cs.recompute_hit_tokens = cstats.recompute_hit_tokens;
-  cstats = std::move(cs);
+  cstats = blocks.stats();
 }
 
 std::unique_ptr<Sequence> Scheduler::Impl::take_running(size_t i) {
@@ -311,11 +306,10 @@ void Scheduler::Impl::admit() {
       lk.unlock();
       blocks.read_through(head.tokens());
       lk.lock();
-      const auto n_tok = static_cast<int64_t>(head.tokens().size());
       // One spare block per running sequence, so they can grow a while before anyone has
       // to be preempted; strict FIFO, so a big request is not starved by small ones.
       const std::optional<BlockManager::Allocation> got =
-          blocks.allocate(head.tokens(), static_cast<int64_t>(running.size()));
+          blocks.allocate(head.tokens(), static_cast<int64_t>(running.size()), head.n_cached >= 0);
       if (!got) {
         if (!running.empty()) break;
         // Only when pinned prefixes hold the pool (create() makes it hold a full context
@@ -324,16 +318,9 @@ void Scheduler::Impl::admit() {
         waiting.pop_front();
         continue;
       }
-      const int64_t hit = got->hit;
       head.kv_seq = got->seq;
-      head.n_past = hit;
-      if (head.n_cached < 0) {  // first admission: the prompt's cache hit
-        head.n_cached = hit;
-        cstats.hit_tokens += hit;
-        cstats.miss_tokens += n_tok - hit;
-      } else {
-        cstats.recompute_hit_tokens += hit;
-      }
+      head.n_past = got->hit;
+      if (head.n_cached < 0) head.n_cached = got->hit;  // first admission: the prompt's cache hit
       running.push_back(std::move(waiting.front()));
       waiting.pop_front();
     }
@@ -472,16 +459,10 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, const t
                          "parallel sequences (" + std::to_string(opts.n_parallel) + ")");
   }
   if (opts.max_queue < 0) return Status::error("queue size must not be negative");
-  RuntimeOptions ro;
-  ro.n_threads = opts.n_threads;
-  ro.n_ctx = opts.n_ctx;
-  ro.n_batch = opts.step_tokens;
-  ro.n_seqs = opts.n_parallel;
-  ro.batch_invariant = opts.batch_invariant;
-  ro.kv_type = opts.kv_type;
-  ro.kv_blocks = opts.kv_blocks;
-  ro.kv_mem_bytes = opts.kv_mem_bytes;
-  Result<std::unique_ptr<Runner>> runner = Runner::create(model, ro);
+  Result<std::unique_ptr<Runner>> runner = Runner::create(
+      model, {.n_threads = opts.n_threads, .n_ctx = opts.n_ctx, .n_batch = opts.step_tokens, .n_seqs = opts.n_parallel,
+              .batch_invariant = opts.batch_invariant, .kv_type = opts.kv_type, .kv_blocks = opts.kv_blocks,
+              .kv_mem_bytes = opts.kv_mem_bytes});
   if (!runner) return runner.status();
   if ((*runner)->n_ctx() < 2) return Status::error("context size must be at least 2");
   const KvConfig& kc = (*runner)->kv().config();

@@ -48,11 +48,9 @@ namespace flashlm {
 struct SchedulerOptions {
   int n_parallel = 4;        // sequences running at once
   int64_t n_ctx = 0;         // positions per sequence; 0: min(training context, 4096)
-  int64_t kv_blocks = 0;     // global layers' KV pool in blocks; 0: n_parallel * n_ctx worth
-  // KV memory budget in bytes (all pools); 0: sized by kv_blocks. Sliding-window layers
-  // get a pool sized by their window; global layers get the rest. Blocks beyond what the
-  // running sequences use hold cached prefixes.
-  int64_t kv_mem_bytes = 0;
+  // KV pool (RuntimeOptions): in blocks, or a byte budget; 0: n_parallel * n_ctx worth.
+  // Blocks beyond what the running sequences use hold cached prefixes.
+  int64_t kv_blocks = 0, kv_mem_bytes = 0;
   int step_tokens = 512;     // tokens per forward pass (decode tokens + prefill chunks)
   int max_queue = 256;       // waiting requests beyond the free running slots; more are refused
   int n_threads = 0;         // 0: all cores

@@ -139,7 +139,6 @@ inline Reference run_alone(const Loaded& l, int64_t n_ctx, const std::vector<int
   Status s = generate(**engine, std::move(req),
                       [&](std::string_view piece) {
                         ref.text += piece;
-                        return true;
                       },
                       &st);
   EXPECT_TRUE(s.is_ok()) << s.message();
