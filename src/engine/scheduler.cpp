@@ -466,8 +466,6 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, const t
   if (!runner) return runner.status();
   if ((*runner)->n_ctx() < 2) return Status::error("context size must be at least 2");
   const KvConfig& kc = (*runner)->kv().config();
-  opts.n_ctx = (*runner)->n_ctx();
-  opts.kv_blocks = kc.n_blocks;
 
   std::unique_ptr<KvStore> store;
   if (!opts.kv_store_dir.empty()) {
