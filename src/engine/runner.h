@@ -45,7 +45,7 @@ class Runner {
   KvCache& kv() { return kv_; }
 
   // One forward pass over a batch whose positions the cache already backs; logits gets
-  // one row per token that asked for them. The only caller of Model::forward.
+  // one row per token that asked for them. The engine's only caller of Model::forward.
   Status forward(const Batch& batch, std::vector<float>* logits);
 
   // Sequences for eval(). seq_truncate forgets positions from n on and returns the length

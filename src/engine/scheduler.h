@@ -2,9 +2,10 @@
 // time, through generate.h). Continuous batching: many requests share one model, one
 // thread pool and one paged KV pool. The scheduler only plans steps; the BlockManager
 // (block_manager.h) holds the sequences' KV blocks and the Runner (runner.h) runs the
-// forward passes. One scheduler thread runs a loop of steps; every step is a single forward pass
-// over the next token of every running sequence plus prefill chunks of waiting ones,
-// under a per-step token budget, so a long prompt never stalls running streams.
+// forward passes. One scheduler thread runs a loop of steps; every step is a single
+// forward pass over the next token of every running sequence plus prefill chunks of
+// waiting ones, under a per-step token budget, so a long prompt never stalls running
+// streams.
 // Requests join and leave at any step. Events (text pieces, the finish) are delivered
 // on the scheduler thread through the request's callback; handlers must be short and
 // must not call back into the scheduler except cancel().
@@ -120,7 +121,6 @@ struct SchedulerStats {
   std::array<int64_t, kStepTokenBucketCount> step_tokens_hist{};
   int64_t step_tokens_sum = 0;      // tokens over all steps (the histogram's _sum)
 };
-
 
 class Scheduler {
  public:
