@@ -1,6 +1,7 @@
 // flashlm chat: interactive multi-turn chat on the terminal with the model's template.
-// Each turn re-renders the conversation and evaluates only the tokens after the prefix
-// shared with what the KV cache already holds.
+// Each turn re-renders the conversation and submits it to the engine as one request; the
+// prefix cache finds the KV of the earlier turns (the blocks the previous request
+// published), so only the tokens after it are computed.
 #include <cstdio>
 #include <iostream>
 
@@ -11,18 +12,15 @@ namespace {
 
 struct ChatArgs {
   CommonArgs common;
-  GenerateOptions gen;
+  RequestOptions gen;
   std::string system;
 };
 
 int chat(const ChatArgs& a) {
-  std::unique_ptr<Loaded> l = load(a.common);
+  std::unique_ptr<Loaded> l = load(a.common, LoadFor::kEngine);
   if (!l) return 1;
-  Runner& runner = *l->runner;
-  const int seq = runner.seq_new();
   nlohmann::json messages = nlohmann::json::array();
   if (!a.system.empty()) messages.push_back({{"role", "system"}, {"content", a.system}});
-  std::vector<int32_t> cached;  // tokens whose KV the sequence holds
   std::fprintf(stderr, "flashlm chat: %s — type a message, empty line or Ctrl-D to quit\n",
                l->model->config().name.c_str());
   std::string line;
@@ -35,31 +33,21 @@ int chat(const ChatArgs& a) {
       messages.erase(messages.end() - 1);
       continue;
     }
-    std::vector<int32_t> tokens = tokenize_for_model(*l->tok, text, true);
-    if (tokens.empty()) {
+    RequestOptions req = a.gen;
+    req.prompt = tokenize_for_model(*l->tok, text, true);
+    if (req.prompt.empty()) {
       print_error("the chat template rendered an empty prompt");
       messages.erase(messages.end() - 1);
       continue;
     }
-    size_t common = 0;
-    while (common < tokens.size() && common < cached.size() && tokens[common] == cached[common]) ++common;
-    if (common == tokens.size()) --common;  // always evaluate at least one token
-    common = static_cast<size_t>(runner.seq_truncate(seq, static_cast<int64_t>(common)));
     std::string reply;
     GenerateStats stats;
-    std::vector<int32_t> fresh(tokens.begin() + static_cast<std::ptrdiff_t>(common), tokens.end());
-    Status st = generate_to_stdout(*l, seq, fresh, a.gen, &stats, &reply);
+    Status st = generate_to_stdout(*l, std::move(req), &stats, &reply);
     if (!st) {
       print_error(st.message());
       messages.erase(messages.end() - 1);
-      runner.seq_truncate(seq, 0);
-      cached.clear();
       continue;
     }
-    cached = tokens;
-    cached.insert(cached.end(), stats.generated.begin(), stats.generated.end());
-    // The last sampled token was never evaluated, so the KV holds one fewer.
-    cached.resize(static_cast<size_t>(runner.seq_len(seq)));
     messages.push_back({{"role", "assistant"}, {"content", reply}});
     print_timings(*l, stats);
   }

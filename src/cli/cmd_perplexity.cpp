@@ -29,7 +29,7 @@ int perplexity(PplArgs a) {
   std::stringstream ss;
   ss << in.rdbuf();
   std::string text = ss.str();
-  std::unique_ptr<Loaded> l = load(a.common);
+  std::unique_ptr<Loaded> l = load(a.common, LoadFor::kRunner);
   if (!l) return 1;
   const Tokenizer& tok = *l->tok;
   Runner& runner = *l->runner;

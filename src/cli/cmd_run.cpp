@@ -1,4 +1,5 @@
-// flashlm run: one prompt in, generated text streamed to stdout, timings on stderr.
+// flashlm run: one prompt in, generated text streamed to stdout, timings on stderr. The
+// prompt is one request to the engine (a batch of one sequence).
 #include <cstdio>
 
 #include "cli/common.h"
@@ -8,7 +9,7 @@ namespace {
 
 struct RunArgs {
   CommonArgs common;
-  GenerateOptions gen;
+  RequestOptions gen;
   std::string prompt;
   bool chat = false;
   std::string system;
@@ -26,7 +27,7 @@ std::vector<int32_t> tokenize_prompt(const Tokenizer& tok, const std::string& te
 }
 
 int run(const RunArgs& a) {
-  std::unique_ptr<Loaded> l = load(a.common);
+  std::unique_ptr<Loaded> l = load(a.common, LoadFor::kEngine);
   if (!l) return 1;
   std::string text = a.prompt;
   if (a.chat) {
@@ -35,14 +36,14 @@ int run(const RunArgs& a) {
     messages.push_back({{"role", "user"}, {"content", a.prompt}});
     if (!render_chat(*l, messages, true, &text)) return 1;
   }
-  const std::vector<int32_t> tokens = tokenize_prompt(*l->tok, text, a.chat);
-  if (tokens.empty()) {
+  RequestOptions req = a.gen;
+  req.prompt = tokenize_prompt(*l->tok, text, a.chat);
+  if (req.prompt.empty()) {
     print_error("the prompt is empty");
     return 1;
   }
-  const int seq = l->runner->seq_new();
   GenerateStats stats;
-  Status st = generate_to_stdout(*l, seq, tokens, a.gen, &stats);
+  Status st = generate_to_stdout(*l, std::move(req), &stats);
   if (!st) {
     print_error(st.message());
     return 1;
@@ -59,7 +60,7 @@ std::vector<int32_t> tokenize_for_model(const Tokenizer& tok, const std::string&
 
 void add_run(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<RunArgs>();
-  args->gen.n_predict = 128;
+  args->gen.max_tokens = 128;
   CLI::App* sub = app.add_subcommand("run", "generate text from a prompt");
   add_common_flags(sub, &args->common);
   add_sampling_flags(sub, &args->gen);

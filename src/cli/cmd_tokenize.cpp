@@ -16,7 +16,7 @@ struct TokenizeArgs {
 int tokenize(const TokenizeArgs& a) {
   CommonArgs c;
   c.model = a.model;
-  std::unique_ptr<Loaded> l = load(c, /*tokenizer_only=*/true);
+  std::unique_ptr<Loaded> l = load(c, LoadFor::kTokenizer);
   if (!l) return 1;
   const std::vector<int32_t> ids = l->tok->encode(a.prompt, !a.no_special, !a.no_parse_special);
   std::printf("%s\n", nlohmann::json(ids).dump().c_str());

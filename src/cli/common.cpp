@@ -31,9 +31,9 @@ void add_kv_type_flag(CLI::App* app, DType* type) {
       ->type_name("TYPE");
 }
 
-void add_sampling_flags(CLI::App* app, GenerateOptions* g) {
+void add_sampling_flags(CLI::App* app, RequestOptions* g) {
   SamplingParams& s = g->sampling;
-  app->add_option("-n,--n-predict", g->n_predict, "tokens to generate (-1: until end of text)")
+  app->add_option("-n,--n-predict", g->max_tokens, "tokens to generate (-1: until end of text)")
       ->check(CLI::Range(-1, 1 << 24));
   app->add_option("--temp", s.temperature, "temperature (0: greedy)");
   app->add_option("--top-k", s.top_k, "top-k (0: off)");
@@ -52,14 +52,12 @@ void add_sampling_flags(CLI::App* app, GenerateOptions* g) {
 
 void print_error(const std::string& msg) { std::fprintf(stderr, "error: %s\n", msg.c_str()); }
 
-Status generate_to_stdout(Loaded& l, int seq, std::span<const int32_t> tokens, const GenerateOptions& gen,
-                          GenerateStats* stats, std::string* reply) {
-  Status st = generate(*l.runner, seq, *l.tok, tokens, gen,
+Status generate_to_stdout(Loaded& l, RequestOptions req, GenerateStats* stats, std::string* reply) {
+  Status st = generate(*l.engine, std::move(req),
                        [reply](std::string_view piece) {
                          if (reply != nullptr) *reply += piece;
                          std::fwrite(piece.data(), 1, piece.size(), stdout);
                          std::fflush(stdout);
-                         return true;
                        },
                        stats);
   std::fputc('\n', stdout);
@@ -72,10 +70,10 @@ double peak_rss_mib() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
-std::unique_ptr<Loaded> load(const CommonArgs& a, bool tokenizer_only) {
+std::unique_ptr<Loaded> load(const CommonArgs& a, LoadFor what) {
   const auto t0 = std::chrono::steady_clock::now();
   auto l = std::make_unique<Loaded>();
-  if (tokenizer_only) {
+  if (what == LoadFor::kTokenizer) {
     Result<gguf::File> f = gguf::File::open(a.model);
     if (!f) {
       print_error(f.message());
@@ -101,17 +99,34 @@ std::unique_ptr<Loaded> load(const CommonArgs& a, bool tokenizer_only) {
     return nullptr;
   }
   l->tok = std::make_unique<Tokenizer>(std::move(tok.value()));
-  RuntimeOptions ro;
-  ro.n_threads = a.threads;
-  ro.n_ctx = a.ctx;
-  ro.n_batch = a.batch;
-  ro.kv_type = a.kv_type;
-  Result<std::unique_ptr<Runner>> r = Runner::create(*l->model, ro);
-  if (!r) {
-    print_error(r.message());
-    return nullptr;
+  l->n_threads = a.threads == 0 ? default_thread_count() : a.threads;
+  if (what == LoadFor::kEngine) {
+    SchedulerOptions o;
+    o.n_parallel = 1;
+    o.n_ctx = a.ctx;
+    o.step_tokens = a.batch;
+    o.n_threads = l->n_threads;
+    o.batch_invariant = false;  // one sequence: the fast panel GEMM for prefill
+    o.kv_type = a.kv_type;
+    Result<std::unique_ptr<Scheduler>> s = Scheduler::create(*l->model, *l->tok, o);
+    if (!s) {
+      print_error(s.message());
+      return nullptr;
+    }
+    l->engine = std::move(s.value());
+  } else {
+    RuntimeOptions ro;
+    ro.n_threads = l->n_threads;
+    ro.n_ctx = a.ctx;
+    ro.n_batch = a.batch;
+    ro.kv_type = a.kv_type;
+    Result<std::unique_ptr<Runner>> r = Runner::create(*l->model, ro);
+    if (!r) {
+      print_error(r.message());
+      return nullptr;
+    }
+    l->runner = std::move(r.value());
   }
-  l->runner = std::move(r.value());
   l->load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return l;
 }
@@ -150,7 +165,7 @@ void print_timings(const Loaded& l, const GenerateStats& s) {
                "\n[flashlm] load %.0f ms | prompt %lld tokens, %.1f ms, %.2f tokens/s | generation %lld tokens, "
                "%.1f ms, %.2f tokens/s | peak memory %.1f MiB | threads %d | finish: %s\n",
                l.load_ms, static_cast<long long>(s.n_prompt), s.prompt_ms, pp, static_cast<long long>(s.n_generated),
-               s.gen_ms, tg, peak_rss_mib(), l.runner ? l.runner->n_threads() : 0, s.finish_reason.c_str());
+               s.gen_ms, tg, peak_rss_mib(), l.n_threads, s.finish_reason.c_str());
 }
 
 }  // namespace flashlm::cli

@@ -1,5 +1,6 @@
-// Pieces shared by the commands: common flags, loading a model with its tokenizer and a
-// runner, timing and memory reporting.
+// Pieces shared by the commands: common flags, loading a model with its tokenizer and
+// either the engine (run, chat) or a bare model runner (perplexity), timing and memory
+// reporting.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -9,6 +10,7 @@
 
 #include "engine/generate.h"
 #include "engine/runner.h"
+#include "engine/scheduler.h"
 #include "models/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -25,17 +27,24 @@ struct CommonArgs {
 void add_common_flags(CLI::App* app, CommonArgs* a);
 // --kv-type f32|f16|q8_0 into *type.
 void add_kv_type_flag(CLI::App* app, DType* type);
-void add_sampling_flags(CLI::App* app, GenerateOptions* g);
+// -n, the sampling flags, --stop and --ignore-eos into a request's options.
+void add_sampling_flags(CLI::App* app, RequestOptions* r);
+
+using tok::Tokenizer;
 
 struct Loaded {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tok;
-  std::unique_ptr<Runner> runner;
+  std::unique_ptr<Runner> runner;     // with LoadFor::kRunner
+  std::unique_ptr<Scheduler> engine;  // with LoadFor::kEngine: one sequence, the fast prefill GEMM
+  int n_threads = 0;
   double load_ms = 0.0;
 };
 
-// Loads model + tokenizer (+ runner unless tokenizer_only). Errors are printed.
-std::unique_ptr<Loaded> load(const CommonArgs& a, bool tokenizer_only = false);
+enum class LoadFor { kTokenizer, kRunner, kEngine };
+// Loads the model's tokenizer, and for kRunner/kEngine the model and a runner or the
+// engine. Errors are printed.
+std::unique_ptr<Loaded> load(const CommonArgs& a, LoadFor what);
 
 // The model's chat template (from the file, else a built-in one for its family) applied
 // to messages; prints an error and returns false on failure.
@@ -46,10 +55,9 @@ bool render_chat(const Loaded& l, const nlohmann::json& messages, bool add_gener
 std::vector<int32_t> tokenize_for_model(const Tokenizer& tok, const std::string& text, bool from_template);
 
 void print_error(const std::string& msg);
-// Generates on `seq`, streaming text to stdout (and into *reply when given), then a
-// newline.
-Status generate_to_stdout(Loaded& l, int seq, std::span<const int32_t> tokens, const GenerateOptions& gen,
-                          GenerateStats* stats, std::string* reply = nullptr);
+// Runs one request on the engine, streaming text to stdout (and into *reply when given),
+// then a newline.
+Status generate_to_stdout(Loaded& l, RequestOptions req, GenerateStats* stats, std::string* reply = nullptr);
 double peak_rss_mib();
 void print_timings(const Loaded& l, const GenerateStats& s);
 

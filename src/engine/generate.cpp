@@ -1,66 +1,41 @@
 #include "engine/generate.h"
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 
 namespace flashlm {
-namespace {
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
-}  // namespace
 
-Status generate(Runner& runner, int seq, const Tokenizer& tok, std::span<const int32_t> prompt,
-                const GenerateOptions& opts, const std::function<bool(std::string_view)>& on_text,
+Status generate(Scheduler& sched, RequestOptions req, const std::function<void(std::string_view)>& on_text,
                 GenerateStats* stats) {
-  Status st = opts.sampling.validate();
-  if (!st) return st;
-  if (prompt.empty()) return Status::error("the prompt is empty (no tokens)");
-  Sampler sampler(opts.sampling);
-  for (int32_t t : prompt) sampler.accept(t);
-  StreamDecoder decoder(tok);
-  StopMatcher stops(opts.stop);
-  const int64_t n_vocab = runner.model().config().n_vocab;
-
-  auto t0 = std::chrono::steady_clock::now();
-  std::vector<float> logits;
-  st = runner.eval(seq, prompt, false, &logits);
-  if (!st) return st;
-  stats->n_prompt = static_cast<int64_t>(prompt.size());
-  stats->prompt_ms = ms_since(t0);
-  stats->finish_reason = "length";
-
-  t0 = std::chrono::steady_clock::now();
-  bool cancelled = false;
-  for (int64_t i = 0; opts.n_predict < 0 || i < opts.n_predict; ++i) {
-    const int32_t id = sampler.sample(logits.data(), static_cast<int32_t>(n_vocab));
-    sampler.accept(id);
-    if (!opts.ignore_eos && tok.is_eog(id)) {
-      stats->finish_reason = "stop";
-      break;
-    }
-    stats->generated.push_back(id);
-    ++stats->n_generated;
-    StopMatcher::Out out = stops.feed(decoder.push(id));
-    if (!out.emit.empty() && !on_text(out.emit)) {
-      cancelled = true;
-      break;
-    }
-    if (out.stopped) {
-      stats->finish_reason = "stop";
-      break;
-    }
-    if (runner.seq_len(seq) >= runner.n_ctx()) break;  // context full: "length"
-    if (opts.n_predict >= 0 && i + 1 >= opts.n_predict) break;
-    const int32_t next[1] = {id};
-    st = runner.eval(seq, next, false, &logits);
-    if (!st) return st;
-  }
-  if (!cancelled && !stops.stopped()) {
-    std::string rest = stops.feed(decoder.flush()).emit;
-    rest += stops.flush();
-    if (!rest.empty()) on_text(rest);
-  }
-  stats->gen_ms = ms_since(t0);
+  using Clock = std::chrono::steady_clock;
+  *stats = GenerateStats{};
+  std::mutex mu;
+  std::condition_variable cv;
+  StreamEvent last;  // the final event, once last.finish is set
+  Clock::time_point t_end;
+  const Clock::time_point t0 = Clock::now();
+  // Runs on the scheduler thread; this thread reads stats only after the final event.
+  const SubmitResult r = sched.submit(std::move(req), [&](const StreamEvent& ev) {
+    if (!ev.text.empty()) on_text(ev.text);
+    for (const TokenInfo& t : ev.tokens) stats->generated.push_back(t.token);
+    if (ev.finish == FinishReason::kNone) return;
+    std::lock_guard<std::mutex> lk(mu);
+    t_end = Clock::now();
+    last = ev;
+    cv.notify_one();
+  });
+  if (r.error != SubmitError::kNone) return Status::error(r.message);
+  std::unique_lock<std::mutex> lk(mu);
+  cv.wait(lk, [&] { return last.finish != FinishReason::kNone; });
+  if (last.finish == FinishReason::kError) return Status::error(last.error);
+  stats->n_prompt = last.n_prompt - last.n_cached;
+  stats->n_cached = last.n_cached;
+  stats->n_generated = last.n_generated;
+  stats->prompt_ms = std::max(0.0, last.ttft_ms);
+  stats->gen_ms = std::chrono::duration<double, std::milli>(t_end - t0).count() - stats->prompt_ms;
+  stats->finish_reason = finish_reason_name(last.finish);
   return Status::ok();
 }
 

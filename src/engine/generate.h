@@ -1,45 +1,32 @@
-// Single-sequence generation on a Runner: prompt -> sampled tokens -> streamed text with
-// stop strings and end-of-generation handling. The server's batched step loop (later)
-// keeps the same pieces per sequence: Sampler, StreamDecoder, StopMatcher.
+// Synchronous generation: one request submitted to the Scheduler (the one engine every
+// generating command uses) and waited for. `flashlm run` is one such call; `flashlm chat` one per turn, its earlier turns
+// found again by the prefix cache.
 #pragma once
 
 #include <cstdint>
 #include <functional>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "engine/runner.h"
-#include "sampling/sampler.h"
-#include "tokenizer/tokenizer.h"
+#include "engine/scheduler.h"
 
 namespace flashlm {
 
-using tok::StreamDecoder;
-using tok::Tokenizer;
-
-struct GenerateOptions {
-  int n_predict = -1;  // < 0: until end of generation or the context is full
-  SamplingParams sampling;
-  std::vector<std::string> stop;  // stop strings
-  bool ignore_eos = false;
-};
-
 struct GenerateStats {
-  int64_t n_prompt = 0;       // tokens evaluated for the prompt (after reuse)
+  int64_t n_prompt = 0;    // prompt tokens computed (those reused from the prefix cache excluded)
+  int64_t n_cached = 0;    // prompt tokens whose KV was reused
   int64_t n_generated = 0;
-  double prompt_ms = 0.0;
-  double gen_ms = 0.0;
-  std::string finish_reason;  // "stop" (EOS or stop string), "length"
+  double prompt_ms = 0.0;  // submit to first token
+  double gen_ms = 0.0;     // first token to finish
+  std::string finish_reason;       // finish_reason_name(): "stop", "length", ...
   std::vector<int32_t> generated;  // sampled token ids
 };
 
-// Evaluates `prompt` appended to `seq` (which may already hold earlier tokens), then
-// samples until a stop condition. on_text receives valid UTF-8 pieces; returning false
-// cancels generation.
-Status generate(Runner& runner, int seq, const Tokenizer& tok, std::span<const int32_t> prompt,
-                const GenerateOptions& opts, const std::function<bool(std::string_view)>& on_text,
+// Runs req to its finish. on_text receives valid UTF-8 pieces, on the scheduler thread
+// (so it must be short and must not call back into the scheduler). A refused request or
+// a failed one is an error.
+Status generate(Scheduler& sched, RequestOptions req, const std::function<void(std::string_view)>& on_text,
                 GenerateStats* stats);
 
 }  // namespace flashlm

@@ -2,8 +2,10 @@
 // Two engines that are both correct can only be expected to agree on a greedy token when
 // the reference's best logit beats the second by a clear margin; below it, rounding
 // picks either. So: (1) teacher-forced, every step whose reference margin is at least
-// kClearMargin must have the same argmax; (2) free-running generate() must reproduce the
-// reference tokens at least up to the first step below that margin.
+// kClearMargin must have the same argmax (the model runner directly); (2) free-running
+// generation through the engine, as `flashlm run` does it (one request, the fast prefill
+// GEMM), must reproduce the reference tokens at least up to the first step below that
+// margin.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -29,16 +31,23 @@ void check_generation(const std::string& stem) {
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "MODEL FILE MISSING: " << path << " — run scripts/fetch_models.sh";
   auto model = Model::load(path);
   ASSERT_TRUE(model.is_ok()) << model.message();
-  auto tok = Tokenizer::from_gguf((*model)->file());
+  auto tok = tok::Tokenizer::from_gguf((*model)->file());
   ASSERT_TRUE(tok.is_ok()) << tok.message();
   RuntimeOptions ro;
   ro.n_threads = 2;
   ro.n_ctx = 256;
-  ro.n_seqs = 2;
   auto runner = Runner::create(**model, ro);
   ASSERT_TRUE(runner.is_ok()) << runner.message();
   Runner& r = **runner;
+  SchedulerOptions so;
+  so.n_parallel = 1;
+  so.n_ctx = 256;
+  so.n_threads = 2;
+  so.batch_invariant = false;  // as `flashlm run`
+  auto engine = Scheduler::create(**model, *tok, so);
+  ASSERT_TRUE(engine.is_ok()) << engine.message();
   const int64_t n_vocab = (*model)->config().n_vocab;
+  const int s = r.seq_new();
 
   int clear_steps = 0, clear_agree = 0, all_steps = 0, all_agree = 0;
   for (const auto& c : g["cases"]) {
@@ -49,11 +58,10 @@ void check_generation(const std::string& stem) {
     // (1) Teacher-forced: prompt + reference tokens in one pass, logits at every step.
     std::vector<int32_t> seq_tokens = prompt;
     seq_tokens.insert(seq_tokens.end(), ref.begin(), ref.end() - 1);
-    const int s = r.seq_new();
+    r.seq_truncate(s, 0);
     std::vector<float> logits;
     ASSERT_TRUE(r.eval(s, std::span<const int32_t>(seq_tokens.data(), prompt.size() - 1), false, &logits).is_ok());
     ASSERT_TRUE(r.eval(s, std::span<const int32_t>(seq_tokens.data() + prompt.size() - 1, ref.size()), true, &logits).is_ok());
-    r.seq_free(s);
     for (size_t i = 0; i < ref.size(); ++i) {
       const float* row = logits.data() + i * static_cast<size_t>(n_vocab);
       int64_t am = 0;
@@ -70,14 +78,13 @@ void check_generation(const std::string& stem) {
     // (2) Free-running greedy generation.
     size_t must_match = 0;
     while (must_match < margins.size() && margins[must_match] >= kClearMargin) ++must_match;
-    GenerateOptions opts;
-    opts.n_predict = static_cast<int>(ref.size());
+    RequestOptions opts;
+    opts.prompt = prompt;
+    opts.max_tokens = static_cast<int64_t>(ref.size());
     opts.sampling.temperature = 0.0f;
     opts.ignore_eos = true;
     GenerateStats stats;
-    const int s2 = r.seq_new();
-    ASSERT_TRUE(generate(r, s2, *tok, prompt, opts, [](std::string_view) { return true; }, &stats).is_ok());
-    r.seq_free(s2);
+    ASSERT_TRUE(generate(**engine, opts, [](std::string_view) {}, &stats).is_ok());
     size_t same = 0;
     while (same < ref.size() && same < stats.generated.size() && stats.generated[same] == ref[same]) ++same;
     std::printf("[generate %s/%s] free-running: first %zu of %zu tokens identical (required: %zu)\n", stem.c_str(),

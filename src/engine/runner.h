@@ -1,5 +1,8 @@
-// Runs a model over sequences: owns the thread pool, the paged KV cache and the forward
-// scratch for one model. Prompts are fed in chunks of at most n_batch tokens.
+// The model runner: owns the thread pool, the paged KV cache and the forward scratch for
+// one model, and runs forward passes over batches. The scheduler drives it for every
+// command that generates (its BlockManager hands out the cache's blocks); bench and
+// perplexity, which need timings or every token's logits, drive one sequence directly
+// with eval(), which feeds tokens in chunks of at most n_batch.
 #pragma once
 
 #include <cstdint>
@@ -29,23 +32,26 @@ struct RuntimeOptions {
   int n_seqs = 1;        // concurrent sequences sharing the KV pool
   bool batch_invariant = false;  // results independent of batching (no panel GEMM; MatmulOptions)
   DType kv_type = kDefaultKvType;  // element type of the KV cache (kv_type_from_name)
+  int64_t kv_blocks = 0;     // global layers' KV pool in blocks; 0: n_seqs * n_ctx worth
+  int64_t kv_mem_bytes = 0;  // KV budget in bytes (all pools; local ones sized by window); 0: kv_blocks
 };
 
 class Runner {
  public:
   static Result<std::unique_ptr<Runner>> create(const Model& model, RuntimeOptions opts);
 
-  const Model& model() const { return model_; }
   int64_t n_ctx() const { return n_ctx_; }
-  int n_threads() const { return pool_.size(); }
   const KvCache& kv() const { return kv_; }
+  KvCache& kv() { return kv_; }
 
+  // One forward pass over a batch whose positions the cache already backs; logits gets
+  // one row per token that asked for them. The engine's only caller of Model::forward.
+  Status forward(const Batch& batch, std::vector<float>* logits);
+
+  // Sequences for eval(). seq_truncate forgets positions from n on and returns the length
+  // kept (shorter than n where sliding-window layers released what n would read).
   int seq_new();
-  void seq_free(int seq);
   int64_t seq_len(int seq) const { return lens_[static_cast<size_t>(seq)]; }
-  // Forgets positions from n on; lets a chat turn reuse the KV of the prefix it shares
-  // with the previous turn. Returns the length kept, which is shorter than n (down to 0)
-  // when sliding-window layers have already released KV that position n would read.
   int64_t seq_truncate(int seq, int64_t n);
 
   // Appends tokens to a sequence and runs them. With all_logits, logits holds one row
@@ -54,7 +60,7 @@ class Runner {
   Status eval(int seq, std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits);
 
  private:
-  Runner(const Model& model, RuntimeOptions opts, int64_t n_ctx, int n_threads);
+  Runner(const Model& model, RuntimeOptions opts, int64_t n_ctx, int n_threads, const KvConfig& kc);
 
   const Model& model_;
   RuntimeOptions opts_;

@@ -3,14 +3,16 @@
 //      go back to the pool, published ones as cached prefixes);
 //   2. admit waiting requests, FIFO, while a sequence slot is free: each takes the
 //      longest cached prefix of its tokens, and is admitted when every KV group has the
-//      blocks for the rest (local groups: their window) plus one spare per running one;
+//      blocks for the rest (local groups: their window) plus one spare per running one
+//      (BlockManager::allocate);
 //   3. plan the batch (step_plan.h: decode tokens first, then prefill chunks) and give
 //      every chunk its blocks, preempting the youngest sequence when a pool runs dry
 //      (see prepare_step);
-//   4. run one forward pass, publish newly full blocks (and queue them to the
-//      persistent store), and sample/stream every sequence that got a logits row.
+//   4. run one forward pass on the model runner, publish newly full blocks (and queue
+//      them to the persistent store), and sample/stream every sequence that got a
+//      logits row.
 // With a persistent store, admission first imports from disk the blocks of the head's
-// reusable prefix that memory lacks (load_from_store), with mu released meanwhile.
+// reusable prefix that memory lacks (BlockManager::read_through), with mu released.
 // Handlers are called on this thread with no lock held, so they may call cancel().
 #include "engine/scheduler.h"
 
@@ -23,18 +25,15 @@
 #include <iterator>
 #include <mutex>
 #include <optional>
-#include <span>
 #include <thread>
 #include <unordered_map>
 #include <utility>
 
+#include "engine/block_manager.h"
 #include "engine/runner.h"
 #include "engine/sequence.h"
 #include "engine/step_plan.h"
 #include "formats/gguf_fingerprint.h"
-#include "kernels/cpu/thread_pool.h"
-#include "kv/kv_cache.h"
-#include "kv/kv_store.h"
 
 namespace flashlm {
 
@@ -55,45 +54,22 @@ namespace {
 constexpr int kMaxTopLogprobs = 20;
 constexpr int kMaxParallel = 1024;
 
-int64_t blocks_for(int64_t n_pos, int block_size) { return (n_pos + block_size - 1) / block_size; }
-
 size_t step_bucket(int64_t n_tok) {
   size_t i = 0;
   while (i < std::size(kStepTokenBuckets) && n_tok > kStepTokenBuckets[i]) ++i;
   return i;
 }
 
-// Global blocks that fit in `bytes` once the sliding-window pools (sized by their window,
-// model.kv_config) have their share. All-local models put the rest into local pools.
-Result<int64_t> global_blocks_for_budget(KvConfig& kc, int64_t bytes) {
-  int64_t n_global = 0, n_local = 0;
-  for (int l = 0; l < kc.n_layer; ++l) (kc.layer_window.empty() || kc.layer_window[static_cast<size_t>(l)] <= 0 ? n_global : n_local) += 1;
-  const int64_t slab = 2 * static_cast<int64_t>(kc.block_size) * kc.kv_dim * static_cast<int64_t>(sizeof(float));
-  const int64_t local_bytes = n_local * slab * kc.n_blocks_local;
-  const int64_t one_ctx = kc.n_blocks / kc.max_seqs;
-  const int64_t need = local_bytes + n_global * slab * one_ctx;
-  if (bytes < need) {
-    return Status::error("a KV budget of " + std::to_string(bytes) + " bytes cannot hold one full context (" +
-                         std::to_string(need) + " bytes needed)");
-  }
-  if (n_global == 0) {
-    kc.n_blocks_local = std::min<int64_t>(bytes / (n_local * slab), INT32_MAX);
-    return kc.n_blocks;
-  }
-  return std::min<int64_t>((bytes - local_bytes) / (n_global * slab), INT32_MAX);
-}
-
 }  // namespace
 
 struct Scheduler::Impl {
-  Impl(const Model& m, const tok::Tokenizer& t, const SchedulerOptions& o, int64_t ctx, int n_threads,
-       const KvConfig& kc)
-      : model(m), tok(t), opts(o), n_ctx(ctx), n_vocab(static_cast<int32_t>(m.config().n_vocab)), pool(n_threads), kv(kc) {
-    scratch.batch_invariant = o.batch_invariant;
+  Impl(const Model& m, const tok::Tokenizer& t, const SchedulerOptions& o, std::unique_ptr<Runner> r,
+       std::unique_ptr<KvStore> store)
+      : model(m), tok(t), opts(o), n_ctx(r->n_ctx()), n_vocab(static_cast<int32_t>(m.config().n_vocab)),
+        runner(std::move(r)), blocks(runner->kv(), std::move(store)) {
     logits.reserve(static_cast<size_t>(opts.n_parallel) * static_cast<size_t>(n_vocab));
     running.reserve(static_cast<size_t>(opts.n_parallel));
-    stats.kv_blocks_free = kv.free_blocks();
-    for (int g = 0; g < kv.n_groups(); ++g) cstats.groups.push_back(kv.group_stats(g));
+    publish_locked();
   }
 
   SubmitResult submit(RequestOptions req, EventFn on_event, bool warm = false);
@@ -107,18 +83,12 @@ struct Scheduler::Impl {
   bool prepare_step();
   void preempt(size_t i);
   void run_batch();
-  // Removes running[i] from the running set and frees its KV slot.
+  // Removes running[i] from the running set and releases its KV blocks.
   std::unique_ptr<Sequence> take_running(size_t i);
   // The last event of a request: it leaves the live set, stats show its blocks freed,
   // then its handler hears the finish.
   void finish(std::unique_ptr<Sequence> seq, const StreamEvent& ev);
   void publish_locked();  // refreshes the stats gauges; mu held
-  // Persistent store (no-ops without one). load_from_store imports the blocks of the
-  // tokens' reusable prefix that only the disk has; store_new_blocks queues a sequence's
-  // blocks [first, end) that are published in memory and not yet on disk.
-  void load_from_store(std::span<const int32_t> tokens);
-  bool load_block(int g, uint64_t hash, uint64_t parent, std::span<const int32_t> tokens);
-  void store_new_blocks(const Sequence& s, int64_t first, int64_t end);
 
   // Fixed after create().
   const Model& model;
@@ -142,18 +112,15 @@ struct Scheduler::Impl {
   std::mutex join_mu;  // serialises stop() callers around the join
   std::thread thread;
 
-  // The scheduler thread's own state. kv and running are also changed under mu in
+  // The scheduler thread's own state. blocks and running are also changed under mu in
   // admit(), and read under it in publish_locked(); no other thread touches them.
-  ThreadPool pool;
-  KvCache kv;
-  ForwardScratch scratch;
+  std::unique_ptr<Runner> runner;  // thread pool, KV cache, forward scratch
+  BlockManager blocks;             // which KV blocks each running sequence holds
   Batch batch;
   std::vector<float> logits;
   std::vector<std::unique_ptr<Sequence>> running;  // admission order: the back is the youngest
   std::vector<int64_t> pending;
   std::vector<StepChunk> plan;
-  std::unique_ptr<KvStore> store;  // null: off; thread-safe itself
-  int64_t store_loaded = 0, store_rejected = 0;  // copied to cstats under mu
 };
 
 SubmitResult Scheduler::Impl::submit(RequestOptions req, EventFn on_event, bool warm) {
@@ -231,7 +198,7 @@ void Scheduler::Impl::stop(bool drain) {
   if (std::this_thread::get_id() == loop_id) return;
   std::lock_guard<std::mutex> lk(join_mu);
   if (thread.joinable()) thread.join();
-  if (store) store->flush();  // the last blocks published reach the disk
+  blocks.flush();  // the last blocks published reach the disk
 }
 
 void Scheduler::Impl::loop() {
@@ -252,7 +219,7 @@ void Scheduler::Impl::step() {
     std::lock_guard<std::mutex> lk(mu);
     to_unpin.swap(unpins);
   }
-  for (const auto& t : to_unpin) kv.unpin(t);
+  for (const auto& t : to_unpin) blocks.unpin(t);
   if (!to_unpin.empty()) {
     std::lock_guard<std::mutex> lk(mu);
     publish_locked();
@@ -267,25 +234,15 @@ void Scheduler::Impl::step() {
 void Scheduler::Impl::publish_locked() {
   stats.running = static_cast<int64_t>(running.size());
   stats.waiting = static_cast<int64_t>(waiting.size());
-  stats.kv_blocks_free = kv.free_blocks();
-  stats.kv_blocks_used = kv.used_blocks();
-  cstats.blocks_cached = 0;
-  cstats.bytes_used = cstats.bytes_cached = cstats.bytes_total = 0;
-  for (int g = 0; g < kv.n_groups(); ++g) {
-    const KvGroupStats gs = kv.group_stats(g);
-    cstats.groups[static_cast<size_t>(g)] = gs;
-    cstats.blocks_cached += gs.cached;
-    cstats.bytes_used += gs.used * gs.block_bytes;
-    cstats.bytes_cached += gs.cached * gs.block_bytes;
-    cstats.bytes_total += gs.n_blocks * gs.block_bytes;
-  }
-  cstats.blocks_pinned = kv.pinned_blocks();
+  stats.kv_blocks_free = blocks.free_blocks();
+  stats.kv_blocks_used = blocks.used_blocks();
+  cstats = blocks.stats();
 }
 
 std::unique_ptr<Sequence> Scheduler::Impl::take_running(size_t i) {
   std::unique_ptr<Sequence> seq = std::move(running[i]);
   running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
-  kv.seq_free(seq->kv_seq);
+  blocks.release(seq->kv_seq);
   seq->kv_seq = -1;
   seq->n_past = 0;
   return seq;
@@ -337,7 +294,6 @@ void Scheduler::Impl::admit() {
   std::vector<std::pair<std::unique_ptr<Sequence>, FinishReason>> refused;
   {
     std::unique_lock<std::mutex> lk(mu);
-    const int bs = kv.block_size();
     while (static_cast<int>(running.size()) < opts.n_parallel && !waiting.empty()) {
       Sequence& head = *waiting.front();
       if (head.options().max_tokens == 0) {  // nothing to generate: no need for the model
@@ -345,32 +301,16 @@ void Scheduler::Impl::admit() {
         waiting.pop_front();
         continue;
       }
-      if (store) {
-        // Disk reads without mu. Only this thread removes or reorders waiting, and the
-        // sequence's tokens are this thread's, so head stays the front meanwhile.
-        lk.unlock();
-        load_from_store(head.tokens());
-        lk.lock();
-        cstats.store_blocks_loaded = store_loaded;
-        cstats.store_blocks_rejected = store_rejected;
-      }
-      const auto n_tok = static_cast<int64_t>(head.tokens().size());
-      const int s = kv.seq_new();  // a slot is free: running.size() < n_parallel == max_seqs
-      if (s < 0) break;            // unreachable; try again next step
-      // Take the cached prefix first (its blocks then count as taken), then check that
-      // every group has blocks for the rest: global groups the whole stream, local ones
-      // their window. One spare block per running sequence, so they can grow a while
-      // before anyone has to be preempted; strict FIFO, so a big request is not starved
-      // by small ones.
-      const int64_t hit = kv.seq_reuse(s, head.tokens());
-      bool fits = true;
-      for (int g = 0; g < kv.n_groups(); ++g) {
-        int64_t need = kv.blocks_needed(g, s, hit, n_tok);
-        if (kv.group_window(g) > 0) need = std::min(need, blocks_for(kv.group_window(g) - 1, bs) + 2);
-        fits = fits && need + static_cast<int64_t>(running.size()) <= kv.available(g);
-      }
-      if (!fits) {
-        kv.seq_free(s);
+      // Disk reads without mu. Only this thread removes or reorders waiting, and the
+      // sequence's tokens are this thread's, so head stays the front meanwhile.
+      lk.unlock();
+      blocks.read_through(head.tokens());
+      lk.lock();
+      // One spare block per running sequence, so they can grow a while before anyone has
+      // to be preempted; strict FIFO, so a big request is not starved by small ones.
+      const std::optional<BlockManager::Allocation> got =
+          blocks.allocate(head.tokens(), static_cast<int64_t>(running.size()), head.n_cached >= 0);
+      if (!got) {
         if (!running.empty()) break;
         // Only when pinned prefixes hold the pool (create() makes it hold a full context
         // and a stream never exceeds it); never spin on a request that cannot fit.
@@ -378,15 +318,9 @@ void Scheduler::Impl::admit() {
         waiting.pop_front();
         continue;
       }
-      head.kv_seq = s;
-      head.n_past = hit;
-      if (head.n_cached < 0) {  // first admission: the prompt's cache hit
-        head.n_cached = hit;
-        cstats.hit_tokens += hit;
-        cstats.miss_tokens += n_tok - hit;
-      } else {
-        cstats.recompute_hit_tokens += hit;
-      }
+      head.kv_seq = got->seq;
+      head.n_past = got->hit;
+      if (head.n_cached < 0) head.n_cached = got->hit;  // first admission: the prompt's cache hit
       running.push_back(std::move(waiting.front()));
       waiting.pop_front();
     }
@@ -395,87 +329,6 @@ void Scheduler::Impl::admit() {
   for (auto& [seq, r] : refused) {
     const StreamEvent ev = seq->end(r, r == FinishReason::kError ? "the KV pool cannot hold this request" : "");
     finish(std::move(seq), ev);
-  }
-}
-
-// The blocks KvCache::match needs for a reuse of P = k * block_size tokens: every block
-// before P in global groups, the blocks the query at P reads ([P - window + 1, P)) in
-// local ones. Takes the largest P whose blocks are each in memory or on disk, then reads
-// the missing ones. A record that fails verification, or whose tokens or parent differ
-// from the prompt's, is not imported; match() then settles for a shorter prefix.
-void Scheduler::Impl::load_from_store(std::span<const int32_t> tokens) {
-  const int bs = kv.block_size();
-  const int64_t k_max = (static_cast<int64_t>(tokens.size()) - 1) / bs;
-  if (k_max <= 0) return;
-  const int ng = kv.n_groups();
-  std::vector<std::vector<uint64_t>> h(static_cast<size_t>(ng));
-  for (int g = 0; g < ng; ++g) h[static_cast<size_t>(g)] = kv.block_hashes(g, tokens.first(static_cast<size_t>(k_max * bs)));
-  auto hash_of = [&](int g, int64_t i) { return h[static_cast<size_t>(g)][static_cast<size_t>(i)]; };
-  auto parent_of = [&](int g, int64_t i) { return i > 0 ? hash_of(g, i - 1) : uint64_t{0}; };
-  auto toks = [&](int64_t i) { return tokens.subspan(static_cast<size_t>(i * bs), static_cast<size_t>(bs)); };
-  auto in_memory = [&](int g, int64_t i) { return kv.pool(g).lookup(hash_of(g, i), parent_of(g, i), toks(i)) >= 0; };
-  auto somewhere = [&](int g, int64_t i) { return in_memory(g, i) || store->contains(hash_of(g, i)); };
-  auto first = [&](int g, int64_t k) -> int64_t {
-    const int w = kv.group_window(g);
-    return w <= 0 ? 0 : std::max<int64_t>(0, k * bs - w + 1) / bs;
-  };
-  int64_t k = k_max;
-  for (int g = 0; g < ng; ++g) {
-    if (kv.group_window(g) > 0) continue;
-    int64_t run = 0;
-    while (run < k && somewhere(g, run)) ++run;
-    k = run;
-  }
-  for (; k > 0; --k) {
-    bool ok = true;
-    for (int g = 0; g < ng && ok; ++g) {
-      if (kv.group_window(g) <= 0) continue;
-      for (int64_t i = first(g, k); i < k && ok; ++i) ok = somewhere(g, i);
-    }
-    if (ok) break;
-  }
-  for (int g = 0; g < ng; ++g) {
-    for (int64_t i = first(g, k); i < k; ++i) {
-      if (in_memory(g, i)) continue;
-      // A gap in a global chain ends the reusable prefix there: stop reading.
-      if (!load_block(g, hash_of(g, i), parent_of(g, i), toks(i)) && kv.group_window(g) <= 0) break;
-    }
-  }
-}
-
-bool Scheduler::Impl::load_block(int g, uint64_t hash, uint64_t parent, std::span<const int32_t> tokens) {
-  if (kv.available(g) == 0) return false;  // every block is referenced: nowhere to put it
-  std::optional<KvStoreBlock> rec = store->get(hash);
-  if (!rec) return false;  // gone, or corrupt (the store counts and removes those)
-  const bool same = rec->block_hash == hash && rec->parent_hash == parent &&
-                    std::equal(rec->tokens.begin(), rec->tokens.end(), tokens.begin(), tokens.end());
-  if (!same || !kv.import_block(g, hash, parent, tokens, rec->payload).is_ok()) {
-    ++store_rejected;
-    return false;
-  }
-  ++store_loaded;
-  return true;
-}
-
-// Called right after seq_publish, while the sequence still holds its new blocks (local
-// groups release them only once they leave the window). export_block and put() copy the
-// block on this thread; the disk write happens on the store's writer thread.
-void Scheduler::Impl::store_new_blocks(const Sequence& s, int64_t first, int64_t end) {
-  if (!store) return;
-  const int bs = kv.block_size();
-  end = std::min<int64_t>(end, static_cast<int64_t>(s.tokens().size()) / bs);
-  for (int g = 0; g < kv.n_groups(); ++g) {
-    const auto& t = kv.group_table(g, s.kv_seq);
-    for (int64_t i = first; i < end && i < static_cast<int64_t>(t.size()); ++i) {
-      const int32_t b = t[static_cast<size_t>(i)];
-      if (b < 0) continue;
-      const uint64_t hash = kv.pool(g).hash(b);
-      // Unhashed: another sequence published the same block first (and stored it).
-      if (hash == 0 || store->contains(hash)) continue;
-      const std::vector<uint8_t> bytes = kv.export_block(g, b);
-      store->put(hash, kv.pool(g).parent(b),
-                 std::span<const int32_t>(s.tokens()).subspan(static_cast<size_t>(i * bs), static_cast<size_t>(bs)), bytes);
-    }
   }
 }
 
@@ -496,7 +349,7 @@ bool Scheduler::Impl::prepare_step() {
     bool ok = true;
     for (const StepChunk& c : plan) {
       Sequence& s = *running[c.seq];
-      if (kv.seq_prepare(s.kv_seq, s.n_past, s.n_past + c.n_tokens).is_ok()) continue;
+      if (blocks.grow(s.kv_seq, s.n_past, s.n_past + c.n_tokens).is_ok()) continue;
       ok = false;
       if (running.size() == 1) {
         const StreamEvent ev = s.end(FinishReason::kError, "the KV pool cannot hold this request");
@@ -535,7 +388,7 @@ void Scheduler::Impl::run_batch() {
   }
 
   const auto t0 = SchedClock::now();
-  const Status st = model.forward(batch, kv, scratch, pool, &logits);
+  const Status st = runner->forward(batch, &logits);
   const auto t1 = SchedClock::now();
 
   // Sample in batch order; finished sequences leave after everyone has been sampled,
@@ -551,11 +404,10 @@ void Scheduler::Impl::run_batch() {
     }
     const int64_t n_before = s.n_past;
     s.n_past += c.n_tokens;
-    kv.seq_publish(s.kv_seq, s.tokens(), s.n_past);
-    store_new_blocks(s, n_before / kv.block_size(), s.n_past / kv.block_size());
+    blocks.publish(s.kv_seq, s.tokens(), n_before, s.n_past);
     if (!c.want_logits) continue;
     if (s.warm) {  // the whole prompt is in the cache: pin it, generate nothing
-      kv.pin(s.tokens());
+      blocks.pin(s.tokens());
       finals.emplace_back(c.seq, s.end(FinishReason::kStop));
       ++row;
       continue;
@@ -601,48 +453,19 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, const t
   if (opts.n_parallel < 1 || opts.n_parallel > kMaxParallel) {
     return Status::error("parallel sequences must be in [1, " + std::to_string(kMaxParallel) + "]");
   }
-  int64_t n_ctx = opts.n_ctx;
-  if (n_ctx < 0) return Status::error("context size must not be negative");
-  if (n_ctx == 0) n_ctx = std::min<int64_t>(model.config().n_ctx_train, 4096);
-  if (n_ctx > model.config().n_ctx_train) {
-    return Status::error("context size " + std::to_string(n_ctx) + " exceeds the model's training context " +
-                         std::to_string(model.config().n_ctx_train));
-  }
-  if (n_ctx < 2) return Status::error("context size must be at least 2");
   // Every running sequence gets its decode token each step.
   if (opts.step_tokens < opts.n_parallel) {
     return Status::error("tokens per step (" + std::to_string(opts.step_tokens) + ") must be at least the number of "
                          "parallel sequences (" + std::to_string(opts.n_parallel) + ")");
   }
   if (opts.max_queue < 0) return Status::error("queue size must not be negative");
-  if (opts.n_threads < 0 || opts.n_threads > 1024) return Status::error("thread count must be in [0, 1024]");
-  if (opts.kv_blocks < 0) return Status::error("KV block count must not be negative");
-
-  if (Status st = kv_type_check(model, opts.kv_type); !st.is_ok()) return st;
-  if (opts.kv_mem_bytes < 0) return Status::error("KV memory budget must not be negative");
-
-  KvConfig kc = model.kv_config(n_ctx, opts.n_parallel, opts.step_tokens);
-  kc.type = opts.kv_type;
-  const int64_t one_ctx = blocks_for(n_ctx, kc.block_size);
-  if (opts.kv_mem_bytes > 0) {
-    Result<int64_t> n = global_blocks_for_budget(kc, opts.kv_mem_bytes);
-    if (!n) return n.status();
-    opts.kv_blocks = *n;
-  }
-  if (opts.kv_blocks > 0) {
-    // Fewer blocks than one full context could leave even a lone sequence stuck. More
-    // than n_parallel full contexts hold cached prefixes.
-    if (opts.kv_blocks < one_ctx) {
-      return Status::error("a KV pool of " + std::to_string(opts.kv_blocks) + " blocks cannot hold one full context of " +
-                           std::to_string(n_ctx) + " tokens (" + std::to_string(one_ctx) + " blocks of " +
-                           std::to_string(kc.block_size) + ")");
-    }
-    kc.n_blocks = opts.kv_blocks;
-  }
-  opts.n_ctx = n_ctx;
-  opts.kv_blocks = kc.n_blocks;
-  if (kc.n_blocks > INT32_MAX || kc.n_blocks_local > INT32_MAX) return Status::error("KV pool too large");
-  const int n_threads = opts.n_threads == 0 ? default_thread_count() : opts.n_threads;
+  Result<std::unique_ptr<Runner>> runner = Runner::create(
+      model, {.n_threads = opts.n_threads, .n_ctx = opts.n_ctx, .n_batch = opts.step_tokens, .n_seqs = opts.n_parallel,
+              .batch_invariant = opts.batch_invariant, .kv_type = opts.kv_type, .kv_blocks = opts.kv_blocks,
+              .kv_mem_bytes = opts.kv_mem_bytes});
+  if (!runner) return runner.status();
+  if ((*runner)->n_ctx() < 2) return Status::error("context size must be at least 2");
+  const KvConfig& kc = (*runner)->kv().config();
 
   std::unique_ptr<KvStore> store;
   if (!opts.kv_store_dir.empty()) {
@@ -654,9 +477,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, const t
     store = std::move(st.value());
   }
 
-  auto impl = std::make_unique<Impl>(model, tok, opts, n_ctx, n_threads, kc);
-  impl->store = std::move(store);
-  impl->cstats.store_enabled = impl->store != nullptr;
+  auto impl = std::make_unique<Impl>(model, tok, opts, std::move(runner.value()), std::move(store));
   Impl* p = impl.get();
   std::unique_ptr<Scheduler> sched(new Scheduler(std::move(impl)));
   p->thread = std::thread([p] { p->loop(); });
@@ -692,7 +513,7 @@ CacheStats Scheduler::cache_stats() const {
     std::lock_guard<std::mutex> lk(impl_->mu);
     cs = impl_->cstats;
   }
-  if (impl_->store) cs.store = impl_->store->stats();
+  cs.store = impl_->blocks.store_stats();
   return cs;
 }
 

@@ -1,7 +1,11 @@
-// Continuous batching: many requests share one model, one thread pool and one paged KV
-// pool. One scheduler thread runs a loop of steps; every step is a single forward pass
-// over the next token of every running sequence plus prefill chunks of waiting ones,
-// under a per-step token budget, so a long prompt never stalls running streams.
+// The generation engine of every command (serve: many requests; run and chat: one at a
+// time, through generate.h). Continuous batching: many requests share one model, one
+// thread pool and one paged KV pool. The scheduler only plans steps; the BlockManager
+// (block_manager.h) holds the sequences' KV blocks and the Runner (runner.h) runs the
+// forward passes. One scheduler thread runs a loop of steps; every step is a single
+// forward pass over the next token of every running sequence plus prefill chunks of
+// waiting ones, under a per-step token budget, so a long prompt never stalls running
+// streams.
 // Requests join and leave at any step. Events (text pieces, the finish) are delivered
 // on the scheduler thread through the request's callback; handlers must be short and
 // must not call back into the scheduler except cancel().
@@ -33,8 +37,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/block_manager.h"
 #include "engine/runner.h"
-#include "kv/kv_store.h"
 #include "models/model.h"
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
@@ -45,17 +49,16 @@ namespace flashlm {
 struct SchedulerOptions {
   int n_parallel = 4;        // sequences running at once
   int64_t n_ctx = 0;         // positions per sequence; 0: min(training context, 4096)
-  int64_t kv_blocks = 0;     // global layers' KV pool in blocks; 0: n_parallel * n_ctx worth
-  // KV memory budget in bytes (all pools); 0: sized by kv_blocks. Sliding-window layers
-  // get a pool sized by their window; global layers get the rest. Blocks beyond what the
-  // running sequences use hold cached prefixes.
-  int64_t kv_mem_bytes = 0;
+  // KV pool (RuntimeOptions): in blocks, or a byte budget; 0: n_parallel * n_ctx worth.
+  // Blocks beyond what the running sequences use hold cached prefixes.
+  int64_t kv_blocks = 0, kv_mem_bytes = 0;
   int step_tokens = 512;     // tokens per forward pass (decode tokens + prefill chunks)
   int max_queue = 256;       // waiting requests beyond the free running slots; more are refused
   int n_threads = 0;         // 0: all cores
   // Each sequence's results independent of what else runs in the step (MatmulOptions):
   // greedy outputs equal the same requests run one at a time. Off, prefill steps may use
-  // the faster panel GEMM, which rounds differently.
+  // the faster panel GEMM, which rounds differently (what `run` and `chat` use: one
+  // sequence has no batch to be independent of).
   bool batch_invariant = true;
   DType kv_type = kDefaultKvType;  // element type of the KV cache (runner.h)
   std::string kv_store_dir{};      // persistent KV block store; empty: off
@@ -117,25 +120,6 @@ struct SchedulerStats {
   // kStepTokenBuckets[i-1] < n <= kStepTokenBuckets[i] (the last: n > 512). Sums to steps.
   std::array<int64_t, kStepTokenBucketCount> step_tokens_hist{};
   int64_t step_tokens_sum = 0;      // tokens over all steps (the histogram's _sum)
-};
-
-// The prefix cache, for monitoring.
-struct CacheStats {
-  int64_t blocks_cached = 0;   // unreferenced blocks kept for reuse (evictable)
-  int64_t blocks_pinned = 0;   // references held by warm() pins
-  int64_t hit_tokens = 0;      // prompt tokens reused at requests' first admission (usage's cached tokens)
-  int64_t miss_tokens = 0;     // prompt tokens not found cached at first admission
-  int64_t recompute_hit_tokens = 0;  // tokens preempted sequences found cached when readmitted
-  int64_t bytes_used = 0;      // referenced blocks
-  int64_t bytes_cached = 0;    // cached (unreferenced) blocks
-  int64_t bytes_total = 0;     // all pools
-  std::vector<KvGroupStats> groups;  // global layers first, then each sliding window
-  // Persistent store (all zero when off). store.hits/misses count the store's own
-  // lookups; blocks_loaded are blocks read from disk into the cache at admission.
-  bool store_enabled = false;
-  KvStoreStats store;               // blocks, bytes on disk, pending, writes, corrupt, dropped, ...
-  int64_t store_blocks_loaded = 0;  // imported into memory from disk
-  int64_t store_blocks_rejected = 0;  // read fine but tokens/parent/size did not match the prompt's block
 };
 
 class Scheduler {

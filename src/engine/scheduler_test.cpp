@@ -1,6 +1,6 @@
 // Continuous batching against the single-sequence path: whatever the interleaving
 // (chunked prefill beside decodes, admission order, preemption for KV blocks), every
-// request's greedy tokens must equal generate() on a fresh Runner, one prompt at a time.
+// request's greedy tokens must equal the same prompt run alone on its own engine (run_alone).
 // Plus the request lifecycle: cancel, timeouts, queue limits, stop(drain), validation.
 #include "engine/scheduler.h"
 
@@ -55,7 +55,7 @@ void check_batched_equals_sequential(const Loaded& l, int64_t max_tokens, int st
   std::vector<RequestOptions> reqs;
   for (size_t i = 0; i < prompts.size(); ++i) {
     RequestOptions r = greedy(prompts[i], max_tokens);
-    r.ignore_eos = i % 2 == 0;  // half may stop at EOS, as generate() would
+    r.ignore_eos = i % 2 == 0;  // half may stop at EOS, as run_alone would
     if (i == 3) r.sampling.repeat_penalty = 1.3f;  // penalties see the prompt history
     reqs.push_back(r);
   }
@@ -342,7 +342,7 @@ TEST(Scheduler, CreateValidation) {
 }
 
 // The prompt fills all but one position: one token fits, the next finds no position
-// (kLength), exactly as generate() ends on a full context.
+// (kLength), exactly as a request alone ends on a full context.
 TEST(Scheduler, ContextFullFinishesWithLength) {
   LOAD_OR_SKIP(l, kTinyLlama);
   SchedulerOptions o;

@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "engine/generate.h"
-#include "engine/runner.h"
 #include "engine/scheduler.h"
 
 namespace flashlm::test {
@@ -117,7 +116,8 @@ struct Collector {
   }
 };
 
-// One prompt through the single-sequence path, on its own Runner.
+// One prompt alone on its own engine (one sequence, nothing else in any step): what a
+// batched request must reproduce.
 struct Reference {
   std::vector<int32_t> tokens;
   std::string text;
@@ -125,25 +125,20 @@ struct Reference {
 };
 
 inline Reference run_alone(const Loaded& l, int64_t n_ctx, const std::vector<int32_t>& prompt, const RequestOptions& r) {
-  RuntimeOptions ro;
-  ro.n_threads = test_threads();
-  ro.n_ctx = n_ctx;
-  ro.batch_invariant = true;  // as the scheduler runs by default
-  auto runner = Runner::create(*l.model, ro);
-  EXPECT_TRUE(runner.is_ok()) << runner.message();
-  if (!runner) return {};
-  GenerateOptions go;
-  go.n_predict = static_cast<int>(r.max_tokens);
-  go.sampling = r.sampling;
-  go.stop = r.stop;
-  go.ignore_eos = r.ignore_eos;
+  SchedulerOptions o;
+  o.n_parallel = 1;
+  o.n_threads = test_threads();
+  o.n_ctx = n_ctx;  // batch-invariant, as the scheduler under test runs by default
+  auto engine = Scheduler::create(*l.model, *l.tok, o);
+  EXPECT_TRUE(engine.is_ok()) << engine.message();
+  if (!engine) return {};
+  RequestOptions req = r;
+  req.prompt = prompt;
   Reference ref;
   GenerateStats st;
-  const int seq = (*runner)->seq_new();
-  Status s = generate(**runner, seq, *l.tok, prompt, go,
+  Status s = generate(**engine, std::move(req),
                       [&](std::string_view piece) {
                         ref.text += piece;
-                        return true;
                       },
                       &st);
   EXPECT_TRUE(s.is_ok()) << s.message();

@@ -52,7 +52,7 @@ bool Sequence::next_token(const float* logits, int32_t n_vocab, int64_t n_ctx, S
   sampler_.accept(info.token);
   if (ttft_ms_ < 0.0) ttft_ms_ = std::chrono::duration<double, std::milli>(now - t_submit_).count();
 
-  // Same order of checks as generate(): EOS, stop string, context full, max_tokens.
+  // Order of checks: EOS, stop string, context full, max_tokens.
   std::string text;
   if (!opts_.ignore_eos && tok_->is_eog(info.token)) {
     finish_ = FinishReason::kStop;  // the end-of-generation token is not output

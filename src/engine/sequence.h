@@ -1,6 +1,6 @@
 // One request inside the Scheduler: its options, its own sampling and streaming state
-// (Sampler, StreamDecoder, StopMatcher: the pieces generate() uses for one sequence) and
-// where it stands in the KV cache. Touched only by the scheduler thread, except
+// (Sampler, StreamDecoder, StopMatcher: the one place generation samples, stops and
+// detokenizes, for every command) and where it stands in the KV cache. Touched only by the scheduler thread, except
 // cancel_requested, which cancel() and stop() set from other threads.
 #pragma once
 
@@ -22,7 +22,7 @@ using SchedClock = std::chrono::steady_clock;
 class Sequence {
  public:
   // opts must already be validated (Scheduler::submit). The prompt enters the sampler's
-  // penalty history, as in generate().
+  // penalty history.
   Sequence(uint64_t id, RequestOptions opts, EventFn on_event, const tok::Tokenizer& tok, SchedClock::time_point now);
 
   uint64_t id() const { return id_; }
