@@ -148,7 +148,7 @@ class Flashlm(Engine):
     name = "flashlm"
 
     def command(self) -> list[str]:
-        return [str(ROOT / "build" / "flashlm"), "serve", "-m", str(self.model), "--port", str(self.port),
+        return [self.args.flashlm, "serve", "-m", str(self.model), "--port", str(self.port),
                 "-t", str(self.threads), "--parallel", str(self.max_conc), "-c", str(self.ctx),
                 "--max-queue", "1024"]
 
@@ -293,6 +293,8 @@ def main() -> int:
                     help="requests per level (0: max(8, 2 x concurrency))")
     ap.add_argument("--ctx", type=int, default=512, help="context per sequence")
     ap.add_argument("--engines", default="flashlm,llamacpp")
+    ap.add_argument("--flashlm", default=str(ROOT / "build" / "flashlm"),
+                    help="the flashlm binary (e.g. an older build, to measure before/after in one run)")
     ap.add_argument("--llama-server", default=os.environ.get("LLAMA_SERVER", ""),
                     help="a llama-server binary to use instead of llama-cpp-python's server")
     ap.add_argument("--llama-python", default=os.environ.get("LLAMA_PYTHON", "/opt/flashlm-bench/bin/python"),
