@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian 12 machine for flashlm: system packages, the default models
+# Sets up a fresh Debian 12 machine for flashlm: system packages (including the fuzzing
+# and aarch64 cross-build toolchains scripts/test.sh uses), the default models
 # (into models/), the evaluation text (data/eval.txt), and a Release build (build/).
 # Safe to run again: each step skips what is already done.
 set -euo pipefail
@@ -12,14 +13,23 @@ APT_PACKAGES=(
   python3 python3-pip python3-venv curl chromium
   bible-kjv
 )
+# The test stages beyond the Release build: clang and its sanitizer runtimes for the
+# fuzzers; Debian's aarch64 cross compiler, qemu-user and arm64 multiarch libraries for
+# the aarch64 build (scripts/test.sh skips a stage whose tools are missing).
+FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+ARM64_PACKAGES=(g++-aarch64-linux-gnu qemu-user libpcre2-dev:arm64 libgtest-dev:arm64)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
-for p in "${APT_PACKAGES[@]}"; do
+for p in "${APT_PACKAGES[@]}" "${FUZZ_PACKAGES[@]}" "${ARM64_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
+  # The :arm64 packages need the architecture enabled before apt-get update.
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    $SUDO dpkg --add-architecture arm64
+  fi
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
 fi

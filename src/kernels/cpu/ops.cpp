@@ -23,17 +23,24 @@ void rms_norm_reference(const float* x, const float* w, float* y, int64_t n, flo
 void rope(float* x, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base, float freq_scale,
           RopeStyle style, const float* freq_factors) {
   const int64_t half = n_rot / 2;
-  // theta_i = pos * base^(-2i/n_rot), computed in double for long positions.
+  // ggml's angles, float for float (ggml_rope_cache_init): theta_0 = pos, theta_{i+1} =
+  // theta_i * powf(base, -2 / n_rot), angle = scale * (theta_i / factor_i), then cosf and
+  // sinf. The recurrence drifts from pos * base^(-2i/n_rot) by about i float roundings
+  // (1e-4 rad at position 1000); following it keeps our 8-bit activation rounding in
+  // step with llama.cpp's, where an exact angle would flip near-tie roundings.
+  const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(n_rot));
+  float theta = static_cast<float>(pos);
   for (int64_t i = 0; i < half; ++i) {
-    double theta = static_cast<double>(pos) * freq_scale * std::pow(static_cast<double>(freq_base), -2.0 * i / n_rot);
-    if (freq_factors != nullptr) theta /= freq_factors[i];
-    const float c = static_cast<float>(std::cos(theta));
-    const float s = static_cast<float>(std::sin(theta));
+    const float ff = freq_factors != nullptr ? freq_factors[i] : 1.0f;
+    const float angle = freq_scale * (theta / ff);
+    const float c = std::cos(angle);
+    const float s = std::sin(angle);
     const int64_t i0 = style == RopeStyle::kNorm ? 2 * i : i;
     const int64_t i1 = style == RopeStyle::kNorm ? 2 * i + 1 : i + half;
     const float a = x[i0], b = x[i1];
     x[i0] = a * c - b * s;
     x[i1] = a * s + b * c;
+    theta *= theta_scale;
   }
   (void)head_dim;
 }

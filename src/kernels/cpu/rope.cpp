@@ -5,23 +5,20 @@
 namespace flashlm::ops {
 
 RopeFreqs::RopeFreqs(int64_t n_rot, float base, float scale, const float* freq_factors)
-    : n_rot_(n_rot), base_(base), scale_(scale) {
-  const int64_t half = n_rot / 2;
-  pow_.resize(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i) {
-    pow_[static_cast<size_t>(i)] = std::pow(static_cast<double>(base), -2.0 * static_cast<double>(i) / n_rot);
-  }
-  if (freq_factors != nullptr) factors_.assign(freq_factors, freq_factors + half);
+    : n_rot_(n_rot), base_(base), scale_(scale), theta_scale_(std::pow(base, -2.0f / static_cast<float>(n_rot))) {
+  if (freq_factors != nullptr) factors_.assign(freq_factors, freq_factors + n_rot / 2);
 }
 
 void RopeFreqs::cos_sin(int64_t pos, float* cs) const {
   const int64_t half = n_rot_ / 2;
+  // ops::rope's float recurrence (ggml's), operation for operation.
+  float theta = static_cast<float>(pos);
   for (int64_t i = 0; i < half; ++i) {
-    // The reference's expression and order: (pos * scale) * base^(-2i/n_rot), then / factor.
-    double theta = static_cast<double>(pos) * scale_ * pow_[static_cast<size_t>(i)];
-    if (!factors_.empty()) theta /= factors_[static_cast<size_t>(i)];
-    cs[i] = static_cast<float>(std::cos(theta));
-    cs[half + i] = static_cast<float>(std::sin(theta));
+    const float ff = factors_.empty() ? 1.0f : factors_[static_cast<size_t>(i)];
+    const float angle = scale_ * (theta / ff);
+    cs[i] = std::cos(angle);
+    cs[half + i] = std::sin(angle);
+    theta *= theta_scale_;
   }
 }
 

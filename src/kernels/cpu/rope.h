@@ -3,8 +3,9 @@
 // not on the head, so a forward pass computes each token's cos/sin once per
 // configuration and every q and k head of every layer using it applies that table.
 //
-// The angles are ops::rope's (which stays the reference), computed the same way in
-// double: theta_i = pos * scale * base^(-2i / n_rot) / factor_i, as in ggml's rope.
+// The angles are ops::rope's (which stays the reference), computed the same way:
+// ggml's float recurrence theta_{i+1} = theta_i * base^(-2 / n_rot) from theta_0 = pos,
+// angle_i = scale * theta_i / factor_i (see ops::rope for why not the exact angle).
 #pragma once
 
 #include <cstdint>
@@ -33,8 +34,8 @@ class RopeFreqs {
   int64_t n_rot_;
   float base_;
   float scale_;
-  std::vector<double> pow_;      // [n_rot / 2] base^(-2i / n_rot)
-  std::vector<double> factors_;  // [n_rot / 2] or empty
+  float theta_scale_;           // powf(base, -2 / n_rot)
+  std::vector<float> factors_;  // [n_rot / 2] or empty
 };
 
 // Rotates the first n_rot dims of one head vector in place by a table from

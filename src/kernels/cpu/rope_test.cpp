@@ -1,6 +1,6 @@
 // RoPE from a per-token cos/sin table (RopeFreqs + rope_apply) against ops::rope, the
 // reference that computes the angles per head: both styles, partial rotation, frequency
-// factors, linear scaling, long positions. The angles are the same doubles, so the
+// factors, linear scaling, long positions. The angles are the same floats, so the
 // results agree to float rounding of a * c - b * s (exactly, without FMA contraction).
 #include "kernels/cpu/rope.h"
 
@@ -69,24 +69,45 @@ TEST(RopeTable, MatchesPerHeadReference) {
   }
 }
 
-// The table itself: cos and sin of pos * scale * base^(-2i/n_rot) / factor_i, computed
-// independently in long double.
-TEST(RopeTable, CosSinAreTheAngles) {
+// The table itself: ggml's recurrence (theta_0 = pos, theta_{i+1} = fl(theta_i * r) with
+// r = powf(base, -2/n_rot), angle = fl(scale * fl(theta_i / factor_i))) replayed here,
+// its cos and sin taken in long double: the table holds them to float rounding.
+TEST(RopeTable, CosSinFollowGgmlRecurrence) {
   const int64_t n_rot = 128;
   std::vector<float> factors(n_rot / 2);
   for (size_t i = 0; i < factors.size(); ++i) factors[i] = 1.0f + static_cast<float>(i % 5);
   const RopeFreqs freqs(n_rot, 500000.0f, 0.25f, factors.data());
+  const float r = std::pow(500000.0f, -2.0f / static_cast<float>(n_rot));
   std::vector<float> cs(n_rot);
   for (int64_t pos : {0, 5, 4096, 100000}) {
     freqs.cos_sin(pos, cs.data());
+    volatile float theta = static_cast<float>(pos);  // volatile: one float rounding per step
     for (int64_t i = 0; i < n_rot / 2; ++i) {
-      const long double theta = static_cast<long double>(pos) * 0.25L *
-                                std::pow(500000.0L, -2.0L * static_cast<long double>(i) / n_rot) /
-                                factors[static_cast<size_t>(i)];
-      // Float rounding of the result plus the double angle's relative error times theta.
-      const double tol = kUlp + 1e-15 * static_cast<double>(theta);
-      EXPECT_NEAR(cs[static_cast<size_t>(i)], static_cast<double>(std::cos(theta)), tol) << pos << " " << i;
-      EXPECT_NEAR(cs[static_cast<size_t>(n_rot / 2 + i)], static_cast<double>(std::sin(theta)), tol) << pos << " " << i;
+      const float angle = 0.25f * (theta / factors[static_cast<size_t>(i)]);
+      const long double a = angle;
+      EXPECT_NEAR(cs[static_cast<size_t>(i)], static_cast<double>(std::cos(a)), kUlp) << pos << " " << i;
+      EXPECT_NEAR(cs[static_cast<size_t>(n_rot / 2 + i)], static_cast<double>(std::sin(a)), kUlp) << pos << " " << i;
+      theta = theta * r;
+    }
+  }
+}
+
+// The recurrence stays close to the exact angle pos * scale * base^(-2i/n_rot) / factor_i:
+// r carries one rounding (relative 2^-24), each step one more, so angle i is within
+// (2i + 3) * 2^-24 of it, relative.
+TEST(RopeTable, AnglesNearTheExactOnes) {
+  const int64_t n_rot = 128;
+  const RopeFreqs freqs(n_rot, 10000.0f, 1.0f, nullptr);
+  std::vector<float> cs(n_rot);
+  for (int64_t pos : {1, 777, 4096}) {
+    freqs.cos_sin(pos, cs.data());
+    for (int64_t i = 0; i < n_rot / 2; ++i) {
+      const long double exact =
+          static_cast<long double>(pos) * std::pow(10000.0L, -2.0L * static_cast<long double>(i) / n_rot);
+      const double drift = static_cast<double>(exact) * static_cast<double>(2 * i + 3) / (1 << 24);
+      EXPECT_NEAR(cs[static_cast<size_t>(i)], static_cast<double>(std::cos(exact)), drift + kUlp) << pos << " " << i;
+      EXPECT_NEAR(cs[static_cast<size_t>(n_rot / 2 + i)], static_cast<double>(std::sin(exact)), drift + kUlp)
+          << pos << " " << i;
     }
   }
 }
