@@ -124,6 +124,9 @@ void check(const std::string& path, std::vector<int32_t> prompt, int n_decode) {
   ASSERT_TRUE(ref.is_ok()) << ref.message();
   ASSERT_STREQ((*cpu)->backend().name(), "cpu");
   ASSERT_STREQ((*ref)->backend().name(), "reference");
+  // Weights were placed by their backend at load: each view says where it lives.
+  EXPECT_EQ((*cpu)->weights().output.device, Device::kCpu);
+  EXPECT_EQ((*ref)->weights().layers[0].wq.device, Device::kCpu);
   const int64_t n_vocab = (*cpu)->config().n_vocab;
   const int n_layer = (*cpu)->config().n_layer;
   const float unit = activation_unit((*cpu)->weights());

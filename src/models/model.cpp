@@ -1,7 +1,6 @@
 #include "models/model.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 
 #include "models/ffn.h"
