@@ -12,6 +12,8 @@ if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cu
   endif()
 endif()
 enable_language(CUDA)
+# Targets made after this point that hold CUDA objects (the libraries, the binary) would
+# otherwise ask for the C++ standard (20) as a CUDA dialect, which CMake 3.25 cannot give nvcc.
 set(CMAKE_CUDA_STANDARD 17)
 set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 find_package(CUDAToolkit REQUIRED)
@@ -20,6 +22,10 @@ file(GLOB BACKEND_CUDA_SRCS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/backend/cu
      ${CMAKE_SOURCE_DIR}/src/backend/cuda/*.cpp)
 list(FILTER BACKEND_CUDA_SRCS EXCLUDE REGEX "_test\\.cpp$")
 target_sources(flashlm_backend PRIVATE ${BACKEND_CUDA_SRCS})
+# The layer exists before CUDA is enabled, so its CUDA properties are set here; the .cu
+# files need no C++20.
+set_target_properties(flashlm_backend PROPERTIES CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}"
+  CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON)
 # The project's warning flags are the host compiler's: nvcc gets its own (warnings as
 # errors, host warnings passed through).
 get_target_property(FLASHLM_BACKEND_OPTS flashlm_backend COMPILE_OPTIONS)
