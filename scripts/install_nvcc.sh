@@ -35,7 +35,11 @@ fi
 [ "$find_only" = 1 ] && exit 1
 
 python=${PYTHON:-python3}
-"$python" -m venv "$prefix/venv"
+if ! "$python" -m venv "$prefix/venv"; then
+  # Debian's python3 makes virtual environments only with python3-venv.
+  apt-get install -y -q python3-venv
+  "$python" -m venv "$prefix/venv"
+fi
 "$prefix/venv/bin/pip" install -q --disable-pip-version-check "nvidia-cuda-nvcc==13.0.*" "nvidia-nvvm==13.0.*" \
   "nvidia-cuda-crt==13.0.*" "nvidia-cuda-runtime==13.0.*"
 site=$("$prefix/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
