@@ -34,6 +34,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
 fi
 
+# nvcc for the CUDA backend's build stage (the machine's toolkit, else NVIDIA's PyPI
+# wheels); without one scripts/test.sh says that stage is skipped.
+scripts/install_nvcc.sh || echo "setup: no nvcc could be installed: the CUDA build stage will be skipped"
+
 scripts/fetch_models.sh
 scripts/make_eval_text.sh
 

@@ -20,6 +20,15 @@ flashlm_cli_error(non_numeric_ctx "ctx-size" ${FLASHLM_BIN} run -m ${SMOLLM} -p 
 flashlm_cli_error(ctx_too_big "exceeds the model's training context" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi -c 1000000)
 flashlm_cli_error(bad_top_p "top_p|top-p" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --top-p 7)
 flashlm_cli_error(bad_kv_type "unknown KV cache type 'q4_0'" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --kv-type q4_0)
+flashlm_cli_error(bad_backend "unknown backend 'metal'" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --backend metal)
+# The CUDA backend: built without it, the build says so; built with it (build-cuda in
+# scripts/test.sh), the skeleton says its kernels are not there yet.
+if(FLASHLM_CUDA)
+  flashlm_cli_error(backend_cuda "backend 'cuda': kernels not implemented yet" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --backend cuda)
+else()
+  flashlm_cli_error(backend_cuda "backend 'cuda': this build has no CUDA" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --backend cuda)
+endif()
+flashlm_cli_error(serve_backend_cuda "backend 'cuda'" ${FLASHLM_BIN} serve -m ${SMOLLM} --port 0 --backend cuda)
 flashlm_cli_error(prompt_over_ctx "context" ${FLASHLM_BIN} run -m ${SMOLLM} -c 16 -p "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen")
 flashlm_cli_error(missing_text_file "cannot read" ${FLASHLM_BIN} perplexity -m ${SMOLLM} -f /nonexistent/text.txt)
 
@@ -48,6 +57,10 @@ set_tests_properties(cli_error_run_wrong_arch PROPERTIES FIXTURES_REQUIRED bad_i
 # check the commands end to end: text out, timings and peak memory on stderr.
 add_test(NAME cli_run_smollm2_chat COMMAND ${FLASHLM_BIN} run -m ${SMOLLM} --chat -p "What is the capital of France?" -n 24 --temp 0)
 add_test(NAME cli_run_gemma3_chat COMMAND ${FLASHLM_BIN} run -m ${GEMMA} --chat -p "What is the capital of France?" -n 16 --temp 0)
+# The reference backend (scalar reference ops) through the whole command.
+add_test(NAME cli_run_smollm2_reference_backend COMMAND ${FLASHLM_BIN} run -m ${SMOLLM} --backend reference -p "The capital of France is" -n 4 --temp 0)
+set_tests_properties(cli_run_smollm2_reference_backend PROPERTIES
+                     PASS_REGULAR_EXPRESSION "[A-Za-z].*generation [0-9]+ tokens.*tokens/s")
 set_tests_properties(cli_run_smollm2_chat cli_run_gemma3_chat PROPERTIES
                      PASS_REGULAR_EXPRESSION "[A-Za-z].*generation [0-9]+ tokens.*tokens/s.*peak memory" LABELS slow)
 # Interactive chat: two turns on stdin, two answers with timings.

@@ -39,6 +39,7 @@ struct BenchArgs {
   int reps = 5;
   std::string output = "md";
   DType kv_type = kDefaultKvType;
+  BackendKind backend = BackendKind::kCpu;
 };
 
 struct Row {
@@ -188,7 +189,7 @@ int bench(const BenchArgs& a, const std::string& version) {
     print_error("-p 0 and -n 0: nothing to measure");
     return 1;
   }
-  Result<std::unique_ptr<Model>> loaded = Model::load(a.model);
+  Result<std::unique_ptr<Model>> loaded = Model::load(a.model, a.backend);
   if (!loaded) {
     print_error(loaded.message());
     return 1;
@@ -314,6 +315,7 @@ void add_bench(CLI::App& app, int* exit_code) {
   sub->add_option("-r,--repetitions", args->reps, "timed runs per test (after one warm-up)")->check(CLI::Range(1, 1000));
   sub->add_option("-o,--output", args->output, "output format: md or json")->check(CLI::IsMember({"md", "json"}));
   add_kv_type_flag(sub, &args->kv_type);
+  add_backend_flag(sub, &args->backend);
   const CLI::App* root = &app;
   sub->final_callback([args, exit_code, root] { *exit_code = bench(*args, root->version()); });
 }

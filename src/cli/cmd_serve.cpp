@@ -25,6 +25,7 @@ struct ServeArgs {
   int max_queue = 256;
   double timeout_s = 600.0;
   DType kv_type = kDefaultKvType;
+  BackendKind backend = BackendKind::kCpu;
   std::string kv_mem;  // empty: n_parallel full contexts
   std::string kv_store;       // persistent KV block directory; empty: off
   std::string kv_store_size = "2G";
@@ -103,7 +104,7 @@ int serve(const ServeArgs& a) {
   sched.kv_store_dir = a.kv_store;
   if (kv_store_bytes > 0) sched.kv_store_bytes = kv_store_bytes;
   std::thread loader([&s, &a, sched] {
-    Result<std::unique_ptr<server::Backend>> b = server::load_model_backend(a.model, sched);
+    Result<std::unique_ptr<server::Backend>> b = server::load_model_backend(a.model, sched, a.backend);
     if (!b) {
       s.fail(b.message());
     } else {
@@ -131,6 +132,7 @@ void add_serve(CLI::App& app, int* exit_code) {
   sub->add_option("-t,--threads", args->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
   sub->add_option("-b,--batch-size", args->batch, "tokens per forward pass")->check(CLI::Range(1, 65536));
   add_kv_type_flag(sub, &args->kv_type);
+  add_backend_flag(sub, &args->backend);
   sub->add_option("--api-key", args->api_key, "require 'Authorization: Bearer KEY' on the API");
   sub->add_option("--max-queue", args->max_queue, "waiting requests beyond the free running slots (more get 429)")
       ->check(CLI::Range(0, 1 << 20));

@@ -17,6 +17,19 @@ void add_common_flags(CLI::App* app, CommonArgs* a) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   app->add_option("-b,--batch-size", a->batch, "tokens per forward pass")->check(CLI::Range(1, 65536));
   add_kv_type_flag(app, &a->kv_type);
+  add_backend_flag(app, &a->backend);
+}
+
+void add_backend_flag(CLI::App* app, BackendKind* kind) {
+  app->add_option_function<std::string>(
+         "--backend",
+         [kind](const std::string& name) {
+           Result<BackendKind> k = backend_kind_from_name(name);
+           if (!k) throw CLI::ValidationError("--backend", k.message());
+           *kind = *k;
+         },
+         "compute backend: cpu (default), reference (scalar reference ops, slow) or cuda")
+      ->type_name("NAME");
 }
 
 void add_kv_type_flag(CLI::App* app, DType* type) {
@@ -87,7 +100,7 @@ std::unique_ptr<Loaded> load(const CommonArgs& a, LoadFor what) {
     l->tok = std::make_unique<Tokenizer>(std::move(tok.value()));
     return l;
   }
-  Result<std::unique_ptr<Model>> m = Model::load(a.model);
+  Result<std::unique_ptr<Model>> m = Model::load(a.model, a.backend);
   if (!m) {
     print_error(m.message());
     return nullptr;

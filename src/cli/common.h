@@ -22,11 +22,14 @@ struct CommonArgs {
   int64_t ctx = 0;
   int batch = 512;
   DType kv_type = kDefaultKvType;
+  BackendKind backend = BackendKind::kCpu;
 };
 
 void add_common_flags(CLI::App* app, CommonArgs* a);
 // --kv-type f32|f16|q8_0 into *type.
 void add_kv_type_flag(CLI::App* app, DType* type);
+// --backend cpu|reference|cuda into *kind.
+void add_backend_flag(CLI::App* app, BackendKind* kind);
 // -n, the sampling flags, --stop and --ignore-eos into a request's options.
 void add_sampling_flags(CLI::App* app, RequestOptions* r);
 

@@ -9,17 +9,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/backend.h"  // AttentionWork
 #include "models/batch.h"
 
 namespace flashlm {
-
-struct AttentionWork {
-  int64_t row = 0;         // first batch row of the tile
-  int32_t n_q = 0;         // rows row .. row + n_q - 1: one sequence, consecutive positions
-  int32_t head_begin = 0;  // query heads [head_begin, head_end), all of one KV group
-  int32_t head_end = 0;
-  int64_t cost = 0;        // (query, key) pairs times heads: the order items are handed out
-};
 
 struct AttentionPlanParams {
   int n_head = 0;

@@ -7,11 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/ops.h"
+#include "backend/backend.h"  // Activation, ops::RopeStyle
 
 namespace flashlm {
 
-enum class Activation { kSilu, kGeluTanh };
 enum class FfnKind { kDense, kMoe };  // kMoe: router -> top-k -> expert FFNs (models/moe.h)
 // How router logits become expert scores (llama.cpp's expert_gating_func: 1, 2).
 enum class ExpertGating { kSoftmax, kSigmoid };

@@ -6,19 +6,11 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/cpu/matmul.h"
-#include "kernels/cpu/thread_pool.h"
+#include "backend/backend.h"
 #include "models/config.h"
 #include "tensor/tensor.h"
 
 namespace flashlm {
-
-// One gated FFN's weights. n_ff = gate.ne[1].
-struct FfnWeights {
-  TensorView gate;  // [n_embd] x [n_ff]
-  TensorView up;    // [n_embd] x [n_ff]
-  TensorView down;  // [n_ff] x [n_embd]
-};
 
 // Optional hook that sees a layer's FFN input rows and intermediate activations
 // (act(gate) * up); moefy's calibration uses it. Unset: no cost.
@@ -42,8 +34,8 @@ struct MoeWeights {
 };
 
 // x: [n, n_embd] normalised input (row stride n_embd); out: [n, n_embd].
-// gate_buf, up_buf: [n, n_ff] scratch.
-void ffn_dense(const FfnWeights& w, Activation act, const float* x, int64_t n, int64_t n_embd, float* out,
-               float* gate_buf, float* up_buf, ThreadPool& pool, MatmulOptions mm, FfnTap tap = {});
+// gate_buf, up_buf: [n, n_ff] scratch. FfnWeights (one gated FFN) is backend/backend.h's.
+void ffn_dense(const ComputeBackend& be, const ExecContext& ctx, const FfnWeights& w, Activation act, const float* x,
+               int64_t n, int64_t n_embd, float* out, float* gate_buf, float* up_buf, FfnTap tap = {});
 
 }  // namespace flashlm

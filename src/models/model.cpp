@@ -1,41 +1,46 @@
 #include "models/model.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 
-#include "kernels/cpu/attention.h"
-#include "kernels/cpu/attention_tiles.h"
-#include "kernels/cpu/matmul.h"
-#include "kernels/cpu/ops.h"
 #include "models/ffn.h"
 #include "models/moe.h"
 #include "models/registry.h"
 
 namespace flashlm {
 
-Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
+Result<std::unique_ptr<Model>> Model::load(const std::string& path, BackendKind backend) {
+  // The backend first: a build or machine that cannot run it fails before any file work.
+  Result<std::unique_ptr<ComputeBackend>> be = make_backend(backend);
+  if (!be) return be.status();
   Result<gguf::File> f = gguf::File::open(path);
   if (!f) return f.status();
   Result<ModelConfig> cfg = parse_model_config(*f);
   if (!cfg) return cfg.status().with_context("'" + path + "'");
   Result<ModelWeights> w = load_decoder_weights(*f, *cfg);
   if (!w) return w.status().with_context("'" + path + "'");
-  return std::unique_ptr<Model>(new Model(std::move(f.value()), std::move(cfg.value()), std::move(w.value())));
+  if (Status st = place_weights(**be, &w.value()); !st) return st.with_context("'" + path + "'");
+  return std::unique_ptr<Model>(
+      new Model(std::move(f.value()), std::move(cfg.value()), std::move(w.value()), std::move(be.value())));
 }
 
-Model::Model(gguf::File f, ModelConfig cfg, ModelWeights w)
-    : file_(std::move(f)), cfg_(std::move(cfg)), weights_(std::move(w)), model_id_(compute_model_id(file_)) {
+Model::Model(gguf::File f, ModelConfig cfg, ModelWeights w, std::unique_ptr<ComputeBackend> backend)
+    : file_(std::move(f)),
+      cfg_(std::move(cfg)),
+      weights_(std::move(w)),
+      backend_(std::move(backend)),
+      model_id_(compute_model_id(file_)) {
   // A forward pass computes each token's RoPE cos/sin once per distinct configuration
   // (Gemma 3: a local and a global base), not once per layer and head. The frequency
   // factors are one tensor per model, so they never tell two layers apart.
   const float* factors = static_cast<const float*>(weights_.rope_freqs.data);  // may be null
   for (const LayerConfig& l : cfg_.layers) {
     size_t i = 0;
-    while (i < rope_.size() && !rope_[i].same_as(cfg_.n_rot, l.rope_base, l.rope_scale)) ++i;
-    if (i == rope_.size()) rope_.emplace_back(cfg_.n_rot, l.rope_base, l.rope_scale, factors);
+    while (i < rope_.size() && !(rope_[i].base == l.rope_base && rope_[i].scale == l.rope_scale)) ++i;
+    if (i == rope_.size()) rope_.push_back(RopeSpec{cfg_.n_rot, l.rope_base, l.rope_scale, factors, cfg_.rope_style});
     layer_rope_.push_back(static_cast<int>(i));
   }
+  rope_tables_ = backend_->rope_tables(rope_.data(), static_cast<int>(rope_.size()));
 }
 
 KvConfig Model::kv_config(int64_t n_ctx, int n_seqs, int64_t step_tokens, int block_size) const {
@@ -107,27 +112,10 @@ void Model::reserve(ForwardScratch& s, int64_t n) const {
   s.up.resize(sz(n_ff));
   s.out_rows.resize(sz(cfg_.n_embd));
   s.rope_cs.resize(sz(static_cast<int64_t>(rope_.size()) * cfg_.n_rot));
+  s.out_index.resize(static_cast<size_t>(n));
   s.moe.reserve(cfg_, n);
   s.capacity = n;
 }
-
-namespace {
-
-void rms_norm_rows(const float* x, const TensorView& w, float* y, int64_t n, int64_t dim, float eps,
-                   ThreadPool& pool) {
-  const float* wd = static_cast<const float*>(w.data);
-  pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t t = b; t < e; ++t) ops::rms_norm(x + t * dim, wd, y + t * dim, dim, eps);
-  });
-}
-
-void add_bias(float* y, const TensorView& b, int64_t n, int64_t dim) {
-  if (b.data == nullptr) return;
-  const float* bd = static_cast<const float*>(b.data);
-  for (int64_t t = 0; t < n; ++t) ops::add(y + t * dim, bd, y + t * dim, dim);
-}
-
-}  // namespace
 
 Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, ThreadPool& pool,
                       std::vector<float>* logits) const {
@@ -159,25 +147,15 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
 
   const int64_t n_embd = cfg_.n_embd;
   const ModelWeights& W = weights_;
+  const ComputeBackend& be = *backend_;
+  const ExecContext ctx{&pool, s.batch_invariant};
+  const int32_t* pos = batch.pos.data();
+  const int32_t* seq = batch.seq.data();
 
-  // Token embeddings (dequantized rows), scaled.
-  pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t t = b; t < e; ++t) {
-      float* xt = s.x.data() + t * n_embd;
-      dequantize_row(W.tok_embd, batch.tokens[static_cast<size_t>(t)], xt);
-      if (cfg_.embd_scale != 1.0f) ops::scale(xt, cfg_.embd_scale, n_embd);
-    }
-  });
-
-  const MatmulOptions mm{s.batch_invariant};
+  be.embed(ctx, W.tok_embd, batch.tokens.data(), n, cfg_.embd_scale, s.x.data());
   // Each token's RoPE cos/sin, once per configuration, for every layer and head using it.
   const int64_t n_rot = cfg_.n_rot;
-  pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
-    for (size_t c = 0; c < rope_.size(); ++c) {
-      float* cs = s.rope_cs.data() + static_cast<int64_t>(c) * n * n_rot;
-      for (int64_t t = b; t < e; ++t) rope_[c].cos_sin(batch.pos[static_cast<size_t>(t)], cs + t * n_rot);
-    }
-  });
+  rope_tables_->fill(ctx, pos, n, s.rope_cs.data());
   for (int il = 0; il < cfg_.n_layer; ++il) {
     const LayerConfig& L = cfg_.layers[static_cast<size_t>(il)];
     const LayerWeights& lw = W.layers[static_cast<size_t>(il)];
@@ -186,108 +164,88 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
     const int64_t kv_dim = L.n_head_kv * hd;
 
     // --- attention ---
-    rms_norm_rows(s.x.data(), lw.attn_norm, s.cur.data(), n, n_embd, cfg_.norm_eps, pool);
-    matmul(lw.wq, s.cur.data(), n_embd, s.q.data(), q_dim, n, pool, mm);
-    matmul(lw.wk, s.cur.data(), n_embd, s.k.data(), kv_dim, n, pool, mm);
-    matmul(lw.wv, s.cur.data(), n_embd, s.v.data(), kv_dim, n, pool, mm);
-    add_bias(s.q.data(), lw.bq, n, q_dim);
-    add_bias(s.k.data(), lw.bk, n, kv_dim);
-    add_bias(s.v.data(), lw.bv, n, kv_dim);
+    be.rms_norm(ctx, s.x.data(), lw.attn_norm, s.cur.data(), n, n_embd, cfg_.norm_eps);
+    be.matmul(ctx, lw.wq, s.cur.data(), n_embd, s.q.data(), q_dim, n);
+    be.matmul(ctx, lw.wk, s.cur.data(), n_embd, s.k.data(), kv_dim, n);
+    be.matmul(ctx, lw.wv, s.cur.data(), n_embd, s.v.data(), kv_dim, n);
+    if (lw.bq.data != nullptr) be.add_bias(ctx, s.q.data(), lw.bq, n, q_dim);
+    if (lw.bk.data != nullptr) be.add_bias(ctx, s.k.data(), lw.bk, n, kv_dim);
+    if (lw.bv.data != nullptr) be.add_bias(ctx, s.v.data(), lw.bv, n, kv_dim);
 
     // QK-norm and RoPE per head (the token's cos/sin for this layer's configuration),
     // then K/V into the cache.
-    const float* rope_cs = s.rope_cs.data() + layer_rope_[static_cast<size_t>(il)] * n * n_rot;
-    pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
-      const float* qn = L.qk_norm ? static_cast<const float*>(lw.q_norm.data) : nullptr;
-      const float* kn = L.qk_norm ? static_cast<const float*>(lw.k_norm.data) : nullptr;
-      for (int64_t t = b; t < e; ++t) {
-        const int64_t p = batch.pos[static_cast<size_t>(t)];
-        const float* cs = rope_cs + t * n_rot;
-        float* qt = s.q.data() + t * q_dim;
-        float* kt = s.k.data() + t * kv_dim;
-        for (int h = 0; h < L.n_head; ++h) {
-          if (qn) ops::rms_norm(qt + h * hd, qn, qt + h * hd, hd, cfg_.norm_eps);
-          ops::rope_apply(qt + h * hd, n_rot, cfg_.rope_style, cs);
-        }
-        for (int h = 0; h < L.n_head_kv; ++h) {
-          if (kn) ops::rms_norm(kt + h * hd, kn, kt + h * hd, hd, cfg_.norm_eps);
-          ops::rope_apply(kt + h * hd, n_rot, cfg_.rope_style, cs);
-        }
-        const int sq = batch.seq[static_cast<size_t>(t)];
-        kv_row_store(kv.config().type, kt, kv.k_slot(il, sq, p), kv_dim);
-        kv_row_store(kv.config().type, s.v.data() + t * kv_dim, kv.v_slot(il, sq, p), kv_dim);
-      }
-    });
+    const int rc = layer_rope_[static_cast<size_t>(il)];
+    QkvRows qkv;
+    qkv.q = s.q.data();
+    qkv.k = s.k.data();
+    qkv.v = s.v.data();
+    qkv.n = n;
+    qkv.pos = pos;
+    qkv.seq = seq;
+    qkv.n_head = L.n_head;
+    qkv.n_head_kv = L.n_head_kv;
+    qkv.head_dim = L.head_dim;
+    qkv.q_norm = L.qk_norm ? static_cast<const float*>(lw.q_norm.data) : nullptr;
+    qkv.k_norm = L.qk_norm ? static_cast<const float*>(lw.k_norm.data) : nullptr;
+    qkv.norm_eps = cfg_.norm_eps;
+    qkv.rope = &rope_[static_cast<size_t>(rc)];
+    qkv.rope_cs = s.rope_cs.data() + rc * n * n_rot;
+    qkv.kv = &kv;
+    qkv.layer = il;
+    be.qkv_rows(ctx, qkv);
 
-    AttentionParams ap;
-    ap.n_head = L.n_head;
-    ap.n_head_kv = L.n_head_kv;
-    ap.head_dim = L.head_dim;
-    ap.scale = cfg_.attn_scale > 0.0f ? cfg_.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd));
-    ap.softcap = cfg_.attn_softcap;
     // Runs of consecutive positions of one sequence (prompt chunks; decode tokens are
-    // runs of one) cut into query tiles, one item per (tile, KV head group); threads take
-    // items largest first from a shared counter, as causal tiles differ in cost.
+    // runs of one) cut into query tiles, one item per (tile, KV head group).
     AttentionPlanParams plan;
     plan.n_head = L.n_head;
     plan.n_head_kv = L.n_head_kv;
     plan.window = L.sliding_window;
-    plan.max_rows = kAttnMaxRows;
+    plan.max_rows = be.attention_tile_rows();
     plan.min_items = pool.size();
     plan_attention(batch, plan, &s.attn_work);
-    std::atomic<size_t> next_item{0};
-    pool.parallel_for(pool.size(), [&](int64_t, int64_t, int) {
-      for (size_t i = next_item.fetch_add(1, std::memory_order_relaxed); i < s.attn_work.size();
-           i = next_item.fetch_add(1, std::memory_order_relaxed)) {
-        const AttentionWork& w = s.attn_work[i];
-        const auto row = static_cast<size_t>(w.row);
-        PagedKvView view;
-        view.k = kv.k_layer(il);
-        view.v = kv.v_layer(il);
-        view.type = kv.config().type;
-        view.kv_dim = kv.config().kv_dim;
-        view.block_size = kv.block_size();
-        view.block_table = kv.block_table(il, batch.seq[row]).data();  // the table of the layer's group
-        AttentionQueries qs;
-        qs.q = s.q.data() + w.row * q_dim;
-        qs.q_stride = q_dim;
-        qs.out = s.attn.data() + w.row * q_dim;
-        qs.out_stride = q_dim;
-        qs.pos0 = batch.pos[row];
-        qs.n_q = w.n_q;
-        attention_chunk(qs, view, ap, L.sliding_window, w.head_begin, w.head_end);
-      }
-    });
-    matmul(lw.wo, s.attn.data(), q_dim, s.proj.data(), n_embd, n, pool, mm);
-    if (L.post_attn_norm) rms_norm_rows(s.proj.data(), lw.post_attn_norm, s.proj.data(), n, n_embd, cfg_.norm_eps, pool);
-    ops::add(s.x.data(), s.proj.data(), s.x.data(), n * n_embd);
+    AttentionCall ac;
+    ac.items = s.attn_work.data();
+    ac.n_items = s.attn_work.size();
+    ac.q = s.q.data();
+    ac.out = s.attn.data();
+    ac.q_stride = q_dim;
+    ac.pos = pos;
+    ac.seq = seq;
+    ac.n_head = L.n_head;
+    ac.n_head_kv = L.n_head_kv;
+    ac.head_dim = L.head_dim;
+    ac.scale = cfg_.attn_scale > 0.0f ? cfg_.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd));
+    ac.softcap = cfg_.attn_softcap;
+    ac.window = L.sliding_window;
+    ac.kv = &kv;
+    ac.layer = il;
+    be.attention(ctx, ac);
+    be.matmul(ctx, lw.wo, s.attn.data(), q_dim, s.proj.data(), n_embd, n);
+    if (L.post_attn_norm) be.rms_norm(ctx, s.proj.data(), lw.post_attn_norm, s.proj.data(), n, n_embd, cfg_.norm_eps);
+    be.add(ctx, s.x.data(), s.proj.data(), s.x.data(), n * n_embd);
 
     // --- feed-forward ---
-    rms_norm_rows(s.x.data(), lw.ffn_norm, s.cur.data(), n, n_embd, cfg_.norm_eps, pool);
+    be.rms_norm(ctx, s.x.data(), lw.ffn_norm, s.cur.data(), n, n_embd, cfg_.norm_eps);
     if (L.ffn == FfnKind::kMoe) {
-      moe_ffn(L.moe, lw.moe, cfg_.act, s.cur.data(), n, n_embd, s.proj.data(), s.moe, pool, mm);
+      moe_ffn(be, ctx, L.moe, lw.moe, cfg_.act, s.cur.data(), n, n_embd, s.proj.data(), s.moe);
     } else {
-      ffn_dense(lw.ffn, cfg_.act, s.cur.data(), n, n_embd, s.proj.data(), s.gate.data(), s.up.data(), pool, mm,
+      ffn_dense(be, ctx, lw.ffn, cfg_.act, s.cur.data(), n, n_embd, s.proj.data(), s.gate.data(), s.up.data(),
                 FfnTap{s.ffn_observer, il});
     }
-    if (L.post_ffn_norm) rms_norm_rows(s.proj.data(), lw.post_ffn_norm, s.proj.data(), n, n_embd, cfg_.norm_eps, pool);
-    ops::add(s.x.data(), s.proj.data(), s.x.data(), n * n_embd);
+    if (L.post_ffn_norm) be.rms_norm(ctx, s.proj.data(), lw.post_ffn_norm, s.proj.data(), n, n_embd, cfg_.norm_eps);
+    be.add(ctx, s.x.data(), s.proj.data(), s.x.data(), n * n_embd);
   }
 
   // Output rows only where logits are wanted.
-  const int64_t n_out = batch.n_logits();
-  int64_t r = 0;
+  int64_t n_out = 0;
   for (int64_t t = 0; t < n; ++t) {
-    if (!batch.want_logits[static_cast<size_t>(t)]) continue;
-    ops::rms_norm(s.x.data() + t * n_embd, static_cast<const float*>(W.output_norm.data),
-                  s.out_rows.data() + r * n_embd, n_embd, cfg_.norm_eps);
-    ++r;
+    if (batch.want_logits[static_cast<size_t>(t)]) s.out_index[static_cast<size_t>(n_out++)] = static_cast<int32_t>(t);
   }
+  be.gather_rows(ctx, s.x.data(), n_embd, s.out_index.data(), n_out, s.out_rows.data());
+  be.rms_norm(ctx, s.out_rows.data(), W.output_norm, s.out_rows.data(), n_out, n_embd, cfg_.norm_eps);
   logits->resize(static_cast<size_t>(n_out * cfg_.n_vocab));
-  matmul(W.output, s.out_rows.data(), n_embd, logits->data(), cfg_.n_vocab, n_out, pool, mm);
-  if (cfg_.final_softcap > 0.0f) {
-    for (float& v : *logits) v = cfg_.final_softcap * std::tanh(v / cfg_.final_softcap);
-  }
+  be.matmul(ctx, W.output, s.out_rows.data(), n_embd, logits->data(), cfg_.n_vocab, n_out);
+  if (cfg_.final_softcap > 0.0f) be.softcap(ctx, logits->data(), n_out * cfg_.n_vocab, cfg_.final_softcap);
   return Status::ok();
 }
 

@@ -6,9 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "formats/gguf.h"
-#include "kernels/cpu/rope.h"
-#include "kernels/cpu/thread_pool.h"
 #include "kv/kv_cache.h"
 #include "models/attention_plan.h"
 #include "models/batch.h"
@@ -22,7 +21,7 @@ namespace flashlm {
 // step so nothing is allocated in the hot loop.
 struct ForwardScratch {
   int64_t capacity = 0;           // tokens
-  bool batch_invariant = false;   // each token's results independent of the batch (MatmulOptions)
+  bool batch_invariant = false;   // each token's results independent of the batch (ExecContext)
   std::vector<float> x;           // [n, n_embd] residual stream
   std::vector<float> cur;         // [n, n_embd] normalised input
   std::vector<float> q;           // [n, n_head * head_dim]
@@ -34,14 +33,17 @@ struct ForwardScratch {
   std::vector<float> up;          // [n, n_ff]
   std::vector<float> out_rows;    // [n_logits, n_embd]
   std::vector<AttentionWork> attn_work;  // [n_items] one layer's attention work items
-  std::vector<float> rope_cs;     // [n_rope_configs, n, n_rot] each token's cos/sin (ops::RopeFreqs)
+  std::vector<float> rope_cs;     // [n_rope_configs, n, n_rot] each token's cos/sin (RopeTables)
+  std::vector<int32_t> out_index; // [n] rows whose logits are wanted
   MoeScratch moe;                 // MoE layers' routing and grouped-expert buffers
   FfnObserver* ffn_observer = nullptr;  // optional, not owned (models/ffn.h)
 };
 
 class Model {
  public:
-  static Result<std::unique_ptr<Model>> load(const std::string& path);
+  // Loads the file and places its weights on `backend` (backend/backend.h), which every
+  // forward pass of this model then runs on.
+  static Result<std::unique_ptr<Model>> load(const std::string& path, BackendKind backend = BackendKind::kCpu);
 
   const ModelConfig& config() const { return cfg_; }
   const gguf::File& file() const { return file_; }
@@ -52,23 +54,27 @@ class Model {
   // (0: n_ctx) instead of the context.
   KvConfig kv_config(int64_t n_ctx, int n_seqs, int64_t step_tokens = 0, int block_size = 32) const;
   uint64_t model_id() const { return model_id_; }
+  const ComputeBackend& backend() const { return *backend_; }
 
   // Runs the batch. Every (seq, pos) must be backed by KV blocks (KvCache::seq_reserve)
   // and positions of one sequence must be written in order. logits receives
-  // [batch.n_logits(), n_vocab] rows in batch order.
+  // [batch.n_logits(), n_vocab] rows in batch order. The ops run on backend() with
+  // `pool` as their host workers.
   Status forward(const Batch& batch, KvCache& kv, ForwardScratch& scratch, ThreadPool& pool,
                  std::vector<float>* logits) const;
 
  private:
-  Model(gguf::File f, ModelConfig cfg, ModelWeights w);
+  Model(gguf::File f, ModelConfig cfg, ModelWeights w, std::unique_ptr<ComputeBackend> backend);
   void reserve(ForwardScratch& s, int64_t n_tokens) const;
   static uint64_t compute_model_id(const gguf::File& f);
 
   gguf::File file_;
   ModelConfig cfg_;
   ModelWeights weights_;
-  std::vector<ops::RopeFreqs> rope_;  // the layers' distinct RoPE configurations
+  std::unique_ptr<ComputeBackend> backend_;
+  std::vector<RopeSpec> rope_;        // the layers' distinct RoPE configurations
   std::vector<int> layer_rope_;       // [n_layer] index into rope_
+  std::unique_ptr<RopeTables> rope_tables_;  // rope_'s tables, prepared by the backend
   uint64_t model_id_ = 0;             // root of the KV cache's block hashes
 };
 

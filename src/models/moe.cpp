@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
-#include "kernels/cpu/ops.h"
 
 namespace flashlm {
 namespace {
@@ -101,14 +99,14 @@ void MoeScratch::reserve(const ModelConfig& cfg, int64_t n) {
   capacity = n;
 }
 
-void moe_ffn(const MoeConfig& m, const MoeWeights& w, Activation act, const float* x, int64_t n, int64_t n_embd,
-             float* out, MoeScratch& s, ThreadPool& pool, MatmulOptions mm) {
+void moe_ffn(const ComputeBackend& be, const ExecContext& ctx, const MoeConfig& m, const MoeWeights& w,
+             Activation act, const float* x, int64_t n, int64_t n_embd, float* out, MoeScratch& s) {
   const int n_exp = m.n_expert;
   const int k = m.n_expert_used;
 
   // Router and per-token selection.
-  matmul(w.router, x, n_embd, s.logits.data(), n_exp, n, pool, mm);
-  pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+  be.matmul(ctx, w.router, x, n_embd, s.logits.data(), n_exp, n);
+  ctx.pool->parallel_for(n, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) {
       s.n_used[static_cast<size_t>(t)] =
           moe_route(m, s.logits.data() + t * n_exp, s.scores.data() + t * n_exp, s.order.data() + t * n_exp,
@@ -134,84 +132,77 @@ void moe_ffn(const MoeConfig& m, const MoeWeights& w, Activation act, const floa
       }
     }
   }
-  pool.parallel_for(n_rows, [&](int64_t b, int64_t e, int) {
-    for (int64_t r = b; r < e; ++r) {
-      const float* src = x + s.row_token[static_cast<size_t>(r)] * n_embd;
-      std::memcpy(s.xg.data() + r * n_embd, src, sizeof(float) * static_cast<size_t>(n_embd));
-    }
-  });
+  be.gather_rows(ctx, x, n_embd, s.row_token.data(), n_rows, s.xg.data());
 
-  // One FFN per selected expert over its rows; each matmul is split across the pool.
+  // Each selected expert's gated FFN over its rows: the grouped matmuls read each
+  // selected expert once.
   const int64_t n_ff = m.n_ff_exp;
-  for (int e = 0; e < n_exp; ++e) {
-    const int64_t r0 = s.offset[static_cast<size_t>(e)];
-    const int64_t rows = s.offset[static_cast<size_t>(e + 1)] - r0;
-    if (rows == 0) continue;
-    ffn_dense(w.experts[static_cast<size_t>(e)], act, s.xg.data() + r0 * n_embd, rows, n_embd,
-              s.yg.data() + r0 * n_embd, s.gate.data() + r0 * n_ff, s.up.data() + r0 * n_ff, pool, mm);
-  }
+  const FfnWeights* ex = w.experts.data();
+  const int32_t* off = s.offset.data();
+  be.expert_matmul(ctx, ex, FfnPart::kGate, off, n_exp, s.xg.data(), n_embd, s.gate.data(), n_ff);
+  be.expert_matmul(ctx, ex, FfnPart::kUp, off, n_exp, s.xg.data(), n_embd, s.up.data(), n_ff);
+  be.glu(ctx, act, s.gate.data(), s.up.data(), n_rows, n_ff);
+  be.expert_matmul(ctx, ex, FfnPart::kDown, off, n_exp, s.gate.data(), n_ff, s.yg.data(), n_embd);
 
   // Shared expert over every token, gated per token when the layer has a gate.
   if (m.n_ff_shexp > 0) {
-    ffn_dense(w.shexp, act, x, n, n_embd, s.shared.data(), s.gate.data(), s.up.data(), pool, mm);
-    if (m.shexp_gate) matmul(w.shexp_gate, x, n_embd, s.shared_gate.data(), 1, n, pool, mm);
+    ffn_dense(be, ctx, w.shexp, act, x, n, n_embd, s.shared.data(), s.gate.data(), s.up.data());
+    if (m.shexp_gate) be.matmul(ctx, w.shexp_gate, x, n_embd, s.shared_gate.data(), 1, n);
   }
 
   // Each token sums its experts in its own top-k order (batch-independent), then the
   // shared expert.
-  pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t t = b; t < e; ++t) {
-      float* o = out + t * n_embd;
-      std::fill(o, o + n_embd, 0.0f);
-      for (int j = 0; j < s.n_used[static_cast<size_t>(t)]; ++j) {
-        const int64_t row = s.slot_row[static_cast<size_t>(t * k + j)];
-        ops::axpy(s.weights[static_cast<size_t>(t * k + j)], s.yg.data() + row * n_embd, o, n_embd);
-      }
-      if (m.n_ff_shexp > 0) {
-        const float g = m.shexp_gate ? sigmoid(s.shared_gate[static_cast<size_t>(t)]) : 1.0f;
-        ops::axpy(g, s.shared.data() + t * n_embd, o, n_embd);
-      }
-    }
-  });
+  MoeCombine c;
+  c.n = n;
+  c.dim = n_embd;
+  c.k = k;
+  c.yg = s.yg.data();
+  c.slot_row = s.slot_row.data();
+  c.weights = s.weights.data();
+  c.n_used = s.n_used.data();
+  c.shared = m.n_ff_shexp > 0 ? s.shared.data() : nullptr;
+  c.shared_gate = m.n_ff_shexp > 0 && m.shexp_gate ? s.shared_gate.data() : nullptr;
+  c.out = out;
+  be.moe_combine(ctx, c);
 }
 
 namespace {
 
-// One token through one gated FFN with f32 activations.
-void ffn_reference_row(const FfnWeights& w, Activation act, const float* x, int64_t n_embd, float* y,
-                       std::vector<float>& g, std::vector<float>& u) {
+// One token through one gated FFN on the reference backend.
+void ffn_reference_row(const ComputeBackend& ref, const ExecContext& ctx, const FfnWeights& w, Activation act,
+                       const float* x, int64_t n_embd, float* y, std::vector<float>& g, std::vector<float>& u) {
   const int64_t n_ff = w.gate.ne[1];
   g.resize(static_cast<size_t>(n_ff));
   u.resize(static_cast<size_t>(n_ff));
-  matmul_reference(w.gate, x, n_embd, g.data(), n_ff, 1);
-  matmul_reference(w.up, x, n_embd, u.data(), n_ff, 1);
-  if (act == Activation::kSilu) ops::silu_mul_reference(g.data(), u.data(), g.data(), n_ff);
-  else ops::gelu_tanh_mul_reference(g.data(), u.data(), g.data(), n_ff);
-  matmul_reference(w.down, g.data(), n_ff, y, n_embd, 1);
+  ref.matmul(ctx, w.gate, x, n_embd, g.data(), n_ff, 1);
+  ref.matmul(ctx, w.up, x, n_embd, u.data(), n_ff, 1);
+  ref.glu(ctx, act, g.data(), u.data(), 1, n_ff);
+  ref.matmul(ctx, w.down, g.data(), n_ff, y, n_embd, 1);
 }
 
 }  // namespace
 
-void moe_ffn_reference(const MoeConfig& m, const MoeWeights& w, Activation act, const float* x, int64_t n,
-                       int64_t n_embd, float* out) {
+void moe_ffn_reference(const ComputeBackend& ref, const ExecContext& ctx, const MoeConfig& m, const MoeWeights& w,
+                       Activation act, const float* x, int64_t n, int64_t n_embd, float* out) {
   const auto ne = static_cast<size_t>(m.n_expert);
   std::vector<float> logits(ne), scores(ne), weights(ne), y(static_cast<size_t>(n_embd)), g, u;
   std::vector<int32_t> order(ne), ids(ne);
   for (int64_t t = 0; t < n; ++t) {
     const float* xt = x + t * n_embd;
     float* o = out + t * n_embd;
-    matmul_reference(w.router, xt, n_embd, logits.data(), m.n_expert, 1);
+    ref.matmul(ctx, w.router, xt, n_embd, logits.data(), m.n_expert, 1);
     const int used = moe_route(m, logits.data(), scores.data(), order.data(), ids.data(), weights.data());
     std::fill(o, o + n_embd, 0.0f);
     for (int j = 0; j < used; ++j) {
-      ffn_reference_row(w.experts[static_cast<size_t>(ids[static_cast<size_t>(j)])], act, xt, n_embd, y.data(), g, u);
+      ffn_reference_row(ref, ctx, w.experts[static_cast<size_t>(ids[static_cast<size_t>(j)])], act, xt, n_embd,
+                        y.data(), g, u);
       for (int64_t i = 0; i < n_embd; ++i) o[i] += weights[static_cast<size_t>(j)] * y[static_cast<size_t>(i)];
     }
     if (m.n_ff_shexp > 0) {
-      ffn_reference_row(w.shexp, act, xt, n_embd, y.data(), g, u);
+      ffn_reference_row(ref, ctx, w.shexp, act, xt, n_embd, y.data(), g, u);
       float gate = 1.0f;
       if (m.shexp_gate) {
-        matmul_reference(w.shexp_gate, xt, n_embd, &gate, 1, 1);
+        ref.matmul(ctx, w.shexp_gate, xt, n_embd, &gate, 1, 1);
         gate = sigmoid(gate);
       }
       for (int64_t i = 0; i < n_embd; ++i) o[i] += gate * y[static_cast<size_t>(i)];

@@ -5,15 +5,15 @@
 // expert over those rows, scatter-add with weights), so a step reads each selected
 // expert's weights once and never touches unselected ones; decode reads only the k
 // chosen experts. Each token sums its experts in its own top-k order, and the matmuls are
-// per-row when MatmulOptions::batch_invariant is set, so a token's output does not depend
-// on what else is in the batch.
+// per-row when ExecContext::batch_invariant is set, so a token's output does not depend
+// on what else is in the batch. The matmuls, activations and the weighted sum are backend
+// ops (ComputeBackend::expert_matmul, glu, moe_combine); routing and grouping are here.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "kernels/cpu/matmul.h"
-#include "kernels/cpu/thread_pool.h"
+#include "backend/backend.h"
 #include "models/config.h"
 #include "models/ffn.h"
 
@@ -49,12 +49,12 @@ struct MoeScratch {
 };
 
 // x: [n, n_embd] normalised input; out: [n, n_embd].
-void moe_ffn(const MoeConfig& m, const MoeWeights& w, Activation act, const float* x, int64_t n, int64_t n_embd,
-             float* out, MoeScratch& s, ThreadPool& pool, MatmulOptions mm);
+void moe_ffn(const ComputeBackend& be, const ExecContext& ctx, const MoeConfig& m, const MoeWeights& w,
+             Activation act, const float* x, int64_t n, int64_t n_embd, float* out, MoeScratch& s);
 
-// Reference: token by token, f32 activations (matmul_reference), the row ops'
-// references; no grouping. What moe_ffn is tested against.
-void moe_ffn_reference(const MoeConfig& m, const MoeWeights& w, Activation act, const float* x, int64_t n,
-                       int64_t n_embd, float* out);
+// Reference: token by token through `ref` (the reference backend: f32 activations,
+// the row ops' references); no grouping. What moe_ffn is tested against.
+void moe_ffn_reference(const ComputeBackend& ref, const ExecContext& ctx, const MoeConfig& m, const MoeWeights& w,
+                       Activation act, const float* x, int64_t n, int64_t n_embd, float* out);
 
 }  // namespace flashlm

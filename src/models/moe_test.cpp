@@ -8,6 +8,8 @@
 #include <cstring>
 #include <random>
 
+#include "backend/cpu_backend.h"
+#include "backend/reference_backend.h"
 #include "models/model.h"
 #include "models/moe.h"
 #include "quant/quant.h"
@@ -184,11 +186,13 @@ std::vector<float> random_rows(int64_t n, int64_t dim, uint32_t seed) {
 }
 
 void run_moe(const TinyMoe& t, const std::vector<float>& x, int64_t n, int n_embd, std::vector<float>* out,
-             ThreadPool& pool, MatmulOptions mm) {
+             ThreadPool& pool, bool batch_invariant) {
   MoeScratch s;
   s.reserve(config_for(t.cfg, n_embd), n);
   out->assign(static_cast<size_t>(n * n_embd), 0.0f);
-  moe_ffn(t.cfg, t.w, Activation::kSilu, x.data(), n, n_embd, out->data(), s, pool, mm);
+  const std::unique_ptr<ComputeBackend> cpu = make_cpu_backend();
+  moe_ffn(*cpu, ExecContext{&pool, batch_invariant}, t.cfg, t.w, Activation::kSilu, x.data(), n, n_embd,
+          out->data(), s);
 }
 
 TEST(MoeFfn, MatchesReference) {
@@ -196,6 +200,7 @@ TEST(MoeFfn, MatchesReference) {
   const int64_t n = 37;  // enough rows per expert for the GEMM path
   const auto x = random_rows(n, n_embd, 7);
   ThreadPool pool(2);
+  const std::unique_ptr<ComputeBackend> reference = make_reference_backend();
   // F32 experts: only summation order differs. Q8_0/F16: activations are rounded to the
   // weight's dot type (8-bit / f16) in moe_ffn but not in the reference.
   for (auto [type, rel_tol] : {std::pair{DType::F32, 1e-5f}, std::pair{DType::F16, 2e-3f}, std::pair{DType::Q8_0, 3e-2f}}) {
@@ -204,8 +209,9 @@ TEST(MoeFfn, MatchesReference) {
         SCOPED_TRACE(std::string(type_traits(type).name) + (shared ? " shared" : "") + (inv ? " invariant" : ""));
         TinyMoe t(type, n_embd, shared, 11);
         std::vector<float> got, ref(static_cast<size_t>(n * n_embd));
-        run_moe(t, x, n, n_embd, &got, pool, MatmulOptions{inv});
-        moe_ffn_reference(t.cfg, t.w, Activation::kSilu, x.data(), n, n_embd, ref.data());
+        run_moe(t, x, n, n_embd, &got, pool, inv);
+        moe_ffn_reference(*reference, ExecContext{&pool, false}, t.cfg, t.w, Activation::kSilu, x.data(), n, n_embd,
+                          ref.data());
         float scale = 0.0f;
         for (float v : ref) scale = std::max(scale, std::fabs(v));
         ASSERT_GT(scale, 0.1f);
@@ -223,10 +229,10 @@ TEST(MoeFfn, BatchInvariantEqualsTokensAlone) {
   for (DType type : {DType::Q8_0, DType::F16}) {
     TinyMoe t(type, n_embd, true, 13);
     std::vector<float> batch, one;
-    run_moe(t, x, n, n_embd, &batch, pool, MatmulOptions{true});
+    run_moe(t, x, n, n_embd, &batch, pool, true);
     for (int64_t i = 0; i < n; ++i) {
       std::vector<float> xi(x.begin() + i * n_embd, x.begin() + (i + 1) * n_embd);
-      run_moe(t, xi, 1, n_embd, &one, pool, MatmulOptions{true});
+      run_moe(t, xi, 1, n_embd, &one, pool, true);
       for (int j = 0; j < n_embd; ++j) ASSERT_EQ(batch[static_cast<size_t>(i * n_embd + j)], one[static_cast<size_t>(j)]);
     }
   }

@@ -149,4 +149,35 @@ Result<ModelWeights> load_decoder_weights(const gguf::File& f, const ModelConfig
   return w;
 }
 
+Status place_weights(const ComputeBackend& backend, ModelWeights* w) {
+  auto place = [&backend](TensorView* v) -> Status {
+    if (v->data == nullptr) return Status::ok();  // optional weight not in this model
+    Result<TensorView> p = backend.place(*v);
+    if (!p) return p.status();
+    *v = p.value();
+    return Status::ok();
+  };
+  auto place_ffn = [&place](FfnWeights* f) -> Status {
+    for (TensorView* v : {&f->gate, &f->up, &f->down}) {
+      if (Status st = place(v); !st) return st;
+    }
+    return Status::ok();
+  };
+  for (TensorView* v : {&w->tok_embd, &w->output_norm, &w->output, &w->rope_freqs}) {
+    if (Status st = place(v); !st) return st;
+  }
+  for (LayerWeights& l : w->layers) {
+    for (TensorView* v : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.q_norm, &l.k_norm,
+                          &l.post_attn_norm, &l.ffn_norm, &l.post_ffn_norm, &l.moe.router, &l.moe.shexp_gate}) {
+      if (Status st = place(v); !st) return st;
+    }
+    if (Status st = place_ffn(&l.ffn); !st) return st;
+    if (Status st = place_ffn(&l.moe.shexp); !st) return st;
+    for (FfnWeights& e : l.moe.experts) {
+      if (Status st = place_ffn(&e); !st) return st;
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace flashlm

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "formats/gguf.h"
 #include "models/config.h"
 #include "models/ffn.h"
@@ -62,5 +63,9 @@ TensorView slice_matrix(const TensorView& stack, int64_t e);
 // The standard weight table of a decoder-only transformer as GGUF names it, driven by
 // the config (biases, QK-norm, post-norms, tied output).
 Result<ModelWeights> load_decoder_weights(const gguf::File& f, const ModelConfig& cfg);
+
+// Every present weight of the table placed on `backend` (ComputeBackend::place), so each
+// view carries the device it lives on.
+Status place_weights(const ComputeBackend& backend, ModelWeights* w);
 
 }  // namespace flashlm

@@ -51,7 +51,9 @@ class Backend {
   virtual CacheStats cache_stats() const { return {}; }
 };
 
-// Loads the GGUF model, its tokenizer and chat template, and starts a Scheduler.
-Result<std::unique_ptr<Backend>> load_model_backend(const std::string& path, const SchedulerOptions& opts);
+// Loads the GGUF model on the compute backend `compute`, its tokenizer and chat
+// template, and starts a Scheduler.
+Result<std::unique_ptr<Backend>> load_model_backend(const std::string& path, const SchedulerOptions& opts,
+                                                    BackendKind compute = BackendKind::kCpu);
 
 }  // namespace flashlm::server
