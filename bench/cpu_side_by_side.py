@@ -247,7 +247,8 @@ def main():
              "**Weaker baseline**: the Python bindings, not llama.cpp's own llama-bench.")
     emit(f"Each figure is the median of {a.reps} alternating repetitions (one warm-up and one timed run each); "
          f"pp{P}: a {P}-token prompt in one batch, tg{N}: {N} tokens one at a time, both on an empty context.")
-    emit(f"Command: `python bench/cpu_side_by_side.py -t {a.threads} -p {P} -n {N} -r {a.reps} "
+    base_arg = f"--llama-bench {bench} " if bench else "--baseline python "
+    emit(f"Command: `python bench/cpu_side_by_side.py {base_arg}--flashlm {a.flashlm} -t {a.threads} -p {P} -n {N} -r {a.reps} "
          + " ".join(os.path.relpath(m, ROOT) if m.startswith(ROOT) else m for m in a.models) + "`")
     emit()
     emit(f"| model | threads | pp{P} flashlm | pp{P} llama.cpp | ratio | tg{N} flashlm | tg{N} llama.cpp | ratio "

@@ -1,7 +1,9 @@
-// Prefill matmul over unpacked weight panels (kernels/cpu/gemm_panel.h): activations are
-// quantized as llama.cpp does, every 4-row weight panel is unpacked once, and each tile
-// of 4 rows x 4 tokens runs an int8 kernel. matmul_rows uses it for batches of tokens
-// when the CPU has a fast tile kernel; decode keeps the per-row dot products.
+// The int8 matmul over unpacked weight panels (kernels/cpu/gemm_panel.h): activations
+// are quantized as llama.cpp does, every 4-row weight panel is unpacked once, and each
+// tile of 4 rows x 4 tokens runs an int8 kernel; batches of fewer than 8 tokens (decode)
+// skip the panels and run the decode kernels on the quantized rows with the same
+// arithmetic, bit for bit. matmul_rows uses it for every batch size when the CPU has a
+// fast tile kernel (AVX-512 VNNI).
 #pragma once
 
 #include <cstdint>
