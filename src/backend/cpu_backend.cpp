@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "backend/host_attention.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/attention_tiles.h"
 #include "kernels/cpu/matmul.h"
@@ -159,34 +160,16 @@ class CpuBackend final : public ComputeBackend {
   int attention_tile_rows() const override { return kAttnMaxRows; }
 
   void attention(const ExecContext& ctx, const AttentionCall& a) const override {
-    AttentionParams ap;
-    ap.n_head = a.n_head;
-    ap.n_head_kv = a.n_head_kv;
-    ap.head_dim = a.head_dim;
-    ap.scale = a.scale;
-    ap.softcap = a.softcap;
-    const KvCache& kv = *a.kv;
-    std::atomic<size_t> next_item{0};
-    ctx.pool->parallel_for(ctx.pool->size(), [&](int64_t, int64_t, int) {
-      for (size_t i = next_item.fetch_add(1, std::memory_order_relaxed); i < a.n_items;
-           i = next_item.fetch_add(1, std::memory_order_relaxed)) {
-        const AttentionWork& w = a.items[i];
-        PagedKvView view;
-        view.k = kv.k_layer(a.layer);
-        view.v = kv.v_layer(a.layer);
-        view.type = kv.config().type;
-        view.kv_dim = kv.config().kv_dim;
-        view.block_size = kv.block_size();
-        view.block_table = kv.block_table(a.layer, a.seq[w.row]).data();  // the table of the layer's group
-        AttentionQueries qs;
-        qs.q = a.q + w.row * a.q_stride;
-        qs.q_stride = a.q_stride;
-        qs.out = a.out + w.row * a.q_stride;
-        qs.out_stride = a.q_stride;
-        qs.pos0 = a.pos[w.row];
-        qs.n_q = w.n_q;
-        attention_chunk(qs, view, ap, a.window, w.head_begin, w.head_end);
-      }
+    const AttentionParams ap = host_attention_params(a);
+    for_each_attention_item(ctx, a, [&](const AttentionWork& w, const PagedKvView& view) {
+      AttentionQueries qs;
+      qs.q = a.q + w.row * a.q_stride;
+      qs.q_stride = a.q_stride;
+      qs.out = a.out + w.row * a.q_stride;
+      qs.out_stride = a.q_stride;
+      qs.pos0 = a.pos[w.row];
+      qs.n_q = w.n_q;
+      attention_chunk(qs, view, ap, a.window, w.head_begin, w.head_end);
     });
   }
 

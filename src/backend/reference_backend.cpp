@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend/host_attention.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/ops.h"
@@ -160,31 +161,13 @@ class ReferenceBackend final : public ComputeBackend {
   int attention_tile_rows() const override { return kReferenceTileRows; }
 
   void attention(const ExecContext& ctx, const AttentionCall& a) const override {
-    AttentionParams ap;
-    ap.n_head = a.n_head;
-    ap.n_head_kv = a.n_head_kv;
-    ap.head_dim = a.head_dim;
-    ap.scale = a.scale;
-    ap.softcap = a.softcap;
-    const KvCache& kv = *a.kv;
-    std::atomic<size_t> next_item{0};
-    ctx.pool->parallel_for(ctx.pool->size(), [&](int64_t, int64_t, int) {
-      for (size_t i = next_item.fetch_add(1, std::memory_order_relaxed); i < a.n_items;
-           i = next_item.fetch_add(1, std::memory_order_relaxed)) {
-        const AttentionWork& w = a.items[i];
-        PagedKvView view;
-        view.k = kv.k_layer(a.layer);
-        view.v = kv.v_layer(a.layer);
-        view.type = kv.config().type;
-        view.kv_dim = kv.config().kv_dim;
-        view.block_size = kv.block_size();
-        view.block_table = kv.block_table(a.layer, a.seq[w.row]).data();
-        for (int64_t t = w.row; t < w.row + w.n_q; ++t) {
-          const int64_t pos = a.pos[t];
-          const int64_t first = a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0;
-          attention_paged_ref(a.q + t * a.q_stride, view, ap, first, pos, w.head_begin, w.head_end,
-                              a.out + t * a.q_stride);
-        }
+    const AttentionParams ap = host_attention_params(a);
+    for_each_attention_item(ctx, a, [&](const AttentionWork& w, const PagedKvView& view) {
+      for (int64_t t = w.row; t < w.row + w.n_q; ++t) {
+        const int64_t pos = a.pos[t];
+        const int64_t first = a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0;
+        attention_paged_ref(a.q + t * a.q_stride, view, ap, first, pos, w.head_begin, w.head_end,
+                            a.out + t * a.q_stride);
       }
     });
   }
