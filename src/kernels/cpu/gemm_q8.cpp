@@ -145,7 +145,7 @@ bool gemm_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const fl
   uint8_t* abuf = act_scratch.get(q_bytes + yd_bytes + init_bytes);
   a.q = reinterpret_cast<int8_t*>(abuf);
   a.yd = reinterpret_cast<float*>(abuf + q_bytes);
-  int32_t* init = gemv_off != 0 ? reinterpret_cast<int32_t*>(abuf + q_bytes + yd_bytes) : nullptr;
+  [[maybe_unused]] int32_t* init = gemv_off != 0 ? reinterpret_cast<int32_t*>(abuf + q_bytes + yd_bytes) : nullptr;
   const DType wt = w.dtype;
   pool.parallel_for(n_tok, [&](int64_t tb, int64_t te, int) {
     thread_local std::vector<uint8_t> xq;
