@@ -1,16 +1,13 @@
 #include "engine/runner.h"
 
 #include <algorithm>
-#include <thread>
 
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/thread_pool.h"
 
 namespace flashlm {
 
-int default_thread_count() {
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
-}
+int default_thread_count() { return usable_cpu_count(); }
 
 Status kv_type_check(const Model& model, DType type) {
   if (kv_row_bytes(type, 32) == 0) {

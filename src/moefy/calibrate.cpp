@@ -1,7 +1,6 @@
 #include "moefy/calibrate.h"
 
 #include <algorithm>
-#include <thread>
 
 #include "kv/kv_cache.h"
 
@@ -51,7 +50,7 @@ Result<CalibrationData> calibrate(const Model& model, const std::vector<int32_t>
     d.layers.push_back(std::move(s));
   }
   Recorder rec(&d, opts.max_tokens);
-  ThreadPool pool(opts.n_threads > 0 ? opts.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  ThreadPool pool(opts.n_threads > 0 ? opts.n_threads : usable_cpu_count());
   KvCache kv(model.kv_config(opts.n_ctx, 1, opts.n_ctx));
   ForwardScratch scratch;
   scratch.ffn_observer = &rec;
