@@ -56,23 +56,23 @@ __m256i high_bits32(const uint8_t* qh) {
   return _mm256_maskz_mov_epi8(static_cast<__mmask32>(u), _mm256_set1_epi8(0x10));
 }
 
-// One chunk handed to the token loop: unsigned codes, lane scales, offset m_c.
+// One chunk handed to the token loop: unsigned codes and lane scales.
 struct Chunk {
   __m256i u;
   __m256 sc;
-  float m;
 };
 
-// Per format: kOff (u - kOff is the panel's signed code), kOffsets (has m_c), the bytes
-// and chunks of a block, and unpack(block, emit) calling emit(j, chunk) for its chunks in
-// order, with exactly the floats unpack_panel computes.
+// Per format: kOff (u - kOff is the panel's signed code), kOffsets (has offsets m_c), the
+// bytes and chunks of a block, and unpack(block, mb, emit) calling emit(j, chunk) for its
+// chunks in order, with exactly the floats unpack_panel computes; a format with offsets
+// also writes the block's (m_c, 0) pairs to mb[0 .. 2 * kChunks).
 struct FmtQ4_0 {
   static constexpr int kOff = 8, kChunks = 1;
   static constexpr bool kOffsets = false;
   static constexpr size_t kBytes = sizeof(BlockQ4_0);
   template <typename Emit>
-  static void unpack(const uint8_t* b, Emit&& emit) {
-    emit(0, Chunk{nibbles32(b + offsetof(BlockQ4_0, qs)), _mm256_set1_ps(half_at(b)), 0.0f});
+  static void unpack(const uint8_t* b, float*, Emit&& emit) {
+    emit(0, Chunk{nibbles32(b + offsetof(BlockQ4_0, qs)), _mm256_set1_ps(half_at(b))});
   }
 };
 
@@ -81,9 +81,10 @@ struct FmtQ4_1 {
   static constexpr bool kOffsets = true;
   static constexpr size_t kBytes = sizeof(BlockQ4_1);
   template <typename Emit>
-  static void unpack(const uint8_t* b, Emit&& emit) {
-    emit(0, Chunk{nibbles32(b + offsetof(BlockQ4_1, qs)), _mm256_set1_ps(half_at(b + offsetof(BlockQ4_1, d))),
-                  half_at(b + offsetof(BlockQ4_1, m))});
+  static void unpack(const uint8_t* b, float* mb, Emit&& emit) {
+    mb[0] = half_at(b + offsetof(BlockQ4_1, m));
+    mb[1] = 0.0f;
+    emit(0, Chunk{nibbles32(b + offsetof(BlockQ4_1, qs)), _mm256_set1_ps(half_at(b + offsetof(BlockQ4_1, d)))});
   }
 };
 
@@ -92,9 +93,9 @@ struct FmtQ5_0 {
   static constexpr bool kOffsets = false;
   static constexpr size_t kBytes = sizeof(BlockQ5_0);
   template <typename Emit>
-  static void unpack(const uint8_t* b, Emit&& emit) {
+  static void unpack(const uint8_t* b, float*, Emit&& emit) {
     const __m256i u = _mm256_or_si256(nibbles32(b + offsetof(BlockQ5_0, qs)), high_bits32(b + offsetof(BlockQ5_0, qh)));
-    emit(0, Chunk{u, _mm256_set1_ps(half_at(b + offsetof(BlockQ5_0, d))), 0.0f});
+    emit(0, Chunk{u, _mm256_set1_ps(half_at(b + offsetof(BlockQ5_0, d)))});
   }
 };
 
@@ -103,9 +104,11 @@ struct FmtQ5_1 {
   static constexpr bool kOffsets = true;
   static constexpr size_t kBytes = sizeof(BlockQ5_1);
   template <typename Emit>
-  static void unpack(const uint8_t* b, Emit&& emit) {
+  static void unpack(const uint8_t* b, float* mb, Emit&& emit) {
     const __m256i u = _mm256_or_si256(nibbles32(b + offsetof(BlockQ5_1, qs)), high_bits32(b + offsetof(BlockQ5_1, qh)));
-    emit(0, Chunk{u, _mm256_set1_ps(half_at(b + offsetof(BlockQ5_1, d))), half_at(b + offsetof(BlockQ5_1, m))});
+    mb[0] = half_at(b + offsetof(BlockQ5_1, m));
+    mb[1] = 0.0f;
+    emit(0, Chunk{u, _mm256_set1_ps(half_at(b + offsetof(BlockQ5_1, d)))});
   }
 };
 
@@ -114,21 +117,30 @@ struct FmtQ8_0 {
   static constexpr bool kOffsets = false;
   static constexpr size_t kBytes = sizeof(BlockQ8_0);
   template <typename Emit>
-  static void unpack(const uint8_t* b, Emit&& emit) {
+  static void unpack(const uint8_t* b, float*, Emit&& emit) {
     const __m256i u = _mm256_xor_si256(load32(b + offsetof(BlockQ8_0, qs)), _mm256_set1_epi8(static_cast<char>(0x80)));
-    emit(0, Chunk{u, _mm256_set1_ps(half_at(b + offsetof(BlockQ8_0, d))), 0.0f});
+    emit(0, Chunk{u, _mm256_set1_ps(half_at(b + offsetof(BlockQ8_0, d)))});
   }
 };
 
-// The j-th six-bit scale and min of a Q4_K/Q5_K block (quant_ref.h's k4_scale_min).
-void scale_min_k4(int j, const uint8_t* q, int* sc, int* m) {
-  if (j < 4) {
-    *sc = q[j] & 63;
-    *m = q[j + 4] & 63;
-  } else {
-    *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
+// The eight six-bit scales (sc) and mins (m) of a Q4_K/Q5_K block, quant_ref.h's
+// k4_scale_min for j = 0..7, four bytes at a time: sub-blocks 0-3 keep their six bits in
+// bytes 0-7 of the 12; 4-7 take their low nibbles from bytes 8-11 and their top two bits
+// from the top of bytes 0-7.
+void scales_mins_k4(const uint8_t* q, uint64_t* sc, uint64_t* m) {
+  uint32_t a, b, c;
+  std::memcpy(&a, q, 4);
+  std::memcpy(&b, q + 4, 4);
+  std::memcpy(&c, q + 8, 4);
+  const uint32_t sc_hi = (c & 0x0F0F0F0Fu) | (((a >> 6) & 0x03030303u) << 4);
+  const uint32_t m_hi = ((c >> 4) & 0x0F0F0F0Fu) | (((b >> 6) & 0x03030303u) << 4);
+  *sc = (a & 0x3F3F3F3Fu) | (static_cast<uint64_t>(sc_hi) << 32);
+  *m = (b & 0x3F3F3F3Fu) | (static_cast<uint64_t>(m_hi) << 32);
+}
+
+// Eight bytes as floats times d: the per-element products unpack_panel computes.
+__m256 scaled8(uint64_t v, float d) {
+  return _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(v)))));
 }
 
 template <bool kQ5>
@@ -138,13 +150,24 @@ struct FmtQ45_K {
   static constexpr bool kOffsets = true;
   static constexpr size_t kBytes = sizeof(Block);
   template <typename Emit>
-  static void unpack(const uint8_t* b, Emit&& emit) {
-    const float d = half_at(b + offsetof(Block, d));
-    const float dmin = half_at(b + offsetof(Block, dmin));
+  static void unpack(const uint8_t* b, float* mb, Emit&& emit) {
+    // A block's 8 scales and mins are decoded and scaled once, 8 at a time; each chunk
+    // then broadcasts its own (a scalar decode per chunk cost more than its dot product).
+    uint64_t sc8, m8;
+    scales_mins_k4(b + offsetof(Block, scales), &sc8, &m8);
+    alignas(32) float sc[8];
+    _mm256_store_ps(sc, scaled8(sc8, half_at(b + offsetof(Block, d))));
+    // Offsets -(dmin * m_j) into the even lanes of mb[0..16).
+    const __m256 neg = _mm256_xor_ps(scaled8(m8, half_at(b + offsetof(Block, dmin))), _mm256_set1_ps(-0.0f));
+    const __m256 lo = _mm256_unpacklo_ps(neg, _mm256_setzero_ps());  // m0 0 m1 0 | m4 0 m5 0
+    const __m256 hi = _mm256_unpackhi_ps(neg, _mm256_setzero_ps());  // m2 0 m3 0 | m6 0 m7 0
+    _mm256_storeu_ps(mb, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(mb + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
     const uint8_t* qs = b + offsetof(Block, qs);
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256i hb = _mm256_setzero_si256();
     if constexpr (kQ5) hb = load32(b + offsetof(BlockQ5_K, qh));
+#pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) {  // sub-block j: nibble j % 2 of qs[32 * (j / 2) + l]
       const __m256i q = load32(qs + 32 * (j / 2));
       __m256i u = _mm256_and_si256(j % 2 == 0 ? q : _mm256_srli_epi16(q, 4), m4);
@@ -152,9 +175,7 @@ struct FmtQ45_K {
         u = _mm256_or_si256(u, _mm256_slli_epi16(_mm256_and_si256(hb, _mm256_set1_epi8(1)), 4));
         hb = _mm256_srli_epi16(hb, 1);
       }
-      int sc, m;
-      scale_min_k4(j, b + offsetof(Block, scales), &sc, &m);
-      emit(j, Chunk{u, _mm256_set1_ps(d * static_cast<float>(sc)), -(dmin * static_cast<float>(m))});
+      emit(j, Chunk{u, _mm256_broadcast_ss(sc + j)});
     }
   }
 };
@@ -164,22 +185,27 @@ struct FmtQ6_K {
   static constexpr bool kOffsets = false;
   static constexpr size_t kBytes = sizeof(BlockQ6_K);
   template <typename Emit>
-  static void unpack(const uint8_t* b, Emit&& emit) {
-    const float d = half_at(b + offsetof(BlockQ6_K, d));
-    int8_t scales[16];
-    std::memcpy(scales, b + offsetof(BlockQ6_K, scales), 16);
+  static void unpack(const uint8_t* b, float*, Emit&& emit) {
+    // The 16 signed scales times d, once per block; chunk c takes lanes 2c and 2c + 1.
+    alignas(32) float s16[16];
+    const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + offsetof(BlockQ6_K, scales)));
+    const __m256 d = _mm256_set1_ps(half_at(b + offsetof(BlockQ6_K, d)));
+    _mm256_store_ps(s16, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s8))));
+    _mm256_store_ps(s16 + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(s8, s8)))));
+    const __m256i pair = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0);
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+#pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {  // 128 elements: chunk k from ql[64h + 32 (k % 2)] and qh[32h] as unpack_panel
       const __m256i ql0 = load32(b + offsetof(BlockQ6_K, ql) + 64 * h);
       const __m256i ql1 = load32(b + offsetof(BlockQ6_K, ql) + 64 * h + 32);
       const __m256i qh = load32(b + offsetof(BlockQ6_K, qh) + 32 * h);
+#pragma GCC unroll 4
       for (int k = 0; k < 4; ++k) {
         const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(k % 2 == 0 ? ql0 : ql1, (k / 2) * 4), m4);
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), m3);
         const __m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
-        const float s0 = d * static_cast<float>(scales[8 * h + 2 * k]);
-        const float s1 = d * static_cast<float>(scales[8 * h + 2 * k + 1]);
-        emit(4 * h + k, Chunk{u, _mm256_set_m128(_mm_set1_ps(s1), _mm_set1_ps(s0)), 0.0f});
+        const __m256 two = _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(s16 + 8 * h + 2 * k)));
+        emit(4 * h + k, Chunk{u, _mm256_permutevar8x32_ps(two, pair)});
       }
     }
   }
@@ -204,13 +230,9 @@ void gemv_rows(const uint8_t* row, size_t row_bytes, int64_t nc, const int8_t* x
   // Each row's chunk work with its row index a compile-time constant, so the
   // accumulators stay in registers (a runtime index would spill them to the stack).
   const auto row_block = [&]<int R>(int64_t ib) {
-    float* mbr = mb + R * 2 * nc;
-    F::unpack(row + R * row_bytes + ib * static_cast<int64_t>(F::kBytes), [&](int j, const Chunk& ch) {
+    float* mbr = mb + R * 2 * nc + 2 * ib * F::kChunks;
+    F::unpack(row + R * row_bytes + ib * static_cast<int64_t>(F::kBytes), mbr, [&](int j, const Chunk& ch) {
       const int64_t c = ib * F::kChunks + j;
-      if constexpr (F::kOffsets) {
-        mbr[2 * c] = ch.m;
-        mbr[2 * c + 1] = 0.0f;
-      }
 #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) {
         const __m256i xv = load32(x + t * x_stride + c * 32);
@@ -306,8 +328,9 @@ void unpack_panel(const uint8_t* const* rows, int n_rows, int64_t nc, gemm::Pane
       }
       continue;
     }
+    if constexpr (!F::kOffsets) std::memset(mb, 0, static_cast<size_t>(2 * nc) * sizeof(float));
     for (int64_t ib = 0; ib < nc / F::kChunks; ++ib) {
-      F::unpack(rows[r] + ib * static_cast<int64_t>(F::kBytes), [&](int j, const Chunk& ch) {
+      F::unpack(rows[r] + ib * static_cast<int64_t>(F::kBytes), mb + 2 * ib * F::kChunks, [&](int j, const Chunk& ch) {
         const int64_t c = ib * F::kChunks + j;
         const __m256i q = _mm256_sub_epi8(ch.u, off);
         _mm256_store_si256(reinterpret_cast<__m256i*>(p.q + (c * R + r) * 32), q);
@@ -316,8 +339,6 @@ void unpack_panel(const uint8_t* const* rows, int n_rows, int64_t nc, gemm::Pane
         const __m256i sum4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, q);
         _mm256_store_si256(reinterpret_cast<__m256i*>(p.bias + (c * R + r) * 8),
                            _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sum4, 7)));
-        mb[2 * c] = F::kOffsets ? ch.m : 0.0f;
-        mb[2 * c + 1] = 0.0f;
       });
     }
   }
