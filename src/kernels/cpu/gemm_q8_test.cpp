@@ -172,7 +172,7 @@ TEST(Gemm, EqualsRowDotsOnAwkwardShapes) {
   for (gemm::TileKernel k : kernels_here()) {
     for (DType t : kPanelTypes) {
       const int64_t bs = std::max<int64_t>(type_traits(t).block_size, 32);
-      for (const Case& cs : {Case{t, bs, 1, 1}, Case{t, bs, 5, 3}, Case{t, 3 * bs, 4, 4}, Case{t, 2 * bs, 9, 7},
+      for (const Case& cs : {Case{t, bs, 1, 1}, Case{t, bs, 5, 3}, Case{t, 3 * bs, 4, 4}, Case{t, 2 * bs, 9, 7}, Case{t, 2 * bs, 6, 8},
                              Case{t, 5 * bs, 13, 18}, Case{t, bs, 2, 33}}) {
         SCOPED_TRACE(k == gemm::TileKernel::kVnni ? "vnni" : "reference");
         check_gemm(cs, k, rng);

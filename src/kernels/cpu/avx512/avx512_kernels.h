@@ -16,7 +16,9 @@ void panel_tile_vnni(const gemm::Panel& p, const int8_t* x, size_t x_stride, con
                      int n_tok, float* out);
 
 // Decode kernels (gemv_vnni.cpp): panel_tile_vnni's exact arithmetic for rows read
-// straight from the quantized weights, for a few tokens given as gemm::Acts.
+// straight from the quantized weights, for up to kGemvMaxTok tokens given as gemm::Acts;
+// each row is unpacked once for all of them.
+inline constexpr int kGemvMaxTok = 8;
 enum class GemvFormat { kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ8_0, kQ4_K, kQ5_K, kQ6_K };
 
 struct GemvArgs {
@@ -24,7 +26,7 @@ struct GemvArgs {
   size_t row_bytes = 0;
   int64_t n_rows = 0;
   int64_t n_chunks = 0;        // n_in / 32
-  int n_tok = 0;               // 1..4
+  int n_tok = 0;               // 1..kGemvMaxTok
   const int8_t* x = nullptr;   // token codes (gemm::Acts::q)
   size_t x_stride = 0;
   const float* yd = nullptr;   // (y_c, dx_c) pairs (gemm::Acts::yd)

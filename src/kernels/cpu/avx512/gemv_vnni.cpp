@@ -222,9 +222,9 @@ void gemv_rows(const uint8_t* row, size_t row_bytes, int64_t nc, const int8_t* x
                size_t yd_stride, const int32_t* init, size_t init_stride, float* out, size_t ldo, float* mb) {
   const int64_t n_blocks = nc / F::kChunks;
   __m256 acc[NR][NT];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < NR; ++r) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) acc[r][t] = _mm256_setzero_ps();
   }
   // Each row's chunk work with its row index a compile-time constant, so the
@@ -233,7 +233,7 @@ void gemv_rows(const uint8_t* row, size_t row_bytes, int64_t nc, const int8_t* x
     float* mbr = mb + R * 2 * nc + 2 * ib * F::kChunks;
     F::unpack(row + R * row_bytes + ib * static_cast<int64_t>(F::kBytes), mbr, [&](int j, const Chunk& ch) {
       const int64_t c = ib * F::kChunks + j;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const __m256i xv = load32(x + t * x_stride + c * 32);
         const __m256i start = F::kOff != 0 ? load32(init + t * init_stride + c * 8) : _mm256_setzero_si256();
@@ -260,10 +260,10 @@ void gemv_rows(const uint8_t* row, size_t row_bytes, int64_t nc, const int8_t* x
     const int64_t n_pairs = 2 * nc;
     for (int64_t j = 0; j < n_pairs; j += 8) {
       const __mmask8 mask = n_pairs - j >= 8 ? __mmask8{0xFF} : static_cast<__mmask8>((1u << (n_pairs - j)) - 1);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int r = 0; r < NR; ++r) {
         const __m256 m = _mm256_maskz_loadu_ps(mask, mb + r * 2 * nc + j);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < NT; ++t) {
           acc[r][t] = _mm256_fmadd_ps(m, _mm256_maskz_loadu_ps(mask, yd + t * yd_stride + j), acc[r][t]);
         }
@@ -296,18 +296,17 @@ void gemv(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t nc, const 
   }
 }
 
+template <typename F, int NT>
+void gemv_nt(const GemvArgs& a) {
+  gemv<F, NT>(a.w, a.row_bytes, a.n_rows, a.n_chunks, a.x, a.x_stride, a.yd, a.yd_stride, a.init, a.init_stride,
+              a.out, a.ldo, a.mb);
+}
+
 template <typename F>
 void gemv_any(const GemvArgs& a) {
-  switch (a.n_tok) {
-    case 1: gemv<F, 1>(a.w, a.row_bytes, a.n_rows, a.n_chunks, a.x, a.x_stride, a.yd, a.yd_stride, a.init,
-                       a.init_stride, a.out, a.ldo, a.mb); return;
-    case 2: gemv<F, 2>(a.w, a.row_bytes, a.n_rows, a.n_chunks, a.x, a.x_stride, a.yd, a.yd_stride, a.init,
-                       a.init_stride, a.out, a.ldo, a.mb); return;
-    case 3: gemv<F, 3>(a.w, a.row_bytes, a.n_rows, a.n_chunks, a.x, a.x_stride, a.yd, a.yd_stride, a.init,
-                       a.init_stride, a.out, a.ldo, a.mb); return;
-    default: gemv<F, 4>(a.w, a.row_bytes, a.n_rows, a.n_chunks, a.x, a.x_stride, a.yd, a.yd_stride, a.init,
-                        a.init_stride, a.out, a.ldo, a.mb); return;
-  }
+  static constexpr GemvFn kByTokens[kGemvMaxTok] = {&gemv_nt<F, 1>, &gemv_nt<F, 2>, &gemv_nt<F, 3>, &gemv_nt<F, 4>,
+                                                    &gemv_nt<F, 5>, &gemv_nt<F, 6>, &gemv_nt<F, 7>, &gemv_nt<F, 8>};
+  kByTokens[a.n_tok - 1](a);
 }
 
 // Writes rows[0..kPanelRows) (n_rows real ones, the rest zero) into the panel as
