@@ -17,6 +17,7 @@
 #include <memory>
 #include <string_view>
 
+#include "kernels/cpu/matmul.h"       // MatmulOut: one output of a matmul group
 #include "kernels/cpu/ops.h"          // ops::RopeStyle, the RoPE pairing a model config names
 #include "kernels/cpu/thread_pool.h"  // ThreadPool: the host workers of an ExecContext
 #include "kv/kv_cache.h"
@@ -152,6 +153,12 @@ class ComputeBackend {
   // y[t, r] = sum_i w[r, i] * x[t, i] for t < n_tok (kernels/cpu/matmul.h's layout).
   virtual void matmul(const ExecContext& ctx, const TensorView& w, const float* x, int64_t ldx, float* y,
                       int64_t ldy, int64_t n_tok) const = 0;
+  // Several matmuls of one x (a layer's q/k/v or gate/up projections), each as matmul;
+  // a backend may run them as one operation.
+  virtual void matmul_group(const ExecContext& ctx, const MatmulOut* outs, int n_outs, const float* x, int64_t ldx,
+                            int64_t n_tok) const {
+    for (int i = 0; i < n_outs; ++i) matmul(ctx, *outs[i].w, x, ldx, outs[i].y, outs[i].ldy, n_tok);
+  }
   // Rows [row_begin, row_end) of w only (a vocabulary slice of the logits), into
   // y[t, r - row_begin].
   virtual void matmul_rows(const ExecContext& ctx, const TensorView& w, int64_t row_begin, int64_t row_end,

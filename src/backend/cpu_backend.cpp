@@ -71,6 +71,11 @@ class CpuBackend final : public ComputeBackend {
     flashlm::matmul(w, x, ldx, y, ldy, n_tok, *ctx.pool, MatmulOptions{ctx.batch_invariant});
   }
 
+  void matmul_group(const ExecContext& ctx, const MatmulOut* outs, int n_outs, const float* x, int64_t ldx,
+                    int64_t n_tok) const override {
+    flashlm::matmul_group(outs, n_outs, x, ldx, n_tok, *ctx.pool, MatmulOptions{ctx.batch_invariant});
+  }
+
   void matmul_rows(const ExecContext& ctx, const TensorView& w, int64_t row_begin, int64_t row_end, const float* x,
                    int64_t ldx, float* y, int64_t ldy, int64_t n_tok) const override {
     flashlm::matmul_rows(w, row_begin, row_end, x, ldx, y, ldy, n_tok, *ctx.pool, MatmulOptions{ctx.batch_invariant});

@@ -165,9 +165,8 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
 
     // --- attention ---
     be.rms_norm(ctx, s.x.data(), lw.attn_norm, s.cur.data(), n, n_embd, cfg_.norm_eps);
-    be.matmul(ctx, lw.wq, s.cur.data(), n_embd, s.q.data(), q_dim, n);
-    be.matmul(ctx, lw.wk, s.cur.data(), n_embd, s.k.data(), kv_dim, n);
-    be.matmul(ctx, lw.wv, s.cur.data(), n_embd, s.v.data(), kv_dim, n);
+    const MatmulOut qkv_out[] = {{&lw.wq, s.q.data(), q_dim}, {&lw.wk, s.k.data(), kv_dim}, {&lw.wv, s.v.data(), kv_dim}};
+    be.matmul_group(ctx, qkv_out, 3, s.cur.data(), n_embd, n);
     if (lw.bq.data != nullptr) be.add_bias(ctx, s.q.data(), lw.bq, n, q_dim);
     if (lw.bk.data != nullptr) be.add_bias(ctx, s.k.data(), lw.bk, n, kv_dim);
     if (lw.bv.data != nullptr) be.add_bias(ctx, s.v.data(), lw.bv, n, kv_dim);

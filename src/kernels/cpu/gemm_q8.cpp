@@ -16,12 +16,6 @@ namespace flashlm::gemm {
 namespace {
 
 constexpr int kTileTokens = 4;
-// Batches below this many tokens read the rows straight from the weights (the decode
-// kernels, avx512::kGemvMaxTok tokens per pass) instead of unpacking panels; both give
-// the same bits, so this is speed only. Measured on Zen 4, 2 threads (flashlm bench -p N):
-// 16 tokens are as fast or faster this way on both real models (SmolLM2 pp8 310 -> 523
-// tok/s), 24 and more favour the panels on Gemma 3's Q5_0/K-quant matrices.
-constexpr int64_t kGemvMaxTokens = 17;
 // Rows per work item of the decode kernels.
 constexpr int64_t kGemvRows = 16;
 
@@ -68,39 +62,115 @@ bool gemv_format(DType t, avx512::GemvFormat* f) {
   }
 }
 
-// The decode path: the workers split the rows; every row meets every token.
-void gemv_rows(avx512::GemvFormat f, const TensorView& w, int64_t row_begin, int64_t row_end, const Acts& a,
-               const int32_t* init, size_t init_stride, float* y, int64_t ldy, int64_t n_tok, ThreadPool& pool) {
-  const avx512::GemvFn fn = avx512::gemv_vnni_for(f);
-  const int64_t n_blocks = (row_end - row_begin + kGemvRows - 1) / kGemvRows;
-  pool.parallel_for(n_blocks, [&](int64_t bb, int64_t be, int) {
-    thread_local std::vector<float> mb;
-    if (mb.size() < static_cast<size_t>(8 * a.n_chunks)) mb.resize(static_cast<size_t>(8 * a.n_chunks));
-    avx512::GemvArgs g;
-    g.row_bytes = w.nb[1];
-    g.n_chunks = a.n_chunks;
-    g.x_stride = a.q_stride;
-    g.yd_stride = a.yd_stride;
-    g.init_stride = init_stride;
-    g.ldo = static_cast<size_t>(ldy);
-    g.mb = mb.data();
-    const int64_t r0 = row_begin + bb * kGemvRows;
-    const int64_t r1 = std::min(row_end, row_begin + be * kGemvRows);
-    g.w = w.row_ptr(r0);
-    g.n_rows = r1 - r0;
-    for (int64_t t0 = 0; t0 < n_tok; t0 += avx512::kGemvMaxTok) {
-      g.n_tok = static_cast<int>(std::min<int64_t>(avx512::kGemvMaxTok, n_tok - t0));
-      g.x = a.q + static_cast<size_t>(t0) * a.q_stride;
-      g.yd = a.yd + static_cast<size_t>(t0) * a.yd_stride;
-      g.init = init == nullptr ? nullptr : init + static_cast<size_t>(t0) * init_stride;
-      g.out = y + t0 * ldy + (r0 - row_begin);
-      fn(g);
-    }
-  });
-}
 #endif
 
+// A step's activations quantized for weights of type wt, as gemm::Acts, in the calling
+// thread's buffer (shared with the workers by address). With gemv_off != 0 (decode
+// kernels of a format whose codes go in with an offset) each token's per-lane
+// -off * sum(x) follows (avx512::gemv_init_vnni), init_stride int32s apart.
+struct QuantizedActs {
+  Acts a;
+  int32_t* init = nullptr;
+  size_t init_stride = 0;
+};
+
+QuantizedActs quantize_acts(DType wt, int64_t n_in, const float* x, int64_t ldx, int64_t n_tok, int gemv_off,
+                            ThreadPool& pool) {
+  const VecDotTraits& vt = vec_dot_traits(wt);
+  const int64_t nc = n_in / kChunk;
+  thread_local AlignedScratch act_scratch;
+  QuantizedActs qa;
+  Acts& a = qa.a;
+  a.n_chunks = nc;
+  a.q_stride = static_cast<size_t>(n_in);
+  a.yd_stride = static_cast<size_t>(2 * nc);
+  qa.init_stride = static_cast<size_t>(nc) * 8;
+  const size_t q_bytes = (static_cast<size_t>(n_tok) * a.q_stride + 63) & ~size_t{63};
+  const size_t yd_bytes = (static_cast<size_t>(n_tok) * a.yd_stride * sizeof(float) + 63) & ~size_t{63};
+  const size_t init_bytes = gemv_off != 0 ? static_cast<size_t>(n_tok) * qa.init_stride * sizeof(int32_t) : 0;
+  uint8_t* abuf = act_scratch.get(q_bytes + yd_bytes + init_bytes);
+  a.q = reinterpret_cast<int8_t*>(abuf);
+  a.yd = reinterpret_cast<float*>(abuf + q_bytes);
+  if (gemv_off != 0) qa.init = reinterpret_cast<int32_t*>(abuf + q_bytes + yd_bytes);
+  pool.parallel_for(n_tok, [&](int64_t tb, int64_t te, int) {
+    thread_local std::vector<uint8_t> xq;
+    if (xq.size() < vt.row_bytes(n_in)) xq.resize(vt.row_bytes(n_in));
+    for (int64_t t = tb; t < te; ++t) {
+      vt.quantize_row(x + t * ldx, xq.data(), n_in);
+      unpack_acts(wt, xq.data(), n_in, a, t);
+#if defined(FLASHLM_HAVE_AVX512)
+      if (qa.init != nullptr) {
+        avx512::gemv_init_vnni(a.q + static_cast<size_t>(t) * a.q_stride, nc, gemv_off, qa.init + t * qa.init_stride);
+      }
+#endif
+    }
+  });
+  return qa;
+}
+
 }  // namespace
+
+bool gemv_parts(const GemvPart* parts, int n_parts, const float* x, int64_t ldx, int64_t n_tok, ThreadPool& pool) {
+#if defined(FLASHLM_HAVE_AVX512)
+  if (n_parts < 1 || n_parts > kMaxGemvParts || n_tok < 1 || n_tok >= kGemvMaxTokens || !cpu_has_avx512_vnni()) {
+    return false;
+  }
+  const DType wt = parts[0].w->dtype;
+  const int64_t n_in = parts[0].w->ne[0];
+  for (int i = 1; i < n_parts; ++i) {
+    if (parts[i].w->dtype != wt || parts[i].w->ne[0] != n_in) return false;
+  }
+  avx512::GemvFormat gf{};
+  if (!gemv_format(wt, &gf) || vec_dot_traits(wt).quantize_row == nullptr) return false;
+  const QuantizedActs qa = quantize_acts(wt, n_in, x, ldx, n_tok, avx512::gemv_vnni_offset(gf), pool);
+  // Work items of kGemvRows rows, the parts' one after the other: one pool
+  // synchronisation for all of them (the q/k/v or gate/up projections of a layer).
+  int64_t first_block[kMaxGemvParts + 1] = {0};
+  for (int i = 0; i < n_parts; ++i) {
+    first_block[i + 1] = first_block[i] + (parts[i].row_end - parts[i].row_begin + kGemvRows - 1) / kGemvRows;
+  }
+  const avx512::GemvFn fn = avx512::gemv_vnni_for(gf);
+  pool.parallel_for(first_block[n_parts], [&](int64_t bb, int64_t be, int) {
+    thread_local std::vector<float> mb;
+    if (mb.size() < static_cast<size_t>(8 * qa.a.n_chunks)) mb.resize(static_cast<size_t>(8 * qa.a.n_chunks));
+    avx512::GemvArgs g;
+    g.n_chunks = qa.a.n_chunks;
+    g.x_stride = qa.a.q_stride;
+    g.yd_stride = qa.a.yd_stride;
+    g.init_stride = qa.init_stride;
+    g.mb = mb.data();
+    for (int i = 0; i < n_parts; ++i) {
+      const int64_t b = std::max(bb, first_block[i]);
+      const int64_t e = std::min(be, first_block[i + 1]);
+      if (b >= e) continue;
+      const GemvPart& pt = parts[i];
+      const int64_t r0 = pt.row_begin + (b - first_block[i]) * kGemvRows;
+      const int64_t r1 = std::min(pt.row_end, pt.row_begin + (e - first_block[i]) * kGemvRows);
+      g.row_bytes = pt.w->nb[1];
+      g.ldo = static_cast<size_t>(pt.ldy);
+      g.w = pt.w->row_ptr(r0);
+      g.n_rows = r1 - r0;
+      for (int64_t t0 = 0; t0 < n_tok; t0 += avx512::kGemvMaxTok) {
+        g.n_tok = static_cast<int>(std::min<int64_t>(avx512::kGemvMaxTok, n_tok - t0));
+        g.x = qa.a.q + static_cast<size_t>(t0) * qa.a.q_stride;
+        g.yd = qa.a.yd + static_cast<size_t>(t0) * qa.a.yd_stride;
+        g.init = qa.init == nullptr ? nullptr : qa.init + static_cast<size_t>(t0) * qa.init_stride;
+        g.out = pt.y + t0 * pt.ldy + (r0 - pt.row_begin);
+        fn(g);
+      }
+    }
+  });
+  return true;
+#else
+  (void)parts;
+  (void)n_parts;
+  (void)x;
+  (void)ldx;
+  (void)n_tok;
+  (void)pool;
+  return false;
+#endif
+}
 
 bool best_tile_kernel(TileKernel* out) {
 #if defined(FLASHLM_HAVE_AVX512)
@@ -116,58 +186,22 @@ bool best_tile_kernel(TileKernel* out) {
 bool gemm_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx, float* y,
                int64_t ldy, int64_t n_tok, ThreadPool& pool, TileKernel kernel) {
   if (!panel_supported(w.dtype)) return false;
-  const VecDotTraits& vt = vec_dot_traits(w.dtype);
-  if (vt.quantize_row == nullptr) return false;
+  if (vec_dot_traits(w.dtype).quantize_row == nullptr) return false;
   const int64_t n_in = w.ne[0];
-  const int64_t nc = n_in / kChunk;
   bool unsigned_acts = false;
   const TileFn tile = tile_fn(kernel, &unsigned_acts);
-
-  // Activations: quantized as llama.cpp does, then laid out as gemm::Acts. The calling
-  // thread's buffer is shared with the workers by address.
-  thread_local AlignedScratch act_scratch;
-  Acts a;
-  a.n_chunks = nc;
-  a.q_stride = static_cast<size_t>(n_in);
-  a.yd_stride = static_cast<size_t>(2 * nc);
-  const size_t q_bytes = (static_cast<size_t>(n_tok) * a.q_stride + 63) & ~size_t{63};
-  const size_t yd_bytes = (static_cast<size_t>(n_tok) * a.yd_stride * sizeof(float) + 63) & ~size_t{63};
-  // Decode-sized batches of formats whose codes go in with an offset also keep each
-  // token's per-lane -off * sum(x) (avx512::gemv_init_vnni).
-  [[maybe_unused]] const size_t init_stride = static_cast<size_t>(nc) * 8;
-  int gemv_off = 0;
-  bool use_gemv = false;
 #if defined(FLASHLM_HAVE_AVX512)
   avx512::GemvFormat gf{};
   // Every panel format has a VNNI unpacker; gf also selects the panel unpacker below.
   if (kernel == TileKernel::kVnni && !gemv_format(w.dtype, &gf)) return false;
-  use_gemv = kernel == TileKernel::kVnni && n_tok < kGemvMaxTokens;
-  if (use_gemv) gemv_off = avx512::gemv_vnni_offset(gf);
-#endif
-  const size_t init_bytes = gemv_off != 0 ? static_cast<size_t>(n_tok) * init_stride * sizeof(int32_t) : 0;
-  uint8_t* abuf = act_scratch.get(q_bytes + yd_bytes + init_bytes);
-  a.q = reinterpret_cast<int8_t*>(abuf);
-  a.yd = reinterpret_cast<float*>(abuf + q_bytes);
-  [[maybe_unused]] int32_t* init = gemv_off != 0 ? reinterpret_cast<int32_t*>(abuf + q_bytes + yd_bytes) : nullptr;
-  const DType wt = w.dtype;
-  pool.parallel_for(n_tok, [&](int64_t tb, int64_t te, int) {
-    thread_local std::vector<uint8_t> xq;
-    if (xq.size() < vt.row_bytes(n_in)) xq.resize(vt.row_bytes(n_in));
-    for (int64_t t = tb; t < te; ++t) {
-      vt.quantize_row(x + t * ldx, xq.data(), n_in);
-      unpack_acts(wt, xq.data(), n_in, a, t);
-#if defined(FLASHLM_HAVE_AVX512)
-      if (init != nullptr) avx512::gemv_init_vnni(a.q + static_cast<size_t>(t) * a.q_stride, nc, gemv_off, init + t * init_stride);
-#endif
-    }
-  });
-#if defined(FLASHLM_HAVE_AVX512)
-  if (use_gemv) {
-    gemv_rows(gf, w, row_begin, row_end, a, init, init_stride, y, ldy, n_tok, pool);
-    return true;
+  if (kernel == TileKernel::kVnni) {
+    const GemvPart part{&w, row_begin, row_end, y, ldy};
+    if (gemv_parts(&part, 1, x, ldx, n_tok, pool)) return true;
   }
 #endif
-  (void)use_gemv;
+  const Acts a = quantize_acts(w.dtype, n_in, x, ldx, n_tok, 0, pool).a;
+  const int64_t nc = a.n_chunks;
+  const DType wt = w.dtype;
 
   const int64_t n_rows = row_end - row_begin;
   const int64_t n_panels = (n_rows + kPanelRows - 1) / kPanelRows;

@@ -137,6 +137,16 @@ void matmul(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t 
   matmul_rows(w, 0, w.ne[1], x, ldx, y, ldy, n_tok, pool, opts);
 }
 
+void matmul_group(const MatmulOut* outs, int n_outs, const float* x, int64_t ldx, int64_t n_tok, ThreadPool& pool,
+                  MatmulOptions opts) {
+  if (n_outs <= gemm::kMaxGemvParts && matmul_uses_gemm(outs[0].w->dtype, n_tok, opts)) {
+    gemm::GemvPart parts[gemm::kMaxGemvParts];
+    for (int i = 0; i < n_outs; ++i) parts[i] = {outs[i].w, 0, outs[i].w->ne[1], outs[i].y, outs[i].ldy};
+    if (gemm::gemv_parts(parts, n_outs, x, ldx, n_tok, pool)) return;
+  }
+  for (int i = 0; i < n_outs; ++i) matmul(*outs[i].w, x, ldx, outs[i].y, outs[i].ldy, n_tok, pool, opts);
+}
+
 void matmul_reference(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n_tok) {
   const TypeTraits& tt = type_traits(w.dtype);
   for (int64_t t = 0; t < n_tok; ++t) {

@@ -28,6 +28,17 @@ struct MatmulOptions {
 void matmul(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n_tok,
             ThreadPool& pool, MatmulOptions opts = {});
 
+// Several matmuls of one input: y_i = x W_i^T. Decode-sized batches of matrices of one
+// type go through the pool once for all of them (gemm::gemv_parts), with each output's
+// bits unchanged; otherwise one matmul after another.
+struct MatmulOut {
+  const TensorView* w = nullptr;
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
+void matmul_group(const MatmulOut* outs, int n_outs, const float* x, int64_t ldx, int64_t n_tok, ThreadPool& pool,
+                  MatmulOptions opts = {});
+
 // Rows [row_begin, row_end) of w only (used to compute logits for a vocabulary slice).
 void matmul_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const float* x, int64_t ldx,
                  float* y, int64_t ldy, int64_t n_tok, ThreadPool& pool, MatmulOptions opts = {});

@@ -201,6 +201,40 @@ TEST(Matmul, BatchInvariantAtEveryBatchSize) {
   }
 }
 
+// A group of matmuls of one input (a layer's q/k/v) gives each output's bits of its own
+// matmul, for every batch size (one pool operation on VNNI decode batches, one matmul
+// after another otherwise), also with mixed weight types (which cannot share a pass).
+TEST(Matmul, GroupEqualsSeparateMatmuls) {
+  std::mt19937 rng(53);
+  ThreadPool pool(3);
+  for (DType t : {DType::Q4_1, DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F32}) {
+    const int64_t n_in = 2 * std::max<int64_t>(type_traits(t).block_size, 64);
+    const Weights a = random_weights(t, n_in, 45, rng), b = random_weights(t, n_in, 7, rng);
+    const Weights c = random_weights(t == DType::Q8_0 ? DType::Q4_1 : t, n_in, 16, rng);
+    for (int64_t n_tok : {1, 3, 8, 12, 16, 17, 30}) {
+      std::vector<float> x;
+      for (int64_t k = 0; k < n_tok; ++k) {
+        const std::vector<float> xr = random_activations(n_in, rng);
+        x.insert(x.end(), xr.begin(), xr.end());
+      }
+      for (bool inv : {false, true}) {
+        const MatmulOptions opts{inv};
+        std::vector<float> ya(static_cast<size_t>(n_tok * 45)), yb(static_cast<size_t>(n_tok * 7)),
+            yc(static_cast<size_t>(n_tok * 16));
+        const MatmulOut outs[] = {{&a.view, ya.data(), 45}, {&b.view, yb.data(), 7}, {&c.view, yc.data(), 16}};
+        matmul_group(outs, 3, x.data(), n_in, n_tok, pool, opts);
+        for (const MatmulOut& o : outs) {
+          std::vector<float> ref(static_cast<size_t>(n_tok * o.ldy));
+          matmul(*o.w, x.data(), n_in, ref.data(), o.ldy, n_tok, pool, opts);
+          for (size_t i = 0; i < ref.size(); ++i) {
+            ASSERT_EQ(o.y[i], ref[i]) << type_traits(o.w->dtype).name << " n_tok=" << n_tok << " i=" << i;
+          }
+        }
+      }
+    }
+  }
+}
+
 // A larger batch after a smaller one (the activation scratch grows) and then a smaller
 // one again (it is reused) give the same per-token results.
 TEST(Matmul, ScratchReuseAcrossBatchSizes) {
