@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "kernels/cpu/attention_tiles.h"
+#include "kernels/cpu/avx2/avx2_kernels.h"
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/ops.h"
 #include "quant/quant.h"
 
@@ -157,6 +159,12 @@ void kv_row_store(DType type, const float* src, void* dst, int64_t n) {
     std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
     return;
   }
+#if defined(FLASHLM_HAVE_AVX2)
+  if (type == DType::F16 && cpu_has_avx2()) {
+    avx2::kv_store_f16(src, dst, n);
+    return;
+  }
+#endif
   type_traits(type).from_float(src, dst, n);
 }
 

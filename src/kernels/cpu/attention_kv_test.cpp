@@ -209,6 +209,22 @@ TEST(AttentionKvTypes, RowsRoundTripWithinTheFormatsRounding) {
   }
 }
 
+// An f16 cache row is the scalar rounding's bits (the F16C store where the CPU has it),
+// at every length and around the format's edges: subnormals, ties, overflow, infinities.
+TEST(AttentionKvTypes, F16StoreRoundsAsTheScalarConversion) {
+  std::mt19937 rng(12);
+  std::vector<float> x = {0.0f, -0.0f, 65504.0f, 65519.0f, 65520.0f, -70000.0f, 1e-8f, -3e-5f, 5.96e-8f, 2.98e-8f,
+                          6.1e-5f, 1.0f + 1.0f / 2048.0f, 1.0f + 3.0f / 2048.0f, INFINITY, -INFINITY};
+  std::uniform_real_distribution<float> mag(-30.0f, 17.0f);
+  while (x.size() < 203) x.push_back((rng() & 1 ? -1.0f : 1.0f) * std::exp2(mag(rng)));
+  for (size_t n : {size_t{1}, size_t{7}, size_t{8}, size_t{15}, x.size()}) {
+    std::vector<uint16_t> fast(n), ref(n);
+    kv_row_store(DType::F16, x.data(), fast.data(), static_cast<int64_t>(n));
+    type_traits(DType::F16).from_float(x.data(), ref.data(), static_cast<int64_t>(n));
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(fast[i], ref[i]) << "x=" << x[i] << " n=" << n;
+  }
+}
+
 TEST(AttentionKvTypes, TypeCheckRefusesPartialBlocks) {
   EXPECT_TRUE(attention_kv_type_check(DType::F32, 20).is_ok());
   EXPECT_TRUE(attention_kv_type_check(DType::F16, 20).is_ok());

@@ -250,6 +250,19 @@ void attn_load_f16(const void* const* rows, int n_rows, int d, float* dst) {
   }
 }
 
+void kv_store_f16(const float* src, void* dst, int64_t n) {
+  auto* y = static_cast<uint8_t*>(dst);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + 2 * i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) {
+    const uint16_t h = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+    y[2 * i] = static_cast<uint8_t>(h & 0xFF);  // little-endian, as the cache's rows
+    y[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+  }
+}
+
 void attn_load_q8_0(const void* const* rows, int n_rows, int d, float* dst) {
   constexpr int kBlockBytes = 34;  // half d, 32 x int8 (quant::BlockQ8_0)
   for (int j = 0; j < n_rows; ++j) {

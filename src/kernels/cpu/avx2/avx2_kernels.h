@@ -60,5 +60,8 @@ void attn_exp(float* x, int64_t n);
 // Q8_0).
 void attn_load_f16(const void* const* rows, int n_rows, int d, float* dst);
 void attn_load_q8_0(const void* const* rows, int n_rows, int d, float* dst);
+// A K or V row into an f16 cache: F16C's round to nearest even, the scalar rounding's bits
+// (quant::f16_from_float) for every non-NaN input.
+void kv_store_f16(const float* src, void* dst, int64_t n);
 
 }  // namespace flashlm::avx2
