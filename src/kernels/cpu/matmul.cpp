@@ -139,12 +139,22 @@ void matmul(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t 
 
 void matmul_group(const MatmulOut* outs, int n_outs, const float* x, int64_t ldx, int64_t n_tok, ThreadPool& pool,
                   MatmulOptions opts) {
-  if (n_outs <= gemm::kMaxGemvParts && matmul_uses_gemm(outs[0].w->dtype, n_tok, opts)) {
-    gemm::GemvPart parts[gemm::kMaxGemvParts];
-    for (int i = 0; i < n_outs; ++i) parts[i] = {outs[i].w, 0, outs[i].w->ne[1], outs[i].y, outs[i].ldy};
-    if (gemm::gemv_parts(parts, n_outs, x, ldx, n_tok, pool)) return;
+  // Runs of consecutive matrices of one type share a pass (Gemma 3's Q4_K_M files mix a
+  // Q8_0 v with Q5_0 q and k in half the layers).
+  for (int i = 0; i < n_outs;) {
+    const DType t = outs[i].w->dtype;
+    int j = i + 1;
+    while (j < n_outs && j - i < gemm::kMaxGemvParts && outs[j].w->dtype == t) ++j;
+    if (j - i > 1 && matmul_uses_gemm(t, n_tok, opts)) {
+      gemm::GemvPart parts[gemm::kMaxGemvParts];
+      for (int k = i; k < j; ++k) parts[k - i] = {outs[k].w, 0, outs[k].w->ne[1], outs[k].y, outs[k].ldy};
+      if (gemm::gemv_parts(parts, j - i, x, ldx, n_tok, pool)) {
+        i = j;
+        continue;
+      }
+    }
+    for (; i < j; ++i) matmul(*outs[i].w, x, ldx, outs[i].y, outs[i].ldy, n_tok, pool, opts);
   }
-  for (int i = 0; i < n_outs; ++i) matmul(*outs[i].w, x, ldx, outs[i].y, outs[i].ldy, n_tok, pool, opts);
 }
 
 void matmul_reference(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n_tok) {

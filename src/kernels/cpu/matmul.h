@@ -28,9 +28,9 @@ struct MatmulOptions {
 void matmul(const TensorView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n_tok,
             ThreadPool& pool, MatmulOptions opts = {});
 
-// Several matmuls of one input: y_i = x W_i^T. Decode-sized batches of matrices of one
-// type go through the pool once for all of them (gemm::gemv_parts), with each output's
-// bits unchanged; otherwise one matmul after another.
+// Several matmuls of one input: y_i = x W_i^T. In decode-sized batches, each run of
+// consecutive matrices of one type goes through the pool once (gemm::gemv_parts), with
+// each output's bits unchanged; otherwise one matmul after another.
 struct MatmulOut {
   const TensorView* w = nullptr;
   float* y = nullptr;
