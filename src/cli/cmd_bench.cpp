@@ -33,7 +33,7 @@ std::string kernels_name() {
 
 struct BenchArgs {
   std::string model;
-  std::string threads;  // comma-separated list; empty: all cores
+  std::string threads;  // comma-separated list; empty: usable_cpu_count()
   int n_prompt = 512;
   int n_gen = 128;
   int reps = 5;
@@ -309,7 +309,7 @@ void add_bench(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<BenchArgs>();
   CLI::App* sub = app.add_subcommand("bench", "prompt-processing and generation speed (like llama-bench)");
   sub->add_option("-m,--model", args->model, "GGUF model file")->required();
-  sub->add_option("-t,--threads", args->threads, "comma-separated thread counts, e.g. 1,2,4 (default: all cores)");
+  sub->add_option("-t,--threads", args->threads, "comma-separated thread counts, e.g. 1,2,4 (default: the CPUs this process may use)");
   sub->add_option("-p,--n-prompt", args->n_prompt, "prompt tokens for the pp test (0: skip)")->check(CLI::Range(0, 1 << 20));
   sub->add_option("-n,--n-gen", args->n_gen, "generated tokens for the tg test (0: skip)")->check(CLI::Range(0, 1 << 20));
   sub->add_option("-r,--repetitions", args->reps, "timed runs per test (after one warm-up)")->check(CLI::Range(1, 1000));

@@ -106,7 +106,7 @@ void add_moefy(CLI::App& app, int* exit_code) {
   sub->add_option("--calib-tokens", args->calib_tokens, "calibration tokens kept")->check(CLI::Range(int64_t{16}, int64_t{1} << 20));
   sub->add_option("--calib-ctx", args->calib_ctx, "tokens per calibration chunk")->check(CLI::Range(int64_t{2}, int64_t{1} << 16));
   sub->add_option("--seed", args->opts.seed, "clustering seed");
-  sub->add_option("-t,--threads", args->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
+  sub->add_option("-t,--threads", args->threads, "threads (0: the CPUs this process may use)")->check(CLI::Range(0, 1024));
   sub->final_callback([args, exit_code] { *exit_code = run_moefy(*args); });
 }
 

@@ -129,7 +129,7 @@ void add_serve(CLI::App& app, int* exit_code) {
   sub->add_option("--parallel", args->parallel, "sequences generated at once")->check(CLI::Range(1, 1024));
   sub->add_option("-c,--ctx-size", args->ctx, "context size per sequence (0: min(model, 4096))")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
-  sub->add_option("-t,--threads", args->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
+  sub->add_option("-t,--threads", args->threads, "threads (0: the CPUs this process may use)")->check(CLI::Range(0, 1024));
   sub->add_option("-b,--batch-size", args->batch, "tokens per forward pass")->check(CLI::Range(1, 65536));
   add_kv_type_flag(sub, &args->kv_type);
   add_backend_flag(sub, &args->backend);

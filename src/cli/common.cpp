@@ -12,7 +12,7 @@ namespace flashlm::cli {
 
 void add_common_flags(CLI::App* app, CommonArgs* a) {
   app->add_option("-m,--model", a->model, "GGUF model file")->required();
-  app->add_option("-t,--threads", a->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
+  app->add_option("-t,--threads", a->threads, "threads (0: the CPUs this process may use)")->check(CLI::Range(0, 1024));
   app->add_option("-c,--ctx-size", a->ctx, "context size in tokens (0: min(model, 4096))")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   app->add_option("-b,--batch-size", a->batch, "tokens per forward pass")->check(CLI::Range(1, 65536));

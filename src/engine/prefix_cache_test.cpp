@@ -316,7 +316,7 @@ TEST(PrefixCache, DISABLED_TtftSharedSystemPromptSmolLM2) {
   SchedulerOptions o;
   o.n_parallel = 2;
   o.n_ctx = 2304;
-  o.n_threads = 0;  // all cores
+  o.n_threads = 0;  // the usable CPUs
   auto sched = make(*l, o);
   ASSERT_NE(sched, nullptr);
   double ttft[3] = {0, 0, 0};

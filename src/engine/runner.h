@@ -26,7 +26,7 @@ inline constexpr DType kDefaultKvType = DType::F16;
 Status kv_type_check(const Model& model, DType type);
 
 struct RuntimeOptions {
-  int n_threads = 0;     // 0: all cores
+  int n_threads = 0;     // 0: usable_cpu_count() (affinity mask, cgroup quota)
   int64_t n_ctx = 0;     // positions per sequence; 0: min(training context, 4096)
   int n_batch = 512;     // tokens per forward pass
   int n_seqs = 1;        // concurrent sequences sharing the KV pool

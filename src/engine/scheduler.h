@@ -54,7 +54,7 @@ struct SchedulerOptions {
   int64_t kv_blocks = 0, kv_mem_bytes = 0;
   int step_tokens = 512;     // tokens per forward pass (decode tokens + prefill chunks)
   int max_queue = 256;       // waiting requests beyond the free running slots; more are refused
-  int n_threads = 0;         // 0: all cores
+  int n_threads = 0;         // 0: usable_cpu_count()
   // Each sequence's results independent of what else runs in the step (MatmulOptions):
   // greedy outputs equal the same requests run one at a time. Off, prefill steps may use
   // the faster panel GEMM, which rounds differently (what `run` and `chat` use: one

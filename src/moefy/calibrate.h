@@ -26,7 +26,7 @@ struct CalibrationData {
 struct CalibrationOptions {
   int64_t max_tokens = 4096;  // tokens kept (position 0 of each chunk is skipped)
   int64_t n_ctx = 512;        // tokens per chunk, each evaluated from scratch
-  int n_threads = 0;          // 0: all cores
+  int n_threads = 0;          // 0: usable_cpu_count()
 };
 
 // `tokens` is the tokenized calibration text; each chunk starts with BOS when bos >= 0.
