@@ -2,7 +2,7 @@
 # Runs every test: the Release build's unit, model and command-line tests, then the unit
 # tests again under AddressSanitizer + UndefinedBehaviorSanitizer (real-model golden
 # tests are left to the Release run: under the sanitizers they would take too long on
-# two cores), then the aarch64 cross build's tests under qemu-user and a short libFuzzer
+# two cores), the thread pool under ThreadSanitizer, then the aarch64 cross build's tests under qemu-user and a short libFuzzer
 # run over the parsers, when their toolchains are installed (scripts/setup.sh installs them).
 # Run scripts/setup.sh first (the README's test command does both).
 set -euo pipefail
@@ -33,6 +33,12 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLASHLM_SANITIZE=ON
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j1 -LE slow
+
+echo "== TSan: the thread pool (every op of every forward pass goes through it)"
+# Two sources and GoogleTest, so the data-race check costs seconds, not a third full build.
+g++ -std=c++20 -O1 -g -fsanitize=thread -Isrc src/kernels/cpu/thread_pool.cpp \
+  src/kernels/cpu/thread_pool_test.cpp -lgtest -lgtest_main -pthread -o build/test_thread_pool_tsan
+TSAN_OPTIONS=halt_on_error=1 build/test_thread_pool_tsan --gtest_brief=1
 
 echo "== ASan/UBSan build: the server under real clients (openai, raw sockets, bad requests, streams with disconnects)"
 # Fewer concurrent streams than the Release run: the sanitized model is several times slower.
