@@ -27,7 +27,8 @@ namespace {
 Result<int64_t> global_blocks_for_budget(KvConfig& kc, int64_t bytes) {
   int64_t n_global = 0, n_local = 0;
   for (int l = 0; l < kc.n_layer; ++l) (kc.layer_window.empty() || kc.layer_window[static_cast<size_t>(l)] <= 0 ? n_global : n_local) += 1;
-  const int64_t slab = 2 * static_cast<int64_t>(kc.block_size) * kc.kv_dim * static_cast<int64_t>(sizeof(float));
+  // K and V of one block of one layer, in the cache's element type (as KvCache::bytes_for).
+  const int64_t slab = 2 * static_cast<int64_t>(kc.block_size) * static_cast<int64_t>(kv_row_bytes(kc.type, kc.kv_dim));
   const int64_t local_bytes = n_local * slab * kc.n_blocks_local;
   const int64_t one_ctx = kc.n_blocks / kc.max_seqs;
   const int64_t need = local_bytes + n_global * slab * one_ctx;

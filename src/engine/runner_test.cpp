@@ -75,6 +75,31 @@ TEST(Runner, IncrementalEqualsBatchTinyLlamaQ8) { check_incremental("tests/golde
 TEST(Runner, IncrementalEqualsBatchSmolLM2) { check_incremental("models/SmolLM2-135M-Instruct.Q4_1.gguf", 2e-2f); }
 TEST(Runner, IncrementalEqualsBatchGemma3) { check_incremental("models/gemma-3-270m-q4_k_m.gguf", 2e-2f); }
 
+// A byte budget (--kv-mem) is spent in the cache's own element type: the pools it gives
+// fit in it and leave less than one more block per layer unused, for f32 and f16 (q8_0
+// needs heads of 32 or more; these have 16), with sliding-window pools beside the global one.
+TEST(Runner, KvMemoryBudgetIsSpentInTheCacheType) {
+  const std::string path = repo("tests/golden/synthetic/tiny-gemma3-f32.gguf");
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "MODEL FILE MISSING: " << path;
+  auto model = Model::load(path);
+  ASSERT_TRUE(model.is_ok()) << model.message();
+  const int64_t budget = int64_t{8} << 20;
+  for (DType t : {DType::F32, DType::F16}) {
+    RuntimeOptions ro;
+    ro.n_threads = 1;
+    ro.n_ctx = 64;
+    ro.kv_type = t;
+    ro.kv_mem_bytes = budget;
+    auto runner = Runner::create(**model, ro);
+    ASSERT_TRUE(runner.is_ok()) << runner.message();
+    const KvConfig& kc = (*runner)->kv().config();
+    const int64_t used = KvCache::bytes_for(kc);
+    const int64_t block_all_layers = 2 * kc.block_size * static_cast<int64_t>(kv_row_bytes(t, kc.kv_dim)) * kc.n_layer;
+    EXPECT_LE(used, budget) << kv_type_name(t);
+    EXPECT_GT(used, budget - block_all_layers) << kv_type_name(t);
+  }
+}
+
 TEST(Runner, ContextOverflowIsAnErrorAndChangesNothing) {
   const std::string path = repo("tests/golden/synthetic/tiny-llama-f32.gguf");
   auto model = Model::load(path);
