@@ -192,11 +192,11 @@ bool gemm_rows(const TensorView& w, int64_t row_begin, int64_t row_end, const fl
   const TileFn tile = tile_fn(kernel, &unsigned_acts);
 #if defined(FLASHLM_HAVE_AVX512)
   avx512::GemvFormat gf{};
-  // Every panel format has a VNNI unpacker; gf also selects the panel unpacker below.
-  if (kernel == TileKernel::kVnni && !gemv_format(w.dtype, &gf)) return false;
   if (kernel == TileKernel::kVnni) {
+    // Every panel format has a VNNI unpacker; gf also selects the panel unpacker below.
+    if (!gemv_format(w.dtype, &gf)) return false;
     const GemvPart part{&w, row_begin, row_end, y, ldy};
-    if (gemv_parts(&part, 1, x, ldx, n_tok, pool)) return true;
+    if (gemv_parts(&part, 1, x, ldx, n_tok, pool)) return true;  // decode-sized batch
   }
 #endif
   const Acts a = quantize_acts(w.dtype, n_in, x, ldx, n_tok, 0, pool).a;

@@ -38,6 +38,16 @@ struct AlignedBuf {
   uint8_t* p;
 };
 
+// n_rows random rows of type t and pointers to them, as the panel unpackers take them.
+struct RandomRows {
+  RandomRows(DType t, int n_rows, int64_t n_in, std::mt19937& rng) {
+    for (int r = 0; r < n_rows; ++r) rows.push_back(random_row(t, n_in, rng));
+    for (const auto& r : rows) ptrs.push_back(r.data());
+  }
+  std::vector<std::vector<uint8_t>> rows;
+  std::vector<const uint8_t*> ptrs;
+};
+
 // s * q + m for every element of every row equals dequantize_row bit for bit.
 TEST(GemmPanel, UnpackReproducesDequantization) {
   std::mt19937 rng(5);
@@ -46,16 +56,13 @@ TEST(GemmPanel, UnpackReproducesDequantization) {
     const int64_t n_in = 2 * std::max<int64_t>(type_traits(t).block_size, 64);
     const int64_t nc = n_in / gemm::kChunk;
     for (int n_rows : {1, 3, gemm::kPanelRows}) {
-      std::vector<std::vector<uint8_t>> rows;
-      std::vector<const uint8_t*> ptrs;
-      for (int r = 0; r < n_rows; ++r) rows.push_back(random_row(t, n_in, rng));
-      for (const auto& r : rows) ptrs.push_back(r.data());
+      const RandomRows rr(t, n_rows, n_in, rng);
       AlignedBuf buf(gemm::Panel::bytes(nc));
       gemm::Panel p;
       p.bind(buf.p, nc);
-      gemm::unpack_panel(t, ptrs.data(), n_rows, n_in, false, p);
+      gemm::unpack_panel(t, rr.ptrs.data(), n_rows, n_in, false, p);
       for (int r = 0; r < gemm::kPanelRows; ++r) {
-        const std::vector<float> ref = r < n_rows ? dequant(t, rows[r].data(), n_in) : std::vector<float>(n_in, 0.0f);
+        const std::vector<float> ref = r < n_rows ? dequant(t, rr.rows[r].data(), n_in) : std::vector<float>(n_in, 0.0f);
         for (int64_t i = 0; i < n_in; ++i) {
           const int64_t c = i / gemm::kChunk, k = i % gemm::kChunk;
           const float s = p.s[(c * gemm::kPanelRows + r) * 8 + (k < 16 ? 0 : 4)];
@@ -83,18 +90,15 @@ TEST(GemmPanel, VnniUnpackEqualsScalar) {
     const int64_t n_in = 3 * std::max<int64_t>(type_traits(t).block_size, 64);
     const int64_t nc = n_in / gemm::kChunk;
     for (int n_rows : {1, 3, gemm::kPanelRows}) {
-      std::vector<std::vector<uint8_t>> rows;
-      std::vector<const uint8_t*> ptrs;
-      for (int r = 0; r < n_rows; ++r) rows.push_back(random_row(t, n_in, rng));
-      for (const auto& r : rows) ptrs.push_back(r.data());
+      const RandomRows rr(t, n_rows, n_in, rng);
       AlignedBuf a(gemm::Panel::bytes(nc)), b(gemm::Panel::bytes(nc));
       std::memset(a.p, 0x5A, gemm::Panel::bytes(nc));
       std::memset(b.p, 0xA5, gemm::Panel::bytes(nc));
       gemm::Panel pa, pb;
       pa.bind(a.p, nc);
       pb.bind(b.p, nc);
-      gemm::unpack_panel(t, ptrs.data(), n_rows, n_in, true, pa);
-      avx512::unpack_panel_vnni(formats[i], ptrs.data(), n_rows, n_in, pb);
+      gemm::unpack_panel(t, rr.ptrs.data(), n_rows, n_in, true, pa);
+      avx512::unpack_panel_vnni(formats[i], rr.ptrs.data(), n_rows, n_in, pb);
       const size_t n = static_cast<size_t>(nc) * gemm::kPanelRows;
       ASSERT_EQ(std::memcmp(pa.q, pb.q, n * 32), 0) << type_traits(t).name;
       ASSERT_EQ(std::memcmp(pa.s, pb.s, n * 8 * sizeof(float)), 0) << type_traits(t).name;

@@ -7,19 +7,13 @@
 #include <immintrin.h>
 
 #include "kernels/cpu/avx512/avx512_kernels.h"
+#include "kernels/cpu/avx512/lane_sum.h"
 
 namespace flashlm::avx512 {
 namespace {
 
 using gemm::kChunk;
 using gemm::kPanelRows;
-
-float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 template <int NT>
 void tile(const gemm::Panel& p, const int8_t* x, size_t x_stride, const float* yd, size_t yd_stride, float* out) {
@@ -73,7 +67,7 @@ void tile(const gemm::Panel& p, const int8_t* x, size_t x_stride, const float* y
     }
   }
   for (int t = 0; t < NT; ++t) {
-    for (int r = 0; r < kPanelRows; ++r) out[t * kPanelRows + r] = hsum(acc[r][t]);
+    for (int r = 0; r < kPanelRows; ++r) out[t * kPanelRows + r] = lane_sum(acc[r][t]);
   }
 }
 

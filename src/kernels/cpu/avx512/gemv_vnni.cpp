@@ -21,19 +21,13 @@
 #include <utility>
 
 #include "kernels/cpu/avx512/avx512_kernels.h"
+#include "kernels/cpu/avx512/lane_sum.h"
 #include "quant/blocks.h"
 
 namespace flashlm::avx512 {
 namespace {
 
 using namespace quant;
-
-float hsum(__m256 v) {  // the tile's tree, operation for operation
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 float half_at(const uint8_t* p) {
   uint16_t h;
@@ -271,7 +265,7 @@ void gemv_rows(const uint8_t* row, size_t row_bytes, int64_t nc, const int8_t* x
     }
   }
   for (int r = 0; r < NR; ++r) {
-    for (int t = 0; t < NT; ++t) out[t * ldo + r] = hsum(acc[r][t]);
+    for (int t = 0; t < NT; ++t) out[t * ldo + r] = lane_sum(acc[r][t]);
   }
 }
 
