@@ -246,6 +246,7 @@ int bench(const BenchArgs& a, const std::string& version) {
 
   std::vector<Row> rows;
   for (int nt : *threads) {
+    note_thread_cap(nt);
     RuntimeOptions ro;
     ro.n_threads = nt;
     ro.n_ctx = n_ctx;

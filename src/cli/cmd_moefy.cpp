@@ -56,6 +56,7 @@ int run_moefy(const MoefyArgs& a) {
   co.max_tokens = a.calib_tokens;
   co.n_ctx = a.calib_ctx;
   co.n_threads = a.threads;
+  note_thread_cap(a.threads);
   Result<moefy::CalibrationData> calib = moefy::calibrate(model, tokens, tok->add_bos() ? tok->bos() : -1, co);
   if (!calib) {
     print_error(calib.message());

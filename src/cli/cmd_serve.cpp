@@ -97,6 +97,7 @@ int serve(const ServeArgs& a) {
   sched.n_parallel = a.parallel;
   sched.n_ctx = a.ctx;
   sched.n_threads = a.threads;
+  note_thread_cap(a.threads);
   sched.step_tokens = a.batch;
   sched.kv_type = a.kv_type;
   sched.max_queue = a.max_queue;

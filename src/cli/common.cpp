@@ -65,6 +65,15 @@ void add_sampling_flags(CLI::App* app, RequestOptions* g) {
 
 void print_error(const std::string& msg) { std::fprintf(stderr, "error: %s\n", msg.c_str()); }
 
+void note_thread_cap(int requested) {
+  const int cpus = usable_cpu_count();
+  if (requested <= cpus) return;
+  std::fprintf(stderr,
+               "note: -t %d is more than the %d CPUs this process may use: %d threads run, each op split in %d "
+               "parts (more threads would only take turns on the same CPUs)\n",
+               requested, cpus, cpus, requested);
+}
+
 Status generate_to_stdout(Loaded& l, RequestOptions req, GenerateStats* stats, std::string* reply) {
   Status st = generate(*l.engine, std::move(req),
                        [reply](std::string_view piece) {
@@ -113,6 +122,7 @@ std::unique_ptr<Loaded> load(const CommonArgs& a, LoadFor what) {
   }
   l->tok = std::make_unique<Tokenizer>(std::move(tok.value()));
   l->n_threads = a.threads == 0 ? default_thread_count() : a.threads;
+  note_thread_cap(l->n_threads);
   if (what == LoadFor::kEngine) {
     SchedulerOptions o;
     o.n_parallel = 1;

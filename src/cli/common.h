@@ -58,6 +58,9 @@ bool render_chat(const Loaded& l, const nlohmann::json& messages, bool add_gener
 std::vector<int32_t> tokenize_for_model(const Tokenizer& tok, const std::string& text, bool from_template);
 
 void print_error(const std::string& msg);
+// Says on stderr when -t asks for more threads than this process may use: the pool then
+// starts only as many (kernels/cpu/thread_pool.h) and splits each op as asked.
+void note_thread_cap(int requested);
 // Runs one request on the engine, streaming text to stdout (and into *reply when given),
 // then a newline.
 Status generate_to_stdout(Loaded& l, RequestOptions req, GenerateStats* stats, std::string* reply = nullptr);
