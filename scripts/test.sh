@@ -2,8 +2,9 @@
 # Runs every test: the Release build's unit, model and command-line tests, then the unit
 # tests again under AddressSanitizer + UndefinedBehaviorSanitizer (real-model golden
 # tests are left to the Release run: under the sanitizers they would take too long on
-# two cores), the thread pool under ThreadSanitizer, then the aarch64 cross build's tests under qemu-user and a short libFuzzer
-# run over the parsers, when their toolchains are installed (scripts/setup.sh installs them).
+# two cores), the thread pool under ThreadSanitizer, then the aarch64 cross build's tests
+# under qemu-user and a short libFuzzer run over the parsers, when their toolchains are
+# installed (scripts/setup.sh installs them).
 # Run scripts/setup.sh first (the README's test command does both).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
