@@ -53,12 +53,11 @@ constexpr std::array<TypeTraits, kDTypeIdLimit> make_table() {
   set(t, DType::Q5_0, block_traits<BlockQ5_0>("q5_0", &quantize_row<BlockQ5_0>));
   set(t, DType::Q5_1, block_traits<BlockQ5_1>("q5_1", &quantize_row<BlockQ5_1>));
   set(t, DType::Q8_0, block_traits<BlockQ8_0>("q8_0", &quantize_row<BlockQ8_0>));
-  // K-quant weights are only read; quantizing them (imatrix-style search) is a tool's job.
-  set(t, DType::Q2_K, block_traits<BlockQ2_K>("q2_K", nullptr));
-  set(t, DType::Q3_K, block_traits<BlockQ3_K>("q3_K", nullptr));
-  set(t, DType::Q4_K, block_traits<BlockQ4_K>("q4_K", nullptr));
-  set(t, DType::Q5_K, block_traits<BlockQ5_K>("q5_K", nullptr));
-  set(t, DType::Q6_K, block_traits<BlockQ6_K>("q6_K", nullptr));
+  set(t, DType::Q2_K, block_traits<BlockQ2_K>("q2_K", &quantize_row<BlockQ2_K>));
+  set(t, DType::Q3_K, block_traits<BlockQ3_K>("q3_K", &quantize_row<BlockQ3_K>));
+  set(t, DType::Q4_K, block_traits<BlockQ4_K>("q4_K", &quantize_row<BlockQ4_K>));
+  set(t, DType::Q5_K, block_traits<BlockQ5_K>("q5_K", &quantize_row<BlockQ5_K>));
+  set(t, DType::Q6_K, block_traits<BlockQ6_K>("q6_K", &quantize_row<BlockQ6_K>));
   set(t, DType::Q8_K, block_traits<BlockQ8_K>("q8_K", &quantize_row<BlockQ8_K>));
   return t;
 }

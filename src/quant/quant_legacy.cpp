@@ -1,6 +1,8 @@
 // The 32-element "legacy" formats: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0. Dequantization and
 // quantization mirror ggml's reference code (same float operations in the same order),
 // so both directions are bit-exact against ggml and gguf-py.
+#include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 
@@ -11,21 +13,19 @@ namespace flashlm::quant {
 
 namespace {
 
-// (int)v clamped to [lo, hi]: ggml's `MIN(hi, (int8_t)v)` for in-range v, but defined
-// for every input (a NaN or huge value must not reach an out-of-range cast).
-int trunc_clamp(float v, int lo, int hi) {
-  if (!(v > (float)lo)) return lo;
-  if (v >= (float)hi) return hi;
-  return (int)v;
+// C's (int8_t)v as compilers emit it for x86-64 (cvttss2si, then the low byte): truncation
+// toward zero, and 0 for NaN, infinities and anything outside int32. ggml's reference
+// quantizers cast this way, undefined in C only when 1 / d overflowed -- a block whose
+// largest magnitude is below about 2^-125, so d rounds to fp16 zero and every code
+// dequantizes alike. Only bytes depend on it there; x86's answer keeps them identical to
+// llama-quantize's on x86, and here it is defined on every machine.
+int c_cast_int8(float v) {
+  if (!(v > -2147483648.0f && v < 2147483648.0f)) return 0;
+  return static_cast<int8_t>(static_cast<int32_t>(v));
 }
 
-// roundf(v) (half away from zero) clamped to [lo, hi]; NaN gives 0.
-int round_clamp(float v, int lo, int hi) {
-  if (std::isnan(v)) return 0;
-  if (v <= (float)lo) return lo;
-  if (v >= (float)hi) return hi;
-  return (int)std::roundf(v);
-}
+// ggml's `MIN(hi, (int8_t)v)` stored into a uint8_t code.
+uint8_t code_min(int hi, float v) { return static_cast<uint8_t>(std::min(hi, c_cast_int8(v))); }
 
 // The value of largest magnitude, keeping its sign (first one on ties, as ggml).
 float signed_absmax(const float* x, int64_t n) {
@@ -41,9 +41,9 @@ float signed_absmax(const float* x, int64_t n) {
 }
 
 void min_max(const float* x, int64_t n, float* lo, float* hi) {
-  *lo = x[0];
-  *hi = x[0];
-  for (int64_t j = 1; j < n; ++j) {
+  *lo = FLT_MAX;
+  *hi = -FLT_MAX;
+  for (int64_t j = 0; j < n; ++j) {
     if (x[j] < *lo) *lo = x[j];
     if (x[j] > *hi) *hi = x[j];
   }
@@ -116,8 +116,8 @@ void quantize_block(const float* x, BlockQ4_0& b) {
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   b.d = fp32_to_fp16(d);
   for (int64_t j = 0; j < half; ++j) {
-    const int q0 = trunc_clamp(x[j] * id + 8.5f, 0, 15);
-    const int q1 = trunc_clamp(x[j + half] * id + 8.5f, 0, 15);
+    const int q0 = code_min(15, x[j] * id + 8.5f);
+    const int q1 = code_min(15, x[j + half] * id + 8.5f);
     b.qs[j] = (uint8_t)(q0 | (q1 << 4));
   }
 }
@@ -131,8 +131,8 @@ void quantize_block(const float* x, BlockQ4_1& b) {
   b.d = fp32_to_fp16(d);
   b.m = fp32_to_fp16(lo);
   for (int64_t j = 0; j < half; ++j) {
-    const int q0 = trunc_clamp((x[j] - lo) * id + 0.5f, 0, 15);
-    const int q1 = trunc_clamp((x[j + half] - lo) * id + 0.5f, 0, 15);
+    const int q0 = code_min(15, (x[j] - lo) * id + 0.5f);
+    const int q1 = code_min(15, (x[j + half] - lo) * id + 0.5f);
     b.qs[j] = (uint8_t)(q0 | (q1 << 4));
   }
 }
@@ -144,11 +144,11 @@ void quantize_block(const float* x, BlockQ5_0& b) {
   b.d = fp32_to_fp16(d);
   uint32_t qh = 0;
   for (int64_t j = 0; j < half; ++j) {
-    const int q0 = trunc_clamp(x[j] * id + 16.5f, 0, 31);
-    const int q1 = trunc_clamp(x[j + half] * id + 16.5f, 0, 31);
+    const int q0 = code_min(31, x[j] * id + 16.5f);
+    const int q1 = code_min(31, x[j + half] * id + 16.5f);
     b.qs[j] = (uint8_t)((q0 & 0x0F) | ((q1 & 0x0F) << 4));
-    qh |= (uint32_t)(q0 >> 4) << j;
-    qh |= (uint32_t)(q1 >> 4) << (j + half);
+    qh |= ((q0 & 0x10u) >> 4) << j;
+    qh |= ((q1 & 0x10u) >> 4) << (j + half);
   }
   std::memcpy(b.qh, &qh, 4);
 }
@@ -163,23 +163,26 @@ void quantize_block(const float* x, BlockQ5_1& b) {
   b.m = fp32_to_fp16(lo);
   uint32_t qh = 0;
   for (int64_t j = 0; j < half; ++j) {
-    const int q0 = trunc_clamp((x[j] - lo) * id + 0.5f, 0, 31);
-    const int q1 = trunc_clamp((x[j + half] - lo) * id + 0.5f, 0, 31);
+    const int q0 = static_cast<uint8_t>(c_cast_int8((x[j] - lo) * id + 0.5f));
+    const int q1 = static_cast<uint8_t>(c_cast_int8((x[j + half] - lo) * id + 0.5f));
     b.qs[j] = (uint8_t)((q0 & 0x0F) | ((q1 & 0x0F) << 4));
-    qh |= (uint32_t)(q0 >> 4) << j;
-    qh |= (uint32_t)(q1 >> 4) << (j + half);
+    qh |= ((q0 & 0x10u) >> 4) << j;
+    qh |= ((q1 & 0x10u) >> 4) << (j + half);
   }
   std::memcpy(b.qh, &qh, 4);
 }
 
 void quantize_block(const float* x, BlockQ8_0& b) {
   float amax = 0.0f;
-  for (int64_t j = 0; j < BlockQ8_0::kElems; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+  for (int64_t j = 0; j < BlockQ8_0::kElems; ++j) {
+    const float ax = std::fabs(x[j]);
+    amax = amax > ax ? amax : ax;  // ggml's MAX (a NaN is dropped again by a later value)
+  }
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   b.d = fp32_to_fp16(d);
   for (int64_t j = 0; j < BlockQ8_0::kElems; ++j) {
-    b.qs[j] = (int8_t)round_clamp(x[j] * id, -127, 127);
+    b.qs[j] = static_cast<int8_t>(c_cast_int8(std::roundf(x[j] * id)));
   }
 }
 

@@ -34,6 +34,22 @@ void quantize_block(const float* x, BlockQ5_1& b);
 void quantize_block(const float* x, BlockQ8_0& b);
 void quantize_block(const float* x, BlockQ8_1& b);
 void quantize_block(const float* x, BlockQ8_K& b);
+// K-quant weights without an importance matrix (quantize_k23.cpp, quantize_k.cpp):
+// ggml's reference method (quantize_row_*_K_ref), what llama-quantize does without --imatrix.
+void quantize_block(const float* x, BlockQ2_K& b);
+void quantize_block(const float* x, BlockQ3_K& b);
+void quantize_block(const float* x, BlockQ4_K& b);
+void quantize_block(const float* x, BlockQ5_K& b);
+void quantize_block(const float* x, BlockQ6_K& b);
+// K-quant weights with importance qw[Block::kElems] for this block's columns (the block's
+// slice of an imatrix row): ggml's weighted method (quantize_row_*_K_impl), which works
+// block by block. qw == nullptr: the reference method above. Row-level entry points for
+// every weighted type, the legacy ones included, are in quantize_weighted.h.
+void quantize_block_weighted(const float* x, const float* qw, BlockQ2_K& b);
+void quantize_block_weighted(const float* x, const float* qw, BlockQ3_K& b);
+void quantize_block_weighted(const float* x, const float* qw, BlockQ4_K& b);
+void quantize_block_weighted(const float* x, const float* qw, BlockQ5_K& b);
+void quantize_block_weighted(const float* x, const float* qw, BlockQ6_K& b);
 
 // Unpacks the j-th (0..7) six-bit scale and min of a Q4_K/Q5_K block.
 inline void k4_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
