@@ -11,10 +11,13 @@ BlockManager::BlockManager(KvCache& kv, std::unique_ptr<KvStore> store) : kv_(kv
 // group has blocks for the rest: global groups the whole stream, local ones their window
 // (plus the blocks a step may straddle).
 std::optional<BlockManager::Allocation> BlockManager::allocate(std::span<const int32_t> tokens, int64_t spare,
-                                                               bool readmission) {
+                                                               bool readmission, int64_t max_reuse) {
   const int s = kv_.seq_new();
   if (s < 0) return std::nullopt;
-  const int64_t hit = kv_.seq_reuse(s, tokens);
+  // seq_reuse takes whole blocks before the span's last token: at most max_reuse tokens.
+  const size_t n_span = max_reuse < static_cast<int64_t>(tokens.size()) ? static_cast<size_t>(std::max<int64_t>(max_reuse, 0)) + 1
+                                                                         : tokens.size();
+  const int64_t hit = kv_.seq_reuse(s, tokens.first(n_span));
   const auto n_tok = static_cast<int64_t>(tokens.size());
   const int bs = kv_.block_size();
   for (int g = 0; g < kv_.n_groups(); ++g) {

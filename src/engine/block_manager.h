@@ -55,7 +55,10 @@ class BlockManager {
   // blocks for the rest (local groups: their window) plus `spare` more; otherwise
   // nothing changes. nullopt also when no slot is free. The hit counts as a prompt's
   // (hit/miss tokens) or, for a preempted sequence's readmission, as a recompute's.
-  std::optional<Allocation> allocate(std::span<const int32_t> tokens, int64_t spare, bool readmission = false);
+  // max_reuse bounds the prefix taken from the cache (a sequence scoring its prompt needs
+  // the rows of the positions from there on).
+  std::optional<Allocation> allocate(std::span<const int32_t> tokens, int64_t spare, bool readmission = false,
+                                     int64_t max_reuse = INT64_MAX);
   // Backs positions [begin, end) of seq with blocks; fails, taking none, when a pool is dry.
   Status grow(int seq, int64_t begin, int64_t end) { return kv_.seq_prepare(seq, begin, end); }
   // After tokens[0, n_done) are written (n_before of them before this step): publishes

@@ -53,6 +53,10 @@ namespace {
 
 constexpr int kMaxTopLogprobs = 20;
 constexpr int kMaxParallel = 1024;
+// Logits floats a step may hold for prompt scoring (32 MiB): a scoring sequence's prefill
+// chunks are capped at this over n_vocab rows (shared among the scoring sequences), so a
+// long echoed prompt never needs a [step_tokens, n_vocab] logits buffer.
+constexpr int64_t kMaxScoreLogitsFloats = int64_t{8} << 20;
 
 size_t step_bucket(int64_t n_tok) {
   size_t i = 0;
@@ -120,7 +124,9 @@ struct Scheduler::Impl {
   std::vector<float> logits;
   std::vector<std::unique_ptr<Sequence>> running;  // admission order: the back is the youngest
   std::vector<int64_t> pending;
+  std::vector<int64_t> max_chunk;  // per running sequence; 0: no cap (see prepare_step)
   std::vector<StepChunk> plan;
+  std::vector<uint8_t> row_wanted;  // per batch token: it has a logits row
 };
 
 SubmitResult Scheduler::Impl::submit(RequestOptions req, EventFn on_event, bool warm) {
@@ -148,6 +154,9 @@ SubmitResult Scheduler::Impl::submit(RequestOptions req, EventFn on_event, bool 
   if (!st) return refuse(SubmitError::kInvalid, st.message());
   if (req.top_logprobs > kMaxTopLogprobs) {
     return refuse(SubmitError::kInvalid, "top_logprobs must be at most " + std::to_string(kMaxTopLogprobs));
+  }
+  if (req.prompt_logprobs > kMaxTopLogprobs) {
+    return refuse(SubmitError::kInvalid, "prompt_logprobs must be at most " + std::to_string(kMaxTopLogprobs));
   }
   if (!std::isfinite(req.timeout_s) || req.timeout_s < 0.0) {
     return refuse(SubmitError::kInvalid, "timeout must be a finite number of seconds >= 0");
@@ -219,11 +228,7 @@ void Scheduler::Impl::step() {
     std::lock_guard<std::mutex> lk(mu);
     to_unpin.swap(unpins);
   }
-  for (const auto& t : to_unpin) blocks.unpin(t);
-  if (!to_unpin.empty()) {
-    std::lock_guard<std::mutex> lk(mu);
-    publish_locked();
-  }
+  for (const auto& t : to_unpin) blocks.unpin(t);  // admit() publishes the stats
   end_cancelled(SchedClock::now());
   admit();
   if (running.empty()) return;
@@ -296,20 +301,25 @@ void Scheduler::Impl::admit() {
     std::unique_lock<std::mutex> lk(mu);
     while (static_cast<int>(running.size()) < opts.n_parallel && !waiting.empty()) {
       Sequence& head = *waiting.front();
-      if (head.options().max_tokens == 0) {  // nothing to generate: no need for the model
+      // Nothing to generate and no prompt to score: no need for the model.
+      if (head.options().max_tokens == 0 && head.options().prompt_logprobs < 0) {
         refused.emplace_back(std::move(waiting.front()), FinishReason::kLength);
         waiting.pop_front();
         continue;
       }
       // Disk reads without mu. Only this thread removes or reorders waiting, and the
       // sequence's tokens are this thread's, so head stays the front meanwhile.
+      // A sequence scoring its prompt takes from the cache (and the store) only positions
+      // already scored: a reused position has no logits row, so its token would go unscored.
+      const int64_t limit = head.reuse_limit();
+      const std::span<const int32_t> toks(head.tokens());
       lk.unlock();
-      blocks.read_through(head.tokens());
+      blocks.read_through(limit < static_cast<int64_t>(toks.size()) ? toks.first(static_cast<size_t>(limit) + 1) : toks);
       lk.lock();
       // One spare block per running sequence, so they can grow a while before anyone has
       // to be preempted; strict FIFO, so a big request is not starved by small ones.
       const std::optional<BlockManager::Allocation> got =
-          blocks.allocate(head.tokens(), static_cast<int64_t>(running.size()), head.n_cached >= 0);
+          blocks.allocate(head.tokens(), static_cast<int64_t>(running.size()), head.n_cached >= 0, limit);
       if (!got) {
         if (!running.empty()) break;
         // Only when pinned prefixes hold the pool (create() makes it hold a full context
@@ -344,8 +354,17 @@ void Scheduler::Impl::admit() {
 bool Scheduler::Impl::prepare_step() {
   for (;;) {
     pending.clear();
-    for (const auto& s : running) pending.push_back(s->pending());
-    plan_step(pending, opts.step_tokens, &plan);
+    max_chunk.clear();
+    int64_t n_scoring = 0;
+    for (const auto& s : running) {
+      pending.push_back(s->pending());
+      n_scoring += s->scoring() ? 1 : 0;
+    }
+    if (n_scoring > 0) {  // scoring rows are logits rows: bound them (ordinary steps skip this)
+      const int64_t cap = std::max<int64_t>(1, kMaxScoreLogitsFloats / n_vocab / n_scoring);
+      for (const auto& s : running) max_chunk.push_back(s->scoring() ? cap : 0);
+    }
+    plan_step(pending, opts.step_tokens, &plan, max_chunk);
     bool ok = true;
     for (const StepChunk& c : plan) {
       Sequence& s = *running[c.seq];
@@ -376,14 +395,18 @@ void Scheduler::Impl::run_batch() {
   for (const StepChunk& c : plan) n_tok += c.n_tokens;
   int64_t n_prefill = 0;
   batch.clear();
+  row_wanted.clear();
   for (const StepChunk& c : plan) {
     const Sequence& s = *running[c.seq];
     // Prompt positions only; a preempted sequence recomputing its prompt counts again.
     n_prefill += std::max<int64_t>(0, std::min(s.n_past + c.n_tokens, s.n_prompt()) - s.n_past);
+    // A scoring sequence wants the row of every position before its last prompt token.
+    const bool scoring = s.scoring();
     for (int64_t j = 0; j < c.n_tokens; ++j) {
       const int64_t p = s.n_past + j;
-      batch.add(s.tokens()[static_cast<size_t>(p)], static_cast<int32_t>(p), s.kv_seq,
-                c.want_logits && j + 1 == c.n_tokens);
+      const bool want = (c.want_logits && j + 1 == c.n_tokens) || (scoring && p + 1 < s.n_prompt());
+      batch.add(s.tokens()[static_cast<size_t>(p)], static_cast<int32_t>(p), s.kv_seq, want);
+      row_wanted.push_back(want ? 1 : 0);
     }
   }
 
@@ -394,21 +417,36 @@ void Scheduler::Impl::run_batch() {
   // Sample in batch order; finished sequences leave after everyone has been sampled,
   // so indices into running stay valid.
   int64_t n_generated = 0;
-  size_t row = 0;
+  size_t row = 0, tok_i = 0;
   std::vector<std::pair<size_t, StreamEvent>> finals;
   for (const StepChunk& c : plan) {
     Sequence& s = *running[c.seq];
+    const size_t chunk_tok = tok_i;
+    tok_i += static_cast<size_t>(c.n_tokens);
     if (!st) {
       finals.emplace_back(c.seq, s.end(FinishReason::kError, "forward pass failed: " + st.message()));
       continue;
     }
     const int64_t n_before = s.n_past;
+    // Scoring rows: every wanted row but the chunk's last when that one is for sampling
+    // (the last prompt token's row, which scores nothing).
+    const int64_t n_rows_scored = c.want_logits ? c.n_tokens - 1 : c.n_tokens;
+    for (int64_t j = 0; j < n_rows_scored; ++j) {
+      if (!row_wanted[chunk_tok + static_cast<size_t>(j)]) continue;
+      s.score_row(n_before + j, logits.data() + row * static_cast<size_t>(n_vocab), n_vocab);
+      ++row;
+    }
     s.n_past += c.n_tokens;
     blocks.publish(s.kv_seq, s.tokens(), n_before, s.n_past);
     if (!c.want_logits) continue;
     if (s.warm) {  // the whole prompt is in the cache: pin it, generate nothing
       blocks.pin(s.tokens());
       finals.emplace_back(c.seq, s.end(FinishReason::kStop));
+      ++row;
+      continue;
+    }
+    if (s.options().max_tokens == 0) {  // prompt scored (prompt_logprobs): nothing to generate
+      finals.emplace_back(c.seq, s.end(FinishReason::kLength));
       ++row;
       continue;
     }

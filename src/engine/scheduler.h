@@ -21,7 +21,8 @@
 // Prefix caching is automatic: a request whose token stream starts with full KV blocks
 // that another (running or finished) request computed reuses them (kv/kv_cache.h), and
 // a preempted request's recompute hits its own blocks while they are still cached.
-// StreamEvent::n_cached says how many prompt tokens were reused.
+// StreamEvent::n_cached says how many prompt tokens were reused. Requests that score their
+// prompt (RequestOptions::prompt_logprobs) reuse nothing until it is scored.
 // Persistent store (SchedulerOptions::kv_store_dir, kv/kv_store.h): every block the
 // cache publishes is also queued to a background writer, and at admission the blocks of
 // a prompt's reusable prefix that memory lacks are read from disk (verified, and checked
@@ -72,6 +73,13 @@ struct RequestOptions {
   std::vector<std::string> stop;   // stop strings (not included in the output)
   bool ignore_eos = false;
   int top_logprobs = -1;           // < 0: no logprobs; 0..20: chosen + that many alternatives
+  // >= 0 (0..20): also score the prompt (a completion's echo): for every prompt token
+  // after the first, its log-probability given the tokens before it (the model's own
+  // distribution: temperature 1, no penalties) and that many alternatives, delivered as
+  // StreamEvent::prompt_tokens. Such a request runs its whole prompt through the model:
+  // the prefix cache and the KV store do not supply its positions (they would skip the
+  // rows that score them). With it, max_tokens 0 scores the prompt and generates nothing.
+  int prompt_logprobs = -1;
   double timeout_s = 0.0;          // > 0: finish with kTimeout after this long
 };
 
@@ -95,6 +103,9 @@ struct TokenInfo {
 struct StreamEvent {
   std::string text;                 // new text, valid UTF-8 (may be empty)
   std::vector<TokenInfo> tokens;    // tokens sampled since the previous event
+  // With RequestOptions::prompt_logprobs >= 0, on the request's first event only: prompt
+  // tokens 1..n_prompt-1 scored (token, its logprob, the alternatives), in order.
+  std::vector<TokenInfo> prompt_tokens;
   FinishReason finish = FinishReason::kNone;  // set on the last event of a request
   std::string error;                // with kError
   int64_t n_prompt = 0;             // usage, valid on every event

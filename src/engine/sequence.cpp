@@ -34,6 +34,27 @@ Sequence::Sequence(uint64_t id, RequestOptions opts, EventFn on_event, const tok
   for (int32_t t : tokens_) sampler_.accept(t);
 }
 
+int64_t Sequence::reuse_limit() const {
+  return scoring() ? n_scored_ : static_cast<int64_t>(tokens_.size());
+}
+
+void Sequence::score_row(int64_t pos, const float* logits, int32_t n_vocab) {
+  if (pos != n_scored_ || !scoring()) return;
+  TokenInfo info;
+  info.token = tokens_[static_cast<size_t>(pos + 1)];
+  Sampler::score(logits, n_vocab, info.token, opts_.prompt_logprobs, &info.logprobs);
+  scored_.push_back(std::move(info));
+  ++n_scored_;
+}
+
+void Sequence::attach_prompt(StreamEvent* ev) {
+  if (prompt_sent_ || opts_.prompt_logprobs < 0) return;
+  prompt_sent_ = true;
+  ev->prompt_tokens = std::move(scored_);
+  scored_.clear();
+  scored_.shrink_to_fit();
+}
+
 void Sequence::fill_usage(StreamEvent* ev) const {
   ev->n_prompt = n_prompt_;
   ev->n_generated = n_generated_;
@@ -79,6 +100,7 @@ bool Sequence::next_token(const float* logits, int32_t n_vocab, int64_t n_ctx, S
   ev->finish = finish_;
   ev->error.clear();
   fill_usage(ev);
+  attach_prompt(ev);
   return true;
 }
 
@@ -90,6 +112,7 @@ StreamEvent Sequence::end(FinishReason why, std::string error) {
   ev.finish = why;
   ev.error = std::move(error);
   fill_usage(&ev);
+  attach_prompt(&ev);
   return ev;
 }
 

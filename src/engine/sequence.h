@@ -41,6 +41,19 @@ class Sequence {
 
   std::atomic<bool> cancel_requested{false};
 
+  // Prompt scoring (RequestOptions::prompt_logprobs >= 0). The logits row of position p
+  // scores prompt token p + 1; scoring() is true while some prompt token is unscored,
+  // and then every prompt position's row is wanted. n_scored() tokens (1..n_scored()) are
+  // done, so the prefix cache may supply at most that many leading positions (the rows
+  // from n_scored() on must run): reuse_limit().
+  bool scoring() const { return opts_.prompt_logprobs >= 0 && n_scored_ + 1 < n_prompt_; }
+  int64_t n_scored() const { return n_scored_; }
+  int64_t reuse_limit() const;
+  // The logits row of position pos: scores prompt token pos + 1 if it is the next one
+  // unscored (recomputed rows after a preemption are skipped). Keeps the token's logprob
+  // and prompt_logprobs alternatives, not the row.
+  void score_row(int64_t pos, const float* logits, int32_t n_vocab);
+
   // Samples the next token from one logits row and streams it: EOS (unless ignore_eos),
   // a stop string, max_tokens, or a full context (no position left for the token: n_past
   // >= n_ctx) finish the request. Returns true when *ev should be delivered: new text, or
@@ -62,6 +75,7 @@ class Sequence {
 
  private:
   void fill_usage(StreamEvent* ev) const;
+  void attach_prompt(StreamEvent* ev);  // prompt_tokens on the first event delivered
 
   uint64_t id_;
   RequestOptions opts_;  // opts_.prompt is moved into tokens_
@@ -76,6 +90,9 @@ class Sequence {
   tok::StreamDecoder decoder_;
   StopMatcher stops_;
   std::vector<TokenInfo> unsent_;  // sampled since the last event
+  std::vector<TokenInfo> scored_;  // prompt tokens 1..n_scored_, until the first event takes them
+  int64_t n_scored_ = 0;
+  bool prompt_sent_ = false;
   int64_t n_generated_ = 0;
   double ttft_ms_ = -1.0;
   FinishReason finish_ = FinishReason::kNone;

@@ -4,7 +4,8 @@
 
 namespace flashlm {
 
-int64_t plan_step(std::span<const int64_t> pending, int64_t budget, std::vector<StepChunk>* out) {
+int64_t plan_step(std::span<const int64_t> pending, int64_t budget, std::vector<StepChunk>* out,
+                  std::span<const int64_t> max_chunk) {
   out->clear();
   int64_t used = 0;
   for (size_t i = 0; i < pending.size() && used < budget; ++i) {
@@ -16,7 +17,8 @@ int64_t plan_step(std::span<const int64_t> pending, int64_t budget, std::vector<
   // instead of every prompt advancing slowly at once.
   for (size_t i = 0; i < pending.size() && used < budget; ++i) {
     if (pending[i] <= 1) continue;
-    const int64_t n = std::min(pending[i], budget - used);
+    int64_t n = std::min(pending[i], budget - used);
+    if (i < max_chunk.size() && max_chunk[i] > 0) n = std::min(n, max_chunk[i]);
     out->push_back({i, n, n == pending[i]});
     used += n;
   }

@@ -18,6 +18,9 @@ struct StepChunk {
 // tokens (sequences with exactly one pending token) come first, so streams never stall
 // behind a long prompt; then prefill chunks, oldest sequence first, until `budget`
 // tokens are taken. Every sequence appears at most once. Returns the tokens taken.
-int64_t plan_step(std::span<const int64_t> pending, int64_t budget, std::vector<StepChunk>* out);
+// max_chunk (empty, or one per sequence; 0: no limit) caps a sequence's prefill chunk:
+// sequences that want a logits row per token (prompt scoring) bound the rows of a step.
+int64_t plan_step(std::span<const int64_t> pending, int64_t budget, std::vector<StepChunk>* out,
+                  std::span<const int64_t> max_chunk = {});
 
 }  // namespace flashlm

@@ -78,5 +78,22 @@ TEST(StepPlan, EverySequenceAppearsOnceAndTotalsMatch) {
   }
 }
 
+TEST(StepPlan, MaxChunkCapsAPrefillAndLeavesBudgetToOthers) {
+  const std::vector<int64_t> pending = {50, 20};
+  const std::vector<int64_t> cap = {8, 0};
+  std::vector<StepChunk> plan;
+  EXPECT_EQ(plan_step(pending, 32, &plan, cap), 28);
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_EQ(plan[0].n_tokens, 8);  // capped: not its last pending token, no logits
+  EXPECT_FALSE(plan[0].want_logits);
+  EXPECT_EQ(plan[1].n_tokens, 20);  // uncapped, finishes its prompt
+  EXPECT_TRUE(plan[1].want_logits);
+  // A cap at or above what is pending changes nothing.
+  const std::vector<int64_t> big = {50, 20};
+  EXPECT_EQ(plan_step(std::vector<int64_t>{5}, 32, &plan, big), 5);
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_TRUE(plan[0].want_logits);
+}
+
 }  // namespace
 }  // namespace flashlm

@@ -403,24 +403,24 @@ int32_t Sampler::draw() {
   return last;  // rounding left target at the very top: take the last positive weight
 }
 
-void Sampler::compute_logprobs(const float* logits, int32_t n_vocab, int32_t chosen,
-                               int32_t n_top, SampleLogprobs* out) {
-  const float temp = params_.temperature > 0.0f ? params_.temperature : 1.0f;
+namespace {
+
+// Log-probabilities over the logits for_each visits (id, logit) (with temperature temp):
+// the chosen token's (its logit x_chosen) and the n_top most likely. One arithmetic for
+// sampled tokens and for scored prompts, so a prompt token scored equals the same token
+// sampled greedily without penalties, bit for bit.
+template <typename ForEach>
+void logprobs_over(ForEach&& for_each, int32_t n_vocab, float temp, float x_chosen, int32_t n_top,
+                   SampleLogprobs* out) {
   float max = kNegInf;
-  for_each_logit(logits, n_vocab, [&](int32_t, float x) { max = std::max(max, x); });
+  for_each([&](int32_t, float x) { max = std::max(max, x); });
   double sum = 0.0;
-  for_each_logit(logits, n_vocab,
-                 [&](int32_t, float x) { sum += rel_weight(x, max, temp); });
+  for_each([&](int32_t, float x) { sum += rel_weight(x, max, temp); });
   const double log_sum = std::log(sum);
   auto logprob = [&](float x) {
     const double rel = x == max ? 0.0 : (static_cast<double>(x) - max) / temp;
     return static_cast<float>(rel - log_sum);
   };
-
-  const auto pen = std::lower_bound(penalized_.begin(), penalized_.end(), chosen,
-                                    [](const Penalized& a, int32_t id) { return a.id < id; });
-  const float x_chosen =
-      pen != penalized_.end() && pen->id == chosen ? pen->logit : clean(logits[chosen]);
   out->chosen = logprob(x_chosen);
 
   // Top-n by the same heap selection as top-k; logprob holds the raw logit until the end.
@@ -432,7 +432,7 @@ void Sampler::compute_logprobs(const float* logits, int32_t n_vocab, int32_t cho
   auto better = [](const TokenLogprob& a, const TokenLogprob& b) {
     return a.logprob > b.logprob || (a.logprob == b.logprob && a.token < b.token);
   };
-  for_each_logit(logits, n_vocab, [&](int32_t i, float x) {
+  for_each([&](int32_t i, float x) {
     if (top.size() < n_keep) {
       top.push_back({i, x});
       if (top.size() == n_keep) std::make_heap(top.begin(), top.end(), better);
@@ -444,6 +444,33 @@ void Sampler::compute_logprobs(const float* logits, int32_t n_vocab, int32_t cho
   });
   std::sort(top.begin(), top.end(), better);
   for (TokenLogprob& t : top) t.logprob = logprob(t.logprob);
+}
+
+}  // namespace
+
+void Sampler::compute_logprobs(const float* logits, int32_t n_vocab, int32_t chosen,
+                               int32_t n_top, SampleLogprobs* out) {
+  const float temp = params_.temperature > 0.0f ? params_.temperature : 1.0f;
+  const auto pen = std::lower_bound(penalized_.begin(), penalized_.end(), chosen,
+                                    [](const Penalized& a, int32_t id) { return a.id < id; });
+  const float x_chosen =
+      pen != penalized_.end() && pen->id == chosen ? pen->logit : clean(logits[chosen]);
+  logprobs_over([&](auto&& visit) { for_each_logit(logits, n_vocab, visit); }, n_vocab, temp,
+                x_chosen, n_top, out);
+}
+
+void Sampler::score(const float* logits, int32_t n_vocab, int32_t token, int32_t n_top,
+                    SampleLogprobs* out) {
+  if (logits == nullptr || n_vocab <= 0 || token < 0 || token >= n_vocab) {
+    out->chosen = kNegInf;
+    out->top.clear();
+    return;
+  }
+  logprobs_over(
+      [&](auto&& visit) {
+        for (int32_t i = 0; i < n_vocab; ++i) visit(i, clean(logits[i]));
+      },
+      n_vocab, 1.0f, clean(logits[token]), n_top, out);
 }
 
 int32_t Sampler::sample(const float* logits, int32_t n_vocab) {

@@ -79,6 +79,11 @@ class Sampler {
   // most likely alternatives (reusing out->top's capacity).
   int32_t sample(const float* logits, int32_t n_vocab, int32_t n_top, SampleLogprobs* out);
 
+  // The model's own log-probabilities (no penalties, temperature 1) of `token` and of the
+  // n_top most likely tokens: scoring a given text (a prompt echoed with its logprobs).
+  // Equal to sample()'s logprobs of the same token for a greedy sampler without penalties.
+  static void score(const float* logits, int32_t n_vocab, int32_t token, int32_t n_top, SampleLogprobs* out);
+
   // Forgets the history and restarts the random stream from seed(), so a sequence can be
   // replayed exactly.
   void reset();

@@ -33,6 +33,9 @@ class Backend {
   // Bytes of the tokens (not necessarily valid UTF-8), and of one token.
   virtual std::string detokenize(const std::vector<int32_t>& tokens) const = 0;
   virtual std::string token_piece(int32_t token) const = 0;
+  // Text of the end-of-sequence and beginning-of-sequence tokens; "" when there is none.
+  virtual std::string eos_text() const { return ""; }
+  virtual std::string bos_text() const { return ""; }
 
   virtual SubmitResult submit(RequestOptions req, EventFn on_event) = 0;
   virtual void cancel(uint64_t id) = 0;

@@ -22,7 +22,9 @@ struct Choice {
   int64_t n_prompt = 0, n_generated = 0, n_cached = 0;
   bool got_token = false;
   Clock::time_point last_token;
-  int64_t text_offset = 0;  // completions logprobs: bytes of text streamed so far
+  int64_t text_offset = 0;  // completions logprobs: bytes of text streamed so far (echo included)
+  bool echoed = false;      // echo: the prompt's text (and logprobs) taken in
+  ojson prompt_logprobs;    // echo with logprobs, non-streamed: the prompt's entries
 };
 
 const char* prompt_param(Endpoint e) { return e == Endpoint::kChat ? "messages" : "prompt"; }
@@ -44,6 +46,9 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     meta_.created = static_cast<int64_t>(std::time(nullptr));
     meta_.model = backend_.model_id();
     piece_ = [this](int32_t t) { return backend_.token_piece(t); };
+    // The prompt as sent; token ids as their text (not necessarily valid UTF-8: dump()
+    // replaces what is not).
+    if (req_.echo) echo_text_ = req_.prompt_is_tokens ? backend_.detokenize(prompt_) : req_.prompt_text;
   }
 
   void start() {
@@ -58,6 +63,8 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
       ro.stop = req_.stop;
       ro.ignore_eos = req_.ignore_eos;
       ro.top_logprobs = req_.top_logprobs;
+      // Echo with logprobs scores the prompt; echo alone just repeats its text.
+      ro.prompt_logprobs = req_.echo ? req_.top_logprobs : -1;
       auto post = ctx_.post;
       EventFn fn = [weak, i, post](const StreamEvent& ev) {
         const Clock::time_point t = Clock::now();  // stamped on the scheduler thread
@@ -103,6 +110,8 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     c.n_generated = ev.n_generated;
     c.n_cached = ev.n_cached;
     observe_latency(c, ev, t);
+    if (req_.echo && !c.echoed) echo_prompt(i, ev);
+    if (done_) return;
     if (logprobs()) c.tokens.insert(c.tokens.end(), ev.tokens.begin(), ev.tokens.end());
     if (req_.stream) {
       if (!ev.text.empty()) send_text(i, ev.text, "");
@@ -140,6 +149,27 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
       for (size_t j = 0; j < k; ++j) ctx_.metrics.observe_inter_token(per_token);
     }
     c.last_token = t;
+  }
+
+  // The echoed prompt opens the choice's text: its first chunk when streaming (with the
+  // prompt's logprobs), else the start of its text. The scheduler sends the prompt's
+  // scored tokens with a request's first event, which is when this runs.
+  void echo_prompt(size_t i, const StreamEvent& ev) {
+    Choice& c = choices_[i];
+    c.echoed = true;
+    ojson lp;
+    if (logprobs()) lp = echo_text_logprobs(prompt_.front(), ev.prompt_tokens, piece_);
+    if (req_.stream) {
+      ChunkChoice chunk;
+      chunk.index = static_cast<int>(i);
+      chunk.text = echo_text_;
+      chunk.logprobs = std::move(lp);
+      send(chunk);
+    } else {
+      c.text = echo_text_;
+      c.prompt_logprobs = std::move(lp);
+    }
+    c.text_offset = static_cast<int64_t>(echo_text_.size());
   }
 
   // A streamed chunk with new text and/or the finish reason, carrying the logprobs of the
@@ -189,6 +219,8 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
       r.text = std::move(choices_[i].text);
       r.finish_reason = finish_reason_text(choices_[i].finish);
       r.tokens = std::move(choices_[i].tokens);
+      r.prompt_logprobs = std::move(choices_[i].prompt_logprobs);
+      r.text_offset = choices_[i].text_offset;
       results.push_back(std::move(r));
     }
     res_->reply(json_reply(200, completion_body(meta_, results, usage(), logprobs(), piece_)));
@@ -228,6 +260,7 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
   std::vector<Choice> choices_;
   ResponseMeta meta_;
   PieceFn piece_;
+  std::string echo_text_;
   Clock::time_point t_submit_;
   bool done_ = false;  // the response has ended (or the client is gone): ignore events
 };

@@ -52,6 +52,7 @@ class FakeBackend final : public Backend {
     return s;
   }
   std::string token_piece(int32_t token) const override { return std::string(1, static_cast<char>(token)); }
+  std::string eos_text() const override { return "</s>"; }
 
   SubmitResult submit(RequestOptions req, EventFn fn) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -142,6 +143,23 @@ class FakeBackend final : public Backend {
       ev.n_generated = r.n;
       r.fn(ev);
       ++cancelled;
+      return true;
+    }
+    // Prompt scoring (echo): every prompt token after the first at -1 - position/10,
+    // alternatives 'a', 'b', ..., all with the first event; max_tokens 0 ends there.
+    if (r.opts.prompt_logprobs >= 0 && r.n == 0) {
+      for (size_t i = 1; i < r.opts.prompt.size(); ++i) {
+        TokenInfo p;
+        p.token = r.opts.prompt[i];
+        p.logprobs.chosen = -1.0f - static_cast<float>(i) / 10.0f;
+        for (int j = 0; j < r.opts.prompt_logprobs; ++j) p.logprobs.top.push_back({'a' + j, -0.5f - static_cast<float>(j)});
+        ev.prompt_tokens.push_back(p);
+      }
+    }
+    if (r.opts.max_tokens == 0) {
+      ev.finish = FinishReason::kLength;
+      r.fn(ev);
+      ++finished;
       return true;
     }
     ++r.n;

@@ -1,4 +1,6 @@
-// The handlers that answer at once: health, metrics, models, tokenize, detokenize, page.
+// The handlers that answer at once: health, metrics, models, tokenize, detokenize,
+// tokenizer_info, page. /tokenize and /tokenizer_info also speak vLLM's dialect ("prompt",
+// "add_special_tokens"), which lm-evaluation-harness's remote tokenizer uses.
 #include "server/chat_page.h"
 #include "server/request.h"
 #include "server/response.h"
@@ -60,6 +62,14 @@ HttpReply handle_detokenize(const ServerContext& ctx, const HttpRequest& req) {
   }
   // Bytes that are not UTF-8 (a split multi-byte character) come back as U+FFFD.
   return json_reply(200, dump(ojson{{"content", ctx.backend->detokenize(d.tokens)}}));
+}
+
+HttpReply handle_tokenizer_info(const ServerContext& ctx) {
+  const std::string eos = ctx.backend->eos_text(), bos = ctx.backend->bos_text();
+  auto text_or_null = [](const std::string& s) { return s.empty() ? ojson() : ojson(s); };
+  return json_reply(200, dump(ojson{{"eos_token", text_or_null(eos)},
+                                    {"bos_token", text_or_null(bos)},
+                                    {"model_max_length", ctx.backend->n_ctx()}}));
 }
 
 HttpReply handle_chat_page() {

@@ -50,6 +50,8 @@ class ModelBackend final : public Backend {
 
   std::string detokenize(const std::vector<int32_t>& tokens) const override { return tok_->decode(tokens); }
   std::string token_piece(int32_t token) const override { return tok_->token_to_piece(token); }
+  std::string eos_text() const override { return eos_; }
+  std::string bos_text() const override { return bos_; }
 
   SubmitResult submit(RequestOptions req, EventFn on_event) override {
     return sched_->submit(std::move(req), std::move(on_event));

@@ -263,8 +263,11 @@ std::optional<ApiError> parse_completion_request(const json& body, Endpoint endp
     out->model = m->get<std::string>();
   }
   constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
-  // max_completion_tokens replaces max_tokens for chat; either is accepted.
-  if (Err e = get_int(body, "max_tokens", 1, kMaxInt, &out->max_tokens)) return e;
+  // max_completion_tokens replaces max_tokens for chat; either is accepted. Completions
+  // take 0 with echo (checked there).
+  if (Err e = get_int(body, "max_tokens", endpoint == Endpoint::kCompletion ? 0 : 1, kMaxInt, &out->max_tokens)) {
+    return e;
+  }
   if (endpoint == Endpoint::kChat) {
     if (Err e = get_int(body, "max_completion_tokens", 1, kMaxInt, &out->max_tokens)) return e;
   }
@@ -315,9 +318,12 @@ std::optional<ApiError> parse_completion_request(const json& body, Endpoint endp
     int64_t lp = -1;
     if (Err e = get_int(body, "logprobs", 0, 5, &lp)) return e;
     out->top_logprobs = static_cast<int>(lp);
-    bool echo = false;
-    if (Err e = get_bool(body, "echo", &echo)) return e;
-    if (echo) return ApiError::invalid("'echo' is not supported.", "echo", "unsupported_value");
+    if (Err e = get_bool(body, "echo", &out->echo)) return e;
+    if (out->max_tokens == 0 && !out->echo) {
+      return value_error("max_tokens",
+                         "integer below minimum value. Expected a value >= 1, but got 0 instead (0 is allowed only "
+                         "with 'echo', to score the prompt).");
+    }
     if (const json* suffix = field(body, "suffix")) {
       if (!suffix->is_string()) return type_error("suffix", "a string", *suffix);
       if (!suffix->get<std::string>().empty()) {
@@ -337,11 +343,14 @@ std::optional<ApiError> parse_completion_request(const json& body, Endpoint endp
 std::optional<ApiError> parse_tokenize_request(const json& body, TokenizeRequest* out) {
   *out = TokenizeRequest{};
   if (!body.is_object()) return ApiError::invalid("The request body must be a JSON object.", "", "invalid_type");
-  const json* c = field(body, "content");
+  // llama.cpp's "content" / "add_special", or vLLM's "prompt" / "add_special_tokens".
+  const char* text_key = field(body, "content") == nullptr && field(body, "prompt") != nullptr ? "prompt" : "content";
+  const json* c = field(body, text_key);
   if (c == nullptr)
     return ApiError::invalid("Missing required parameter: 'content'.", "content", "missing_required_parameter");
-  if (!c->is_string()) return type_error("content", "a string", *c);
+  if (!c->is_string()) return type_error(text_key, "a string", *c);
   out->content = c->get<std::string>();
+  if (Err e = get_bool(body, "add_special_tokens", &out->add_special)) return e;
   if (Err e = get_bool(body, "add_special", &out->add_special)) return e;
   if (Err e = get_bool(body, "parse_special", &out->parse_special)) return e;
   return std::nullopt;

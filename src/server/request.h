@@ -44,6 +44,9 @@ struct CompletionRequest {
   bool ignore_eos = false;     // llama.cpp server's extension: generate past end-of-generation
   bool include_usage = false;  // stream_options.include_usage
   int top_logprobs = -1;       // -1: no logprobs; >= 0: chosen token + that many alternatives
+  // kCompletion: the text starts with the prompt; with logprobs, they cover the prompt's
+  // tokens too (the first one's null). max_tokens may then be 0 (only the prompt scored).
+  bool echo = false;
 };
 
 struct TokenizeRequest {

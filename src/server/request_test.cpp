@@ -235,6 +235,23 @@ TEST(RequestTest, CompletionPromptForms) {
   ASSERT_FALSE(
       parse_text(R"({"prompt": [[5, 6]], "echo": false, "suffix": null, "best_of": 1})", Endpoint::kCompletion, &r));
   EXPECT_EQ(r.prompt_tokens, (std::vector<int32_t>{5, 6}));
+  EXPECT_FALSE(r.echo);
+}
+
+// echo as lm-evaluation-harness sends it (score the prompt: max_tokens 0 or 1, logprobs),
+// streamed too; max_tokens 0 is a completions-with-echo value only.
+TEST(RequestTest, CompletionEcho) {
+  CompletionRequest r;
+  ASSERT_FALSE(parse_text(R"({"prompt": [1, 2, 3], "echo": true, "max_tokens": 1, "logprobs": 1, "temperature": 0})",
+                          Endpoint::kCompletion, &r));
+  EXPECT_TRUE(r.echo);
+  EXPECT_EQ(r.max_tokens, 1);
+  EXPECT_EQ(r.top_logprobs, 1);
+  ASSERT_FALSE(parse_text(R"({"prompt": "x", "echo": true, "max_tokens": 0, "stream": true})", Endpoint::kCompletion, &r));
+  EXPECT_EQ(r.max_tokens, 0);
+  EXPECT_TRUE(r.stream);
+  EXPECT_EQ(r.top_logprobs, -1);
+  EXPECT_EQ(chat_err(R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0})").param, "max_tokens");
 }
 
 TEST(RequestTest, CompletionErrors) {
@@ -247,7 +264,9 @@ TEST(RequestTest, CompletionErrors) {
   EXPECT_EQ(completion_err(R"({"prompt": [1, "a"]})").param, "prompt[1]");
   EXPECT_EQ(completion_err(R"({"prompt": "x", "logprobs": 6})").param, "logprobs");
   EXPECT_EQ(completion_err(R"({"prompt": "x", "logprobs": true})").param, "logprobs");
-  EXPECT_EQ(completion_err(R"({"prompt": "x", "echo": true})").param, "echo");
+  EXPECT_EQ(completion_err(R"({"prompt": "x", "echo": 1})").code, "invalid_type");
+  EXPECT_EQ(completion_err(R"({"prompt": "x", "max_tokens": 0})").param, "max_tokens");  // 0 only with echo
+  EXPECT_EQ(completion_err(R"({"prompt": "x", "echo": true, "max_tokens": -1})").param, "max_tokens");
   EXPECT_EQ(completion_err(R"({"prompt": "x", "suffix": "y"})").param, "suffix");
   EXPECT_EQ(completion_err(R"({"prompt": "x", "best_of": 2})").param, "best_of");
   // Chat-only fields do not apply to completions, and vice versa.
@@ -265,6 +284,11 @@ TEST(RequestTest, TokenizeAndDetokenize) {
   EXPECT_EQ(parse_tokenize_request(json::parse(R"({})"), &t)->param, "content");
   EXPECT_EQ(parse_tokenize_request(json::parse(R"({"content": 1})"), &t)->code, "invalid_type");
   EXPECT_EQ(parse_tokenize_request(json::parse(R"({"content": "", "add_special": "no"})"), &t)->param, "add_special");
+  // vLLM's names, which lm-evaluation-harness's remote tokenizer sends.
+  ASSERT_FALSE(parse_tokenize_request(json::parse(R"({"prompt": "yo", "add_special_tokens": true})"), &t));
+  EXPECT_EQ(t.content, "yo");
+  EXPECT_TRUE(t.add_special);
+  EXPECT_EQ(parse_tokenize_request(json::parse(R"({"prompt": 3})"), &t)->param, "prompt");
   DetokenizeRequest d;
   ASSERT_FALSE(parse_detokenize_request(json::parse(R"({"tokens": [1, 2]})"), &d));
   EXPECT_EQ(d.tokens, (std::vector<int32_t>{1, 2}));

@@ -89,6 +89,23 @@ ojson text_logprobs(const std::vector<TokenInfo>& tokens, const PieceFn& piece, 
                {"text_offset", std::move(offs)}};
 }
 
+ojson echo_text_logprobs(int32_t first, const std::vector<TokenInfo>& scored, const PieceFn& piece) {
+  const std::string first_text = piece(first);
+  ojson lp = text_logprobs(scored, piece, static_cast<int64_t>(first_text.size()));
+  lp["tokens"].insert(lp["tokens"].begin(), first_text);
+  lp["token_logprobs"].insert(lp["token_logprobs"].begin(), nullptr);
+  lp["top_logprobs"].insert(lp["top_logprobs"].begin(), nullptr);
+  lp["text_offset"].insert(lp["text_offset"].begin(), 0);
+  return lp;
+}
+
+void append_text_logprobs(ojson* to, const ojson& more) {
+  for (const char* key : {"tokens", "token_logprobs", "top_logprobs", "text_offset"}) {
+    ojson& arr = (*to)[key];
+    for (const ojson& v : more[key]) arr.push_back(v);
+  }
+}
+
 std::string completion_body(const ResponseMeta& meta, const std::vector<ChoiceResult>& choices, const Usage& usage,
                             bool with_logprobs, const PieceFn& piece) {
   ojson j = head(meta, false);
@@ -103,7 +120,14 @@ std::string completion_body(const ResponseMeta& meta, const std::vector<ChoiceRe
                      {"finish_reason", nullable(c.finish_reason)}});
     } else {
       ojson lp;
-      if (with_logprobs) lp = text_logprobs(c.tokens, piece, 0);
+      if (with_logprobs) {
+        lp = text_logprobs(c.tokens, piece, c.text_offset);
+        if (!c.prompt_logprobs.is_null()) {
+          ojson all = c.prompt_logprobs;
+          append_text_logprobs(&all, lp);
+          lp = std::move(all);
+        }
+      }
       arr.push_back({{"text", c.text},
                      {"index", c.index},
                      {"logprobs", std::move(lp)},

@@ -35,6 +35,10 @@ struct ChoiceResult {
   std::string text;
   std::string finish_reason;      // "stop", "length", ...
   std::vector<TokenInfo> tokens;  // for logprobs
+  // Completions with echo and logprobs: the prompt's entries (echo_text_logprobs), which
+  // the generated tokens' follow, their offsets from text_offset on. null otherwise.
+  ojson prompt_logprobs;
+  int64_t text_offset = 0;
 };
 
 // "stop" / "length" as OpenAI names them; other endings keep the scheduler's name.
@@ -50,6 +54,13 @@ ojson chat_logprobs_content(const std::vector<TokenInfo>& tokens, const PieceFn&
 // Completions logprobs: {"tokens", "token_logprobs", "top_logprobs", "text_offset"};
 // offsets start at text_offset.
 ojson text_logprobs(const std::vector<TokenInfo>& tokens, const PieceFn& piece, int64_t text_offset);
+
+// Completions logprobs of an echoed prompt: its first token (logprob and top_logprobs
+// null: nothing precedes it), then the scored tokens after it; offsets are the pieces'
+// running byte counts from 0.
+ojson echo_text_logprobs(int32_t first, const std::vector<TokenInfo>& scored, const PieceFn& piece);
+// Appends the entries of completions logprobs `more` to *to.
+void append_text_logprobs(ojson* to, const ojson& more);
 
 // The whole non-streamed response. with_logprobs: include logprobs (else null).
 std::string completion_body(const ResponseMeta& meta, const std::vector<ChoiceResult>& choices, const Usage& usage,

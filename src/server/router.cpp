@@ -10,7 +10,7 @@ namespace flashlm::server {
 namespace {
 
 enum class Route {
-  kPage, kHealth, kMetrics, kModels, kChat, kCompletions, kTokenize, kDetokenize, kCacheWarm, kCacheUnpin, kCache
+  kPage, kHealth, kMetrics, kModels, kChat, kCompletions, kTokenize, kDetokenize, kTokenizerInfo, kCacheWarm, kCacheUnpin, kCache
 };
 
 struct RouteEntry {
@@ -35,6 +35,7 @@ constexpr std::array kRoutes = {
     RouteEntry{"/completions", "POST", Route::kCompletions, false, true},
     RouteEntry{"/tokenize", "POST", Route::kTokenize, false, true},
     RouteEntry{"/detokenize", "POST", Route::kDetokenize, false, true},
+    RouteEntry{"/tokenizer_info", "GET", Route::kTokenizerInfo, false, true},
     RouteEntry{"/v1/cache/warm", "POST", Route::kCacheWarm, false, true},
     RouteEntry{"/v1/cache/unpin", "POST", Route::kCacheUnpin, false, true},
     RouteEntry{"/v1/cache", "GET", Route::kCache, false, true},
@@ -135,6 +136,9 @@ void route(ServerContext& ctx, const HttpRequest& req, const std::shared_ptr<Res
       return;
     case Route::kCache:
       res->reply(handle_cache_status(ctx));
+      return;
+    case Route::kTokenizerInfo:
+      res->reply(handle_tokenizer_info(ctx));
       return;
     case Route::kTokenize:
     case Route::kDetokenize:

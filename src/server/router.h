@@ -18,6 +18,7 @@ HttpReply handle_metrics(const ServerContext& ctx);
 HttpReply handle_models(const ServerContext& ctx);
 HttpReply handle_tokenize(const ServerContext& ctx, const HttpRequest& req);
 HttpReply handle_detokenize(const ServerContext& ctx, const HttpRequest& req);
+HttpReply handle_tokenizer_info(const ServerContext& ctx);
 HttpReply handle_chat_page();
 
 }  // namespace flashlm::server

@@ -244,6 +244,64 @@ TEST_F(ServerTest, TextCompletionWithTokenPromptAndLogprobs) {
   EXPECT_EQ(e["error"]["param"], "prompt");
 }
 
+// echo: the prompt's text opens the choice's text; with logprobs its tokens come first
+// (the first one null), the generated ones after, offsets running on; max_tokens 0 only
+// scores; streamed, the prompt is the first chunk; n > 1: every choice echoes.
+TEST_F(ServerTest, TextCompletionEcho) {
+  start();
+  json j = call_json(
+      request("POST", "/v1/completions", R"({"prompt": "xyz", "echo": true, "logprobs": 1, "max_tokens": 2})"), 200);
+  const json& c = j["choices"][0];
+  EXPECT_EQ(c["text"], "xyzabab");
+  EXPECT_EQ(c["finish_reason"], "length");
+  EXPECT_EQ(c["logprobs"]["tokens"], (std::vector<std::string>{"x", "y", "z", "a", "a"}));
+  EXPECT_TRUE(c["logprobs"]["token_logprobs"][0].is_null());
+  EXPECT_TRUE(c["logprobs"]["top_logprobs"][0].is_null());
+  EXPECT_FLOAT_EQ(c["logprobs"]["token_logprobs"][1].get<float>(), -1.1f);
+  EXPECT_FLOAT_EQ(c["logprobs"]["token_logprobs"][3].get<float>(), -0.5f);
+  EXPECT_EQ(c["logprobs"]["top_logprobs"][2].size(), 1u);
+  EXPECT_EQ(c["logprobs"]["text_offset"], (std::vector<int>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(fake_->last_request().prompt_logprobs, 1);
+
+  j = call_json(request("POST", "/v1/completions", R"({"prompt": [120, 121], "echo": true, "logprobs": 0, "max_tokens": 0})"),
+                200);
+  EXPECT_EQ(j["choices"][0]["text"], "xy");
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(j["choices"][0]["logprobs"]["tokens"].size(), 2u);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 0);
+
+  // echo without logprobs repeats the text and scores nothing.
+  j = call_json(request("POST", "/v1/completions", R"({"prompt": "q", "echo": true, "max_tokens": 1, "n": 2})"), 200);
+  ASSERT_EQ(j["choices"].size(), 2u);
+  EXPECT_EQ(j["choices"][0]["text"], "qab");
+  EXPECT_EQ(j["choices"][1]["text"], "qab");
+  EXPECT_TRUE(j["choices"][0]["logprobs"].is_null());
+  EXPECT_EQ(fake_->last_request().prompt_logprobs, -1);
+
+  Response r = call(request("POST", "/v1/completions",
+                            R"({"prompt": "xy", "echo": true, "logprobs": 1, "max_tokens": 1, "stream": true})"));
+  ASSERT_EQ(r.status, 200);
+  const std::vector<std::string> ev = sse_data(r.body);
+  ASSERT_GE(ev.size(), 3u);
+  const json c0 = json::parse(ev[0]);
+  EXPECT_EQ(c0["choices"][0]["text"], "xy");
+  EXPECT_EQ(c0["choices"][0]["logprobs"]["tokens"], (std::vector<std::string>{"x", "y"}));
+  EXPECT_NE(r.body.find(R"("text_offset":[2])"), std::string::npos);  // the generated token follows the prompt
+
+  EXPECT_EQ(call_json(request("POST", "/v1/completions", R"({"prompt": "x", "max_tokens": 0})"), 400)["error"]["param"],
+            "max_tokens");
+}
+
+TEST_F(ServerTest, TokenizerInfoAndVllmTokenize) {
+  start();
+  json j = call_json(request("GET", "/tokenizer_info", ""), 200);
+  EXPECT_EQ(j["eos_token"], "</s>");
+  EXPECT_TRUE(j["bos_token"].is_null());
+  EXPECT_EQ(j["model_max_length"], 64);
+  j = call_json(request("POST", "/tokenize", R"({"prompt": "hi", "add_special_tokens": false})"), 200);
+  EXPECT_EQ(j["tokens"], (std::vector<int>{'h', 'i'}));
+}
+
 TEST_F(ServerTest, NChoices) {
   start();
   json j = call_json(request("POST", "/v1/chat/completions", kChat + R"(, "n": 2, "seed": 10})"), 200);
