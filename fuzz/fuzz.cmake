@@ -34,3 +34,5 @@ flashlm_fuzz_target(gguf models tokenizer)  # config, weight table and tokenizer
 flashlm_fuzz_target(chat_template chat)
 flashlm_fuzz_target(request server)  # request bodies of the HTTP server
 flashlm_fuzz_target(kv_store kv)  # block files of the persistent KV store
+flashlm_fuzz_target(kl_base factory)  # KL base files (perplexity --kl-base)
+flashlm_fuzz_target(imatrix factory)  # imatrix files, both forms (quantize --imatrix)

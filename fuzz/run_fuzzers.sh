@@ -9,7 +9,9 @@
 #
 # Env: FUZZ_SECONDS, FUZZ_BUILD_DIR (default <repo>/build-fuzz), FUZZ_JOBS (build -j, 2).
 # Seeds: fuzz/seeds/gguf/ (made by fuzz/make_seeds.py), fuzz/seeds/kv_store/
-# (fuzz/make_kv_store_seeds.py) and the real chat templates in
+# (fuzz/make_kv_store_seeds.py), fuzz/seeds/imatrix/ (copies of tests/golden/quant's
+# llama-imatrix files), fuzz/seeds/kl_base/ (written by flashlm perplexity
+# --kl-save on a synthetic model, see fuzz/seeds/kl_base/README) and the real chat templates in
 # tests/golden/chat/templates/. New corpus entries go to build-fuzz/fuzz-corpus/, never
 # into the repo.
 set -uo pipefail
@@ -19,7 +21,7 @@ build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-2}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(gguf chat_template request kv_store)
+[ ${#targets[@]} -eq 0 ] && targets=(gguf chat_template request kv_store kl_base imatrix)
 
 mkdir -p "$build"
 CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -33,6 +35,8 @@ for t in "${targets[@]}"; do
     chat_template) seeds=("$root/tests/golden/chat/templates"); opts=(-max_len=8192 -dict="$root/fuzz/jinja.dict") ;;
     request) seeds=("$root/fuzz/seeds/request"); opts=(-max_len=4096) ;;
     kv_store) seeds=("$root/fuzz/seeds/kv_store"); opts=(-max_len=4096) ;;
+    kl_base) seeds=("$root/fuzz/seeds/kl_base"); opts=(-max_len=8192) ;;
+    imatrix) seeds=("$root/fuzz/seeds/imatrix"); opts=(-max_len=8192) ;;
     *) echo "unknown target '$t'"; status=2; continue ;;
   esac
   echo "== fuzz_$t: building"

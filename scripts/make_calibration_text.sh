@@ -6,11 +6,16 @@
 #
 # Source: the Debian package `bible-kjv` (apt-get install -y bible-kjv).
 #
-# Usage: scripts/make_calibration_text.sh [output-path]   (default: data/calibration.txt)
+# Usage: scripts/make_calibration_text.sh [output-path [range]]
+#   default: data/calibration.txt, 'ex1:1-ex40:38'. The Flash factory's calibration text
+#   (imatrix, prune) is data/factory-calibration.txt, Numbers and Deuteronomy
+#   ('nu1:1-de34:12'): disjoint from the perplexity/KL text (Genesis) and from the eval
+#   tasks (Exodus, Matthew; scripts/make_tasks.py).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${1:-${repo_root}/data/calibration.txt}"
+range="${2:-ex1:1-ex40:38}"
 
 if ! command -v bible >/dev/null 2>&1; then
   echo "error: 'bible' not found; install it with: apt-get install -y bible-kjv" >&2
@@ -21,11 +26,11 @@ mkdir -p "$(dirname "${out}")"
 tmp="$(mktemp "${out}.XXXXXX")"
 trap 'rm -f "${tmp}"' EXIT
 
-LC_ALL=C bible -f 'ex1:1-ex40:38' \
+LC_ALL=C bible -f "${range}" \
   | LC_ALL=C sed -E 's/^[1-3]?[A-Za-z]+[0-9]+:[0-9]+ //' > "${tmp}"
 
 if [[ ! -s "${tmp}" ]]; then
-  echo "error: bible printed nothing for Exodus" >&2
+  echo "error: bible printed nothing for ${range}" >&2
   exit 1
 fi
 mv "${tmp}" "${out}"

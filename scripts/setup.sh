@@ -40,6 +40,9 @@ scripts/install_nvcc.sh || echo "setup: no nvcc could be installed: the CUDA bui
 
 scripts/fetch_models.sh
 scripts/make_eval_text.sh
+scripts/make_tasks.py  # data/tasks/: the evaluation tasks of flashlm eval
+# The Flash factory's calibration text (flashlm imatrix, prune; bench/quant_frontier.py).
+[ -s data/factory-calibration.txt ] || scripts/make_calibration_text.sh data/factory-calibration.txt 'nu1:1-de34:12'
 
 # Pinned Python packages for the server's integration tests (tests/server) in .venv/.
 # Re-installs when any pinned line is missing from the venv's `pip freeze`.

@@ -99,3 +99,71 @@ if(NOT CMAKE_CROSSCOMPILING)  # the script runs the binary directly, not through
   add_test(NAME server_pytest COMMAND ${CMAKE_SOURCE_DIR}/tests/server/run.sh $<TARGET_FILE:flashlm> ${SMOLLM})
   set_tests_properties(server_pytest PROPERTIES LABELS slow TIMEOUT 900 SKIP_RETURN_CODE 77)
 endif()
+# flashlm quantize and KL divergence (tests/check_quantize.py: gguf-py's quantizers and
+# reader as the reference), and their bad inputs.
+if(NOT CMAKE_CROSSCOMPILING)
+  add_test(NAME cli_quantize_smollm2 COMMAND bash -c
+           "py=${CMAKE_SOURCE_DIR}/.venv/bin/python; [ -x $py ] || { echo 'SKIPPED: needs the .venv of scripts/setup.sh'; exit 77; }; exec $py ${CMAKE_SOURCE_DIR}/tests/check_quantize.py $<TARGET_FILE:flashlm> ${SMOLLM} ${CMAKE_SOURCE_DIR}/data/eval.txt")
+  set_tests_properties(cli_quantize_smollm2 PROPERTIES PASS_REGULAR_EXPRESSION "quantize ok" SKIP_RETURN_CODE 77
+                       LABELS slow TIMEOUT 600)
+endif()
+# flashlm imatrix against llama-imatrix's files (tests/check_imatrix.py, gguf-py as the
+# reader), quantize --imatrix's bad inputs.
+if(NOT CMAKE_CROSSCOMPILING)
+  add_test(NAME cli_imatrix_tiny_llama COMMAND bash -c
+           "py=${CMAKE_SOURCE_DIR}/.venv/bin/python; [ -x $py ] || { echo 'SKIPPED: needs the .venv of scripts/setup.sh'; exit 77; }; exec $py ${CMAKE_SOURCE_DIR}/tests/check_imatrix.py $<TARGET_FILE:flashlm>")
+  set_tests_properties(cli_imatrix_tiny_llama PROPERTIES PASS_REGULAR_EXPRESSION "imatrix ok" SKIP_RETURN_CODE 77 TIMEOUT 120)
+endif()
+set(GOLDEN_IMATRIX ${CMAKE_SOURCE_DIR}/tests/golden/quant/tiny-llama.imatrix.gguf)
+flashlm_cli_error(quantize_imatrix_other_model "names no tensor of the model|another model" ${FLASHLM_BIN} quantize -m ${SMOLLM} -o ${BAD_DIR}/never.gguf --type Q4_0 --imatrix ${GOLDEN_IMATRIX})
+flashlm_cli_error(quantize_imatrix_is_a_model "not an imatrix" ${FLASHLM_BIN} quantize -m ${SMOLLM} -o ${BAD_DIR}/never.gguf --type Q4_0 --imatrix ${SMOLLM})
+flashlm_cli_error(quantize_imatrix_random_bytes "not an imatrix file|not a GGUF" ${FLASHLM_BIN} quantize -m ${SMOLLM} -o ${BAD_DIR}/never.gguf --type Q4_0 --imatrix ${BAD_DIR}/random.gguf)
+flashlm_cli_error(quantize_imatrix_missing "cannot read imatrix" ${FLASHLM_BIN} quantize -m ${SMOLLM} -o ${BAD_DIR}/never.gguf --type Q4_0 --imatrix /nonexistent/imatrix.gguf)
+flashlm_cli_error(imatrix_onto_model "is the model file" ${FLASHLM_BIN} imatrix -m ${SMOLLM} -f ${CMAKE_SOURCE_DIR}/tests/golden/quant/imatrix-text.txt -o ${SMOLLM})
+flashlm_cli_error(imatrix_text_too_short "a chunk needs" ${FLASHLM_BIN} imatrix -m ${SMOLLM} -f ${CMAKE_SOURCE_DIR}/tests/golden/quant/imatrix-text.txt -c 4096 -o ${BAD_DIR}/never.imatrix)
+flashlm_cli_error(imatrix_bad_format "output-format" ${FLASHLM_BIN} imatrix -m ${SMOLLM} -f x.txt --output-format csv)
+set_tests_properties(cli_error_quantize_imatrix_random_bytes PROPERTIES FIXTURES_REQUIRED bad_inputs)
+flashlm_cli_error(quantize_not_yet "type 'IQ4_XS' is not implemented yet" ${FLASHLM_BIN} quantize -m ${SMOLLM} -o ${BAD_DIR}/never.gguf --type IQ4_XS)
+flashlm_cli_error(quantize_unknown_type "unknown type 'Q3_X'" ${FLASHLM_BIN} quantize -m ${SMOLLM} -o ${BAD_DIR}/never.gguf --type Q3_X)
+flashlm_cli_error(quantize_onto_input "is the input file" ${FLASHLM_BIN} quantize -m ${SMOLLM} -o ${SMOLLM} --type Q8_0)
+flashlm_cli_error(quantize_missing_file "cannot open" ${FLASHLM_BIN} quantize -m /nonexistent/model.gguf -o ${BAD_DIR}/never.gguf --type Q8_0)
+flashlm_cli_error(quantize_random_bytes "not a GGUF file" ${FLASHLM_BIN} quantize -m ${BAD_DIR}/random.gguf -o ${BAD_DIR}/never.gguf --type Q8_0)
+flashlm_cli_error(perplexity_kl_foreign_file "not a KL base file" ${FLASHLM_BIN} perplexity -m ${SMOLLM} -f ${CMAKE_SOURCE_DIR}/data/eval.txt --kl-base ${BAD_DIR}/random.gguf)
+flashlm_cli_error(perplexity_kl_save_and_base "excludes" ${FLASHLM_BIN} perplexity -m ${SMOLLM} -f ${CMAKE_SOURCE_DIR}/data/eval.txt --kl-save a.kl --kl-base b.kl)
+set_tests_properties(cli_error_quantize_random_bytes cli_error_perplexity_kl_foreign_file PROPERTIES FIXTURES_REQUIRED bad_inputs)
+# flashlm eval: a few items of each built-in task on a real model (scripts/make_tasks.py
+# makes data/tasks/ in the setup), and bad task files.
+foreach(task kjv-next-verse kjv-last-word)
+  add_test(NAME cli_eval_smollm2_${task} COMMAND ${FLASHLM_BIN} eval -m ${SMOLLM} --task ${CMAKE_SOURCE_DIR}/data/tasks/${task}.jsonl --limit 8 -t 2)
+  set_tests_properties(cli_eval_smollm2_${task} PROPERTIES PASS_REGULAR_EXPRESSION "8 items.*acc = 0\\.[0-9]+ \\+/- .*acc_norm = " LABELS slow TIMEOUT 600)
+endforeach()
+flashlm_cli_error(eval_missing_task "cannot read task" ${FLASHLM_BIN} eval -m ${SMOLLM} --task no-such-task)
+flashlm_cli_error(eval_bad_task "task line 1: malformed JSON" ${FLASHLM_BIN} eval -m ${SMOLLM} --task ${BAD_DIR}/random.gguf)
+set_tests_properties(cli_error_eval_bad_task PROPERTIES FIXTURES_REQUIRED bad_inputs)
+flashlm_cli_error(perplexity_kl_top_alone "kl-top requires --kl-save" ${FLASHLM_BIN} perplexity -m ${SMOLLM} -f ${CMAKE_SOURCE_DIR}/data/eval.txt --kl-top 64)
+# flashlm prune: a small end-to-end prune of a synthetic model, and its bad inputs.
+set(TINY_LLAMA ${CMAKE_SOURCE_DIR}/tests/golden/synthetic/tiny-llama-f32.gguf)
+set(EVAL_TEXT ${CMAKE_SOURCE_DIR}/data/eval.txt)
+add_test(NAME cli_prune_tiny_llama COMMAND ${FLASHLM_BIN} prune -m ${TINY_LLAMA} -o ${BAD_DIR}/pruned.gguf -f ${EVAL_TEXT}
+         -c 64 --chunks 2 --ffn 64 --kv-groups 1 --heads-per-group 1 --drop-layers 1)
+set_tests_properties(cli_prune_tiny_llama PROPERTIES FIXTURES_REQUIRED bad_inputs
+                     PASS_REGULAR_EXPRESSION "FFN neurons per layer: 128 -> 64.*4 heads in 2 KV groups -> 1 heads in 1.*layers: 2 -> 1, dropped")
+flashlm_cli_error(prune_nothing_asked "nothing to prune" ${FLASHLM_BIN} prune -m ${SMOLLM} -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT})
+flashlm_cli_error(prune_onto_input "is the input file" ${FLASHLM_BIN} prune -m ${SMOLLM} -o ${SMOLLM} -f ${EVAL_TEXT} --ffn 512)
+flashlm_cli_error(prune_zero_neurons "cannot keep 0 FFN neurons" ${FLASHLM_BIN} prune -m ${SMOLLM} -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT} --ffn 0)
+flashlm_cli_error(prune_too_many_neurons "cannot keep 99999 FFN neurons" ${FLASHLM_BIN} prune -m ${SMOLLM} -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT} --ffn 99999)
+flashlm_cli_error(prune_zero_fraction "--ffn-keep must be a fraction" ${FLASHLM_BIN} prune -m ${SMOLLM} -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT} --ffn-keep 0)
+flashlm_cli_error(prune_zero_groups "cannot keep 0 KV groups" ${FLASHLM_BIN} prune -m ${SMOLLM} -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT} --kv-groups 0)
+flashlm_cli_error(prune_zero_heads "cannot keep 0 query heads" ${FLASHLM_BIN} prune -m ${SMOLLM} -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT} --heads-per-group 0)
+flashlm_cli_error(prune_too_many_heads "cannot keep 4 query heads per KV group: keep 1..3" ${FLASHLM_BIN} prune -m ${SMOLLM} -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT} --heads-per-group 4)
+flashlm_cli_error(prune_all_layers "cannot drop 30 layers" ${FLASHLM_BIN} prune -m ${SMOLLM} -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT} --drop-layers 30)
+flashlm_cli_error(prune_moe "pruning supports dense llama/gemma3/qwen models" ${FLASHLM_BIN} prune -m ${CMAKE_SOURCE_DIR}/tests/golden/synthetic/tiny-qwen3moe-f32.gguf -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT} --ffn 8)
+flashlm_cli_error(prune_missing_model "cannot open" ${FLASHLM_BIN} prune -m /nonexistent/model.gguf -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT} --ffn 32)
+flashlm_cli_error(prune_random_bytes "not a GGUF file" ${FLASHLM_BIN} prune -m ${BAD_DIR}/random.gguf -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT} --ffn 32)
+flashlm_cli_error(prune_missing_text "cannot read" ${FLASHLM_BIN} prune -m ${TINY_LLAMA} -o ${BAD_DIR}/never.gguf -f /nonexistent/text.txt --ffn 64)
+flashlm_cli_error(prune_empty_text "calibration text .* is empty" ${FLASHLM_BIN} prune -m ${TINY_LLAMA} -o ${BAD_DIR}/never.gguf -f /dev/null --ffn 64)
+flashlm_cli_error(prune_text_too_short "a chunk needs" ${FLASHLM_BIN} prune -m ${TINY_LLAMA} -o ${BAD_DIR}/never.gguf -f ${CMAKE_SOURCE_DIR}/tests/golden/quant/imatrix-text.txt -c 65536 --ffn 64)
+# A full disk mid-write (RLIMIT_FSIZE, as kv_store_test does): an error, nothing left behind.
+add_test(NAME cli_error_prune_full_disk COMMAND bash -c
+         "trap '' XFSZ; ulimit -f 64; ${EXPECT_ERROR} 'write failed' $<TARGET_FILE:flashlm> prune -m ${TINY_LLAMA} -o ${BAD_DIR}/full.gguf -f ${EVAL_TEXT} -c 64 --chunks 1 --ffn 64 && ! ls ${BAD_DIR}/full.gguf*")
+set_tests_properties(cli_error_prune_random_bytes cli_error_prune_full_disk PROPERTIES FIXTURES_REQUIRED bad_inputs)

@@ -48,6 +48,9 @@ struct FfnWeights {
   TensorView down;  // [n_ff] x [n_embd]
 };
 enum class FfnPart { kGate, kUp, kDown };
+inline const TensorView& ffn_part(const FfnWeights& w, FfnPart part) {
+  return part == FfnPart::kGate ? w.gate : part == FfnPart::kUp ? w.up : w.down;
+}
 
 // One RoPE configuration of a model (Gemma 3 has a local and a global one).
 struct RopeSpec {

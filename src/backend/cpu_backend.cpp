@@ -36,10 +36,6 @@ class CpuRopeTables final : public RopeTables {
   std::vector<ops::RopeFreqs> freqs_;
 };
 
-const TensorView& part_of(const FfnWeights& w, FfnPart part) {
-  return part == FfnPart::kGate ? w.gate : part == FfnPart::kUp ? w.up : w.down;
-}
-
 class CpuBackend final : public ComputeBackend {
  public:
   BackendKind kind() const override { return BackendKind::kCpu; }
@@ -89,7 +85,7 @@ class CpuBackend final : public ComputeBackend {
       const int64_t r0 = offset[e];
       const int64_t rows = offset[e + 1] - r0;
       if (rows == 0) continue;
-      matmul(ctx, part_of(experts[e], part), x + r0 * ldx, ldx, y + r0 * ldy, ldy, rows);
+      matmul(ctx, ffn_part(experts[e], part), x + r0 * ldx, ldx, y + r0 * ldy, ldy, rows);
     }
   }
 

@@ -24,10 +24,6 @@ class NoRopeTables final : public RopeTables {
   void fill(const ExecContext&, const int32_t*, int64_t, float*) const override {}
 };
 
-const TensorView& part_of(const FfnWeights& w, FfnPart part) {
-  return part == FfnPart::kGate ? w.gate : part == FfnPart::kUp ? w.up : w.down;
-}
-
 // A row converted to f32 by the traits table (f32 rows copied), and back.
 void row_to_float(DType type, const void* src, float* dst, int64_t n) {
   if (type == DType::F32) {
@@ -94,7 +90,7 @@ class ReferenceBackend final : public ComputeBackend {
     for (int e = 0; e < n_expert; ++e) {
       const int64_t r0 = offset[e];
       const int64_t rows = offset[e + 1] - r0;
-      if (rows > 0) matmul(ctx, part_of(experts[e], part), x + r0 * ldx, ldx, y + r0 * ldy, ldy, rows);
+      if (rows > 0) matmul(ctx, ffn_part(experts[e], part), x + r0 * ldx, ldx, y + r0 * ldy, ldy, rows);
     }
   }
 

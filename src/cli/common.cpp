@@ -1,9 +1,12 @@
 #include "cli/common.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "chat/builtin_templates.h"
 #include "chat/chat_template.h"
@@ -189,6 +192,55 @@ void print_timings(const Loaded& l, const GenerateStats& s) {
                "%.1f ms, %.2f tokens/s | peak memory %.1f MiB | threads %d | finish: %s\n",
                l.load_ms, static_cast<long long>(s.n_prompt), s.prompt_ms, pp, static_cast<long long>(s.n_generated),
                s.gen_ms, tg, peak_rss_mib(), l.n_threads, s.finish_reason.c_str());
+}
+
+std::unique_ptr<Calibration> run_calibration(const char* label, const std::string& model_path,
+                                             const std::string& text_path, int64_t n_ctx, int64_t max_chunks,
+                                             int n_threads) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::ifstream in(text_path, std::ios::binary);
+  if (!in) {
+    print_error("cannot read '" + text_path + "'");
+    return nullptr;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (ss.str().empty()) {
+    print_error("the calibration text '" + text_path + "' is empty");
+    return nullptr;
+  }
+  auto c = std::make_unique<Calibration>();
+  Result<std::unique_ptr<Model>> m = Model::load(model_path);
+  if (!m) {
+    print_error(m.message());
+    return nullptr;
+  }
+  c->model = std::move(m).value();
+  Result<Tokenizer> tok = Tokenizer::from_gguf(c->model->file());
+  if (!tok) {
+    print_error("'" + model_path + "': " + tok.message());
+    return nullptr;
+  }
+  c->tokens = tok->encode(ss.str(), true, false);  // with BOS where the model adds one, as llama-imatrix tokenizes
+  c->bos = tok->add_bos() ? tok->bos() : -1;
+  note_thread_cap(n_threads);
+  factory::CollectOptions co;
+  co.n_ctx = n_ctx;
+  co.max_chunks = max_chunks;
+  co.n_threads = n_threads;
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  co.progress = [tty, t0, label](int64_t chunk, int64_t n) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "%s%s: calibration chunk %lld/%lld, %.1f s%s", tty ? "\r" : "", label,
+                 static_cast<long long>(chunk), static_cast<long long>(n), s, tty && chunk < n ? "" : "\n");
+  };
+  Result<factory::ActivationStats> stats = factory::collect_activations(*c->model, c->tokens, c->bos, co);
+  if (!stats) {
+    print_error("calibration on '" + text_path + "': " + stats.message());
+    return nullptr;
+  }
+  c->stats = std::move(stats).value();
+  return c;
 }
 
 }  // namespace flashlm::cli

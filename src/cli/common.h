@@ -11,6 +11,7 @@
 #include "engine/generate.h"
 #include "engine/runner.h"
 #include "engine/scheduler.h"
+#include "factory/activations.h"
 #include "models/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -57,6 +58,19 @@ bool render_chat(const Loaded& l, const nlohmann::json& messages, bool add_gener
 // and gets BOS only if the template did not write it.
 std::vector<int32_t> tokenize_for_model(const Tokenizer& tok, const std::string& text, bool from_template);
 
+// The factory's calibration pass (factory/activations.h) over a text, for imatrix and
+// prune: the model, the text's tokens, and the statistics, with a progress line
+// "<label>: chunk i/n, s" on stderr. Errors are printed; null on failure.
+struct Calibration {
+  std::unique_ptr<Model> model;
+  std::vector<int32_t> tokens;
+  int32_t bos = -1;  // the token each chunk starts with, or -1 when the model uses none
+  factory::ActivationStats stats;
+};
+std::unique_ptr<Calibration> run_calibration(const char* label, const std::string& model_path,
+                                             const std::string& text_path, int64_t n_ctx, int64_t max_chunks,
+                                             int n_threads);
+
 void print_error(const std::string& msg);
 // Says on stderr when -t asks for more threads than this process may use: the pool then
 // starts only as many (kernels/cpu/thread_pool.h) and splits each op as asked.
@@ -76,5 +90,9 @@ void add_info(CLI::App& app, int* exit_code);
 void add_bench(CLI::App& app, int* exit_code);
 void add_serve(CLI::App& app, int* exit_code);
 void add_moefy(CLI::App& app, int* exit_code);
+void add_quantize(CLI::App& app, int* exit_code);
+void add_eval(CLI::App& app, int* exit_code);
+void add_imatrix(CLI::App& app, int* exit_code);
+void add_prune(CLI::App& app, int* exit_code);
 
 }  // namespace flashlm::cli

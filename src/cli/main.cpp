@@ -1,4 +1,4 @@
-// flashlm command line: run | chat | tokenize | perplexity | info | bench | serve | moefy.
+// flashlm command line: run | chat | tokenize | perplexity | info | bench | serve | moefy | quantize | eval | imatrix | prune.
 #include <cstdio>
 
 #include "cli/common.h"
@@ -16,6 +16,10 @@ int main(int argc, char** argv) {
   flashlm::cli::add_bench(app, &exit_code);
   flashlm::cli::add_serve(app, &exit_code);
   flashlm::cli::add_moefy(app, &exit_code);
+  flashlm::cli::add_quantize(app, &exit_code);
+  flashlm::cli::add_eval(app, &exit_code);
+  flashlm::cli::add_imatrix(app, &exit_code);
+  flashlm::cli::add_prune(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

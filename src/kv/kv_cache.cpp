@@ -153,8 +153,7 @@ bool KvCache::seq_valid(int seq) const {
   return seq >= 0 && seq < cfg_.max_seqs && in_use_[static_cast<size_t>(seq)];
 }
 
-void KvCache::seq_free(int seq) {
-  if (!seq_valid(seq)) return;
+void KvCache::drop_blocks(int seq) {
   for (Group& g : groups_) {
     auto& t = g.tables[static_cast<size_t>(seq)];
     // Back to front: a sequence's later blocks are evicted before its earlier ones, which
@@ -165,6 +164,11 @@ void KvCache::seq_free(int seq) {
     t.clear();
   }
   chains_[static_cast<size_t>(seq)].clear();
+}
+
+void KvCache::seq_free(int seq) {
+  if (!seq_valid(seq)) return;
+  drop_blocks(seq);
   in_use_[static_cast<size_t>(seq)] = 0;
 }
 
@@ -225,19 +229,13 @@ int64_t KvCache::seq_reuse(int seq, std::span<const int32_t> tokens) {
   if (!seq_valid(seq)) return 0;
   const int64_t p = match(tokens);
   const int64_t k = p / cfg_.block_size;
-  auto& ch = chains_[static_cast<size_t>(seq)];
-  for (Group& g : groups_) {
-    auto& t = g.tables[static_cast<size_t>(seq)];
-    for (int32_t b : t) {
-      if (b >= 0) g.pool.release(b);
-    }
-    t.assign(static_cast<size_t>(k), -1);
-  }
-  ch.clear();
+  drop_blocks(seq);
   if (k == 0) return 0;
+  auto& ch = chains_[static_cast<size_t>(seq)];
   chain(tokens, k, &ch);
   for (Group& g : groups_) {
     auto& t = g.tables[static_cast<size_t>(seq)];
+    t.assign(static_cast<size_t>(k), -1);
     for (int64_t i = first_block(g, p); i < k; ++i) {
       const int32_t b = find(g, ch, tokens, i);
       assert(b >= 0);  // match() found it and nothing ran in between
@@ -341,16 +339,6 @@ int64_t KvCache::seq_truncate(int seq, int64_t n) {
   auto& ch = chains_[static_cast<size_t>(seq)];
   if (static_cast<int64_t>(ch.size()) > n / bs) ch.resize(static_cast<size_t>(n / bs));
   return n;
-}
-
-bool KvCache::seq_has(int seq, int64_t pos) const {
-  if (!seq_valid(seq) || pos < 0) return false;
-  const auto i = static_cast<size_t>(pos / cfg_.block_size);
-  for (const Group& g : groups_) {
-    const auto& t = g.tables[static_cast<size_t>(seq)];
-    if (i >= t.size() || t[i] < 0) return false;
-  }
-  return true;
 }
 
 bool KvCache::seq_covers(int seq, int64_t begin, int64_t end) const {

@@ -111,8 +111,6 @@ class KvCache {
   // would read. Blocks past the kept length are dropped, so shared blocks are never
   // overwritten.
   int64_t seq_truncate(int seq, int64_t n);
-  // Whether every group backs (seq, pos).
-  bool seq_has(int seq, int64_t pos) const;
   // Whether every group has the blocks that queries at [begin, end) write and read.
   bool seq_covers(int seq, int64_t begin, int64_t end) const;
 
@@ -169,6 +167,7 @@ class KvCache {
   // First logical block a query at position p reads in group g.
   int64_t first_block(const Group& g, int64_t p) const;
   int32_t find(const Group& g, const std::vector<uint64_t>& ch, std::span<const int32_t> tokens, int64_t i) const;
+  void drop_blocks(int seq);  // releases every block of seq and forgets its chain
   size_t slot_offset(int layer, int seq, int64_t pos) const;
 
   KvConfig cfg_;

@@ -34,23 +34,15 @@ std::string hex16(uint64_t v) {
 
 // "<16 lowercase hex digits>.kvb" -> the block hash.
 bool parse_block_name(const std::string& name, uint64_t* hash) {
-  if (name.size() != 16 + std::strlen(kExt) || name.compare(16, std::string::npos, kExt) != 0) return false;
+  if (name.size() != 16 + std::strlen(kExt) || !name.ends_with(kExt)) return false;
   uint64_t v = 0;
-  for (int i = 0; i < 16; ++i) {
-    const char c = name[static_cast<size_t>(i)];
-    int d;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    else return false;
-    v = (v << 4) | static_cast<uint64_t>(d);
+  for (size_t i = 0; i < 16; ++i) {
+    const char c = name[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    v = (v << 4) | static_cast<uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
   }
   *hash = v;
   return true;
-}
-
-bool ends_with(const std::string& s, const char* suffix) {
-  const size_t n = std::strlen(suffix);
-  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
 std::string errno_text(int e) { return std::strerror(e); }
@@ -194,7 +186,7 @@ Status KvStore::scan() {
     const fs::directory_entry& e = *it;
     const std::string name = e.path().filename().string();
     std::error_code ec2;
-    if (name.size() > 1 && name[0] == '.' && ends_with(name, kTmpExt)) {
+    if (name.size() > 1 && name[0] == '.' && name.ends_with(kTmpExt)) {
       const auto mtime = e.last_write_time(ec2);
       if (!ec2 && now - mtime > kStaleTmpAge) fs::remove(e.path(), ec2);
       continue;
@@ -276,9 +268,9 @@ bool KvStore::put(uint64_t block_hash, uint64_t parent_hash, std::span<const int
 Status KvStore::write_file(uint64_t hash, const std::vector<uint8_t>& bytes) {
   const std::string tmp =
       dir_ + "/." + hex16(hash) + "." + std::to_string(::getpid()) + "." + std::to_string(tmp_seq_++) + kTmpExt;
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return Status::error("cannot create '" + tmp + "': " + errno_text(errno));
-  auto fail = [&](const char* what, int e) {
+  auto fail = [&](const char* what, int e) {  // e: the errno of the failed call
     if (fd >= 0) ::close(fd);
     ::unlink(tmp.c_str());
     return Status::error(std::string(what) + " '" + tmp + "': " + errno_text(e));
@@ -303,16 +295,9 @@ Status KvStore::write_file(uint64_t hash, const std::vector<uint8_t>& bytes) {
   // fsync before rename: after a crash the name points at whole contents or nothing.
   // The directory itself is not synced: losing a rename only loses a cache entry.
   if (::fsync(fd) != 0) return fail("cannot sync", errno);
-  if (::close(fd) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    return Status::error("cannot close '" + tmp + "': " + errno_text(e));
-  }
-  if (::rename(tmp.c_str(), block_path(hash).c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    return Status::error("cannot rename '" + tmp + "': " + errno_text(e));
-  }
+  const int closed = ::close(std::exchange(fd, -1));
+  if (closed != 0) return fail("cannot close", errno);
+  if (::rename(tmp.c_str(), block_path(hash).c_str()) != 0) return fail("cannot rename", errno);
   return Status::ok();
 }
 

@@ -147,7 +147,7 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
 
   const int64_t n_embd = cfg_.n_embd;
   const ModelWeights& W = weights_;
-  const ComputeBackend& be = *backend_;
+  const ComputeBackend& be = s.backend != nullptr ? *s.backend : *backend_;
   const ExecContext ctx{&pool, s.batch_invariant};
   const int32_t* pos = batch.pos.data();
   const int32_t* seq = batch.seq.data();

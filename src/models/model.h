@@ -37,6 +37,9 @@ struct ForwardScratch {
   std::vector<int32_t> out_index; // [n] rows whose logits are wanted
   MoeScratch moe;                 // MoE layers' routing and grouped-expert buffers
   FfnObserver* ffn_observer = nullptr;  // optional, not owned (models/ffn.h)
+  // Optional, not owned: runs the pass instead of the model's own backend; a decorator of
+  // it such as backend/observing_backend.h, which sees the activations.
+  const ComputeBackend* backend = nullptr;
 };
 
 class Model {

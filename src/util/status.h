@@ -43,6 +43,7 @@ class [[nodiscard]] Result {
   T* operator->() { return &std::get<0>(v_); }
   const T* operator->() const { return &std::get<0>(v_); }
   T& operator*() & { return std::get<0>(v_); }
+  const T& operator*() const& { return std::get<0>(v_); }
   Status status() const { return is_ok() ? Status::ok() : std::get<1>(v_); }
   const std::string& message() const {
     static const std::string empty;
