@@ -22,6 +22,7 @@ struct ServeArgs {
   int threads = 0;
   int batch = 512;
   std::string api_key;
+  std::vector<std::string> cors_origins;
   int max_queue = 256;
   double timeout_s = 600.0;
   DType kv_type = kDefaultKvType;
@@ -72,6 +73,7 @@ int serve(const ServeArgs& a) {
   so.host = a.host;
   so.port = static_cast<uint16_t>(a.port);
   so.api_key = a.api_key;
+  so.cors_origins = a.cors_origins;
   so.limits.timeout_s = a.timeout_s;
   Result<std::unique_ptr<server::Server>> srv = server::Server::create(so);
   if (!srv) {
@@ -135,6 +137,10 @@ void add_serve(CLI::App& app, int* exit_code) {
   add_kv_type_flag(sub, &args->kv_type);
   add_backend_flag(sub, &args->backend);
   sub->add_option("--api-key", args->api_key, "require 'Authorization: Bearer KEY' on the API");
+  sub->add_option("--cors-origin", args->cors_origins,
+                  "origins (e.g. https://app.example.com, or *) whose web pages may call the API from a "
+                  "browser; repeat or separate with commas (default: none)")
+      ->delimiter(',');
   sub->add_option("--max-queue", args->max_queue, "waiting requests beyond the free running slots (more get 429)")
       ->check(CLI::Range(0, 1 << 20));
   sub->add_option("--timeout", args->timeout_s, "seconds an idle connection or a stalled write may wait")

@@ -14,6 +14,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "server/cors.h"
 #include "server/router.h"
 #include "server/sse.h"
 
@@ -67,6 +68,7 @@ class HttpSession final : public Responder, public std::enable_shared_from_this<
     begin_response(r.status);
     response_done_ = true;
     abort_fn_ = nullptr;
+    add_cors(&r.headers);
     enqueue(
         response_head(r.status, r.content_type, static_cast<long long>(r.body.size()), false, keep_alive_, r.headers) +
         r.body);
@@ -77,7 +79,9 @@ class HttpSession final : public Responder, public std::enable_shared_from_this<
     begin_response(status);
     chunked_ = version_ >= 11;
     if (!chunked_) keep_alive_ = false;  // HTTP/1.0: the body ends when the connection does
-    enqueue(response_head(status, content_type, -1, chunked_, keep_alive_, extra));
+    Headers headers = extra;
+    add_cors(&headers);
+    enqueue(response_head(status, content_type, -1, chunked_, keep_alive_, headers));
   }
 
   bool write(std::string data) override {
@@ -110,12 +114,20 @@ class HttpSession final : public Responder, public std::enable_shared_from_this<
   }
 
  private:
+  // A cross-origin request from an allowed origin may read its reply.
+  void add_cors(Headers* h) const {
+    if (cors_origin_.empty()) return;
+    h->push_back({"Access-Control-Allow-Origin", cors_origin_});
+    h->push_back({"Vary", "Origin"});
+  }
+
   void read_request() {
     if (closed_) return;
     in_response_ = false;
     response_done_ = false;
     chunked_ = false;
     after_watch_ = After::kNothing;
+    cors_origin_.clear();
     parser_.emplace();
     parser_->body_limit(ctx_.limits.max_body);
     parser_->header_limit(static_cast<uint32_t>(ctx_.limits.max_header));
@@ -165,6 +177,9 @@ class HttpSession final : public Responder, public std::enable_shared_from_this<
     req.path = std::string(target.substr(0, target.find('?')));
     req.body = std::move(msg.body());
     req.authorization = std::string(msg[http::field::authorization]);
+    req.origin = std::string(msg[http::field::origin]);
+    req.cors_request_headers = std::string(msg[http::field::access_control_request_headers]);
+    cors_origin_ = cors_allow_origin(ctx_.cors_origins, req.origin);
     keep_alive_ = msg.keep_alive();
     version_ = msg.version();
     parser_.reset();
@@ -318,6 +333,7 @@ class HttpSession final : public Responder, public std::enable_shared_from_this<
   std::function<void()> abort_fn_;
   unsigned version_ = 11;
   bool keep_alive_ = true;
+  std::string cors_origin_;  // Access-Control-Allow-Origin for the current request, or ""
   bool in_response_ = false;    // a request is being answered
   bool response_done_ = false;  // its last bytes are queued
   bool chunked_ = false;

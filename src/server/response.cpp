@@ -171,10 +171,13 @@ std::string usage_chunk_json(const ResponseMeta& meta, const Usage& usage) {
   return dump(j);
 }
 
+std::string model_body(const std::string& model_id, int64_t created) {
+  return dump(ojson{{"id", model_id}, {"object", "model"}, {"created", created}, {"owned_by", "flashlm"}});
+}
+
 std::string models_body(const std::string& model_id, int64_t created) {
-  ojson j = {
-      {"object", "list"},
-      {"data", ojson::array({{{"id", model_id}, {"object", "model"}, {"created", created}, {"owned_by", "flashlm"}}})}};
+  ojson j = {{"object", "list"},
+             {"data", ojson::array({ojson::parse(model_body(model_id, created))})}};
   return dump(j);
 }
 

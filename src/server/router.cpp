@@ -4,7 +4,9 @@
 #include <string_view>
 
 #include "server/cache_api.h"
+#include "server/cors.h"
 #include "server/completion.h"
+#include "server/response.h"
 
 namespace flashlm::server {
 namespace {
@@ -67,6 +69,31 @@ std::optional<ApiError> check_key(const ServerContext& ctx, const HttpRequest& r
 }  // namespace
 
 void route(ServerContext& ctx, const HttpRequest& req, const std::shared_ptr<Responder>& res) {
+  // GET /v1/models/{id}: the one model, by the id /v1/models lists.
+  constexpr std::string_view kModelPrefix = "/v1/models/";
+  if (req.path.size() > kModelPrefix.size() && req.path.compare(0, kModelPrefix.size(), kModelPrefix) == 0 &&
+      req.method == "GET") {
+    if (std::optional<ApiError> e = check_key(ctx, req)) {
+      HttpReply r = error_reply(*e);
+      r.headers.push_back({"WWW-Authenticate", "Bearer"});
+      res->reply(std::move(r));
+      return;
+    }
+    if (ctx.state != ServerState::kReady) {
+      res->reply(error_reply(ApiError::of(503, "server_error", "The model is not loaded.", "model_loading")));
+      return;
+    }
+    const std::string id = req.path.substr(kModelPrefix.size());
+    if (id != ctx.backend->model_id()) {
+      res->reply(error_reply(ApiError::of(404, "invalid_request_error",
+                                          "The model '" + id + "' does not exist; this server has '" +
+                                              ctx.backend->model_id() + "'.",
+                                          "model_not_found")));
+      return;
+    }
+    res->reply(json_reply(200, model_body(id, ctx.created)));
+    return;
+  }
   const RouteEntry* match = nullptr;
   std::string allow;
   for (const RouteEntry& e : kRoutes) {
@@ -77,6 +104,13 @@ void route(ServerContext& ctx, const HttpRequest& req, const std::shared_ptr<Res
     }
     if (!allow.empty()) allow += ", ";
     allow += e.method;
+  }
+  if (match == nullptr && req.method == "OPTIONS" && !allow.empty()) {
+    // A CORS preflight (or a plain OPTIONS): answered without the API key, which
+    // browsers never send on a preflight.
+    const bool preflight = !cors_allow_origin(ctx.cors_origins, req.origin).empty();
+    res->reply(options_reply(allow, preflight, req.cors_request_headers));
+    return;
   }
   if (match == nullptr) {
     if (!allow.empty()) {

@@ -175,6 +175,7 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& opts) {
   auto impl = std::make_unique<Impl>();
   impl->opts = opts;
   impl->ctx.api_key = opts.api_key;
+  impl->ctx.cors_origins = opts.cors_origins;
   impl->ctx.limits = opts.limits;
   if (Status st = impl->listen(); !st) return st;
   if (opts.handle_signals) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "server/backend.h"
 #include "server/server_context.h"
@@ -18,6 +19,7 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0: any free port (see Server::port())
   std::string api_key;
+  std::vector<std::string> cors_origins;  // see ServerContext::cors_origins
   ServerLimits limits;
   bool handle_signals = true;
 };

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "server/backend.h"
 #include "server/metrics.h"
@@ -26,6 +27,7 @@ struct ServerContext {
   Backend* backend = nullptr;  // set when ready
   Metrics metrics;
   std::string api_key;  // "" : no authentication
+  std::vector<std::string> cors_origins;  // empty: CORS off; "*": any origin (server/cors.h)
   int64_t created = 0;  // Unix seconds the model became ready (/v1/models)
   ServerLimits limits;
   int64_t connections = 0;  // open connections (sessions count themselves)
