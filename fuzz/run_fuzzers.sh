@@ -21,7 +21,7 @@ build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-2}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(gguf chat_template request kv_store kl_base imatrix)
+[ ${#targets[@]} -eq 0 ] && targets=(gguf chat_template request kv_store kl_base imatrix grammar)
 
 mkdir -p "$build"
 CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -37,6 +37,7 @@ for t in "${targets[@]}"; do
     kv_store) seeds=("$root/fuzz/seeds/kv_store"); opts=(-max_len=4096) ;;
     kl_base) seeds=("$root/fuzz/seeds/kl_base"); opts=(-max_len=8192) ;;
     imatrix) seeds=("$root/fuzz/seeds/imatrix"); opts=(-max_len=8192) ;;
+    grammar) seeds=("$root/fuzz/seeds/grammar"); opts=(-max_len=4096) ;;
     *) echo "unknown target '$t'"; status=2; continue ;;
   esac
   echo "== fuzz_$t: building"

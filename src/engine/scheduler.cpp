@@ -66,6 +66,16 @@ size_t step_bucket(int64_t n_tok) {
 
 }  // namespace
 
+// What each token adds to the text, for grammar masks; control and end-of-generation
+// tokens add nothing a grammar can match (the end is allowed separately).
+static std::vector<std::string> grammar_pieces(const tok::Tokenizer& tok) {
+  std::vector<std::string> pieces(static_cast<size_t>(tok.n_vocab()));
+  for (int32_t id = 0; id < tok.n_vocab(); ++id) {
+    if (!tok.is_control(id) && !tok.is_eog(id)) pieces[static_cast<size_t>(id)] = tok.token_to_piece(id);
+  }
+  return pieces;
+}
+
 struct Scheduler::Impl {
   Impl(const Model& m, const tok::Tokenizer& t, const SchedulerOptions& o, std::unique_ptr<Runner> r,
        std::unique_ptr<KvStore> store)
@@ -112,6 +122,9 @@ struct Scheduler::Impl {
   CacheStats cstats;
   std::vector<std::vector<int32_t>> unpins;        // from unpin(), applied by the next step
   std::atomic<uint64_t> next_id{1};
+  // The vocabulary as a trie for grammar masks: built by the first constrained request.
+  std::once_flag trie_once;
+  std::unique_ptr<grammar::TokenTrie> trie;
 
   std::mutex join_mu;  // serialises stop() callers around the join
   std::thread thread;
@@ -161,11 +174,21 @@ SubmitResult Scheduler::Impl::submit(RequestOptions req, EventFn on_event, bool 
   if (!std::isfinite(req.timeout_s) || req.timeout_s < 0.0) {
     return refuse(SubmitError::kInvalid, "timeout must be a finite number of seconds >= 0");
   }
+  for (const auto& [t, bias] : req.sampling.logit_bias) {
+    if (t < 0 || t >= n_vocab) {
+      return refuse(SubmitError::kInvalid, "logit_bias token id " + std::to_string(t) +
+                                               " is outside the vocabulary [0, " + std::to_string(n_vocab) + ")");
+    }
+  }
+  if (req.grammar != nullptr) {
+    std::call_once(trie_once, [this] { trie = std::make_unique<grammar::TokenTrie>(grammar_pieces(tok)); });
+  }
 
   // Built outside the lock; an id taken by a refused request is simply never used.
   const uint64_t id = next_id.fetch_add(1, std::memory_order_relaxed);
   auto seq = std::make_unique<Sequence>(id, std::move(req), std::move(on_event), tok, SchedClock::now());
   seq->warm = warm;
+  if (seq->options().grammar != nullptr) seq->constrain(trie.get());
   {
     std::lock_guard<std::mutex> lk(mu);
     if (stopping) return refuse(SubmitError::kShuttingDown, "the scheduler is shutting down");

@@ -40,6 +40,8 @@
 
 #include "engine/block_manager.h"
 #include "engine/runner.h"
+#include "grammar/grammar.h"
+#include "grammar/token_trie.h"
 #include "models/model.h"
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
@@ -81,6 +83,10 @@ struct RequestOptions {
   // rows that score them). With it, max_tokens 0 scores the prompt and generates nothing.
   int prompt_logprobs = -1;
   double timeout_s = 0.0;          // > 0: finish with kTimeout after this long
+  // Constrained decoding: every generated token keeps the text a prefix of the grammar's
+  // language, and the request ends (finish "stop") when the grammar is complete and
+  // cannot continue. Shared by the n sequences of one request; each has its own Matcher.
+  std::shared_ptr<const grammar::Grammar> grammar;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kTimeout, kError };

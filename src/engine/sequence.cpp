@@ -1,6 +1,7 @@
 #include "engine/sequence.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 namespace flashlm {
@@ -62,13 +63,56 @@ void Sequence::fill_usage(StreamEvent* ev) const {
   ev->ttft_ms = ttft_ms_;
 }
 
+void Sequence::constrain(const grammar::TokenTrie* trie) {
+  trie_ = trie;
+  matcher_ = std::make_unique<grammar::Matcher>(opts_.grammar);
+}
+
+int32_t Sequence::sample(const float* logits, int32_t n_vocab, TokenInfo* info) {
+  return opts_.top_logprobs >= 0 ? sampler_.sample(logits, n_vocab, opts_.top_logprobs, &info->logprobs)
+                                 : sampler_.sample(logits, n_vocab);
+}
+
+bool Sequence::grammar_allows(int32_t token) const {
+  if (tok_->is_eog(token)) return matcher_->accepting();
+  if (tok_->is_control(token)) return false;
+  const std::string piece = tok_->token_to_piece(token);
+  return !piece.empty() && matcher_->can_accept(piece);
+}
+
+int32_t Sequence::sample_constrained(const float* logits, int32_t n_vocab, TokenInfo* info) {
+  const int32_t first = sample(logits, n_vocab, info);
+  if (first >= 0 && first < tok_->n_vocab() && grammar_allows(first)) return first;
+  matcher_->fill_mask(*trie_, &mask_);
+  const bool end_ok = matcher_->accepting();
+  masked_.assign(logits, logits + n_vocab);
+  bool any = false;
+  for (int32_t id = 0; id < n_vocab; ++id) {
+    const bool ok = id < tok_->n_vocab() && (mask_[static_cast<size_t>(id)] != 0 || (end_ok && tok_->is_eog(id)));
+    if (ok) {
+      any = true;
+    } else {
+      masked_[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
+    }
+  }
+  if (!any) return -1;
+  const int32_t token = sample(masked_.data(), n_vocab, info);
+  return grammar_allows(token) ? token : -1;
+}
+
 bool Sequence::next_token(const float* logits, int32_t n_vocab, int64_t n_ctx, SchedClock::time_point now,
                           StreamEvent* ev) {
   TokenInfo info;
-  if (opts_.top_logprobs >= 0) {
-    info.token = sampler_.sample(logits, n_vocab, opts_.top_logprobs, &info.logprobs);
+  if (matcher_ != nullptr) {
+    info.token = sample_constrained(logits, n_vocab, &info);
+    if (info.token < 0) {
+      *ev = end(FinishReason::kError, matcher_->failed() ? "the grammar is too ambiguous to follow (too many parses at once)"
+                                                         : "no token of the vocabulary can continue the grammar");
+      return true;
+    }
+    if (!tok_->is_eog(info.token)) matcher_->accept(tok_->token_to_piece(info.token));
   } else {
-    info.token = sampler_.sample(logits, n_vocab);
+    info.token = sample(logits, n_vocab, &info);
   }
   sampler_.accept(info.token);
   if (ttft_ms_ < 0.0) ttft_ms_ = std::chrono::duration<double, std::milli>(now - t_submit_).count();
@@ -83,8 +127,8 @@ bool Sequence::next_token(const float* logits, int32_t n_vocab, int64_t n_ctx, S
     unsent_.push_back(std::move(info));
     StopMatcher::Out out = stops_.feed(decoder_.push(tokens_.back()));
     text = std::move(out.emit);
-    if (out.stopped) {
-      finish_ = FinishReason::kStop;
+    if (out.stopped || (matcher_ != nullptr && !matcher_->can_continue())) {
+      finish_ = FinishReason::kStop;  // a stop string, or the grammar is complete
     } else if (n_past >= n_ctx || (opts_.max_tokens >= 0 && n_generated_ >= opts_.max_tokens)) {
       finish_ = FinishReason::kLength;
     }

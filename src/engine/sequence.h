@@ -6,11 +6,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "engine/scheduler.h"
+#include "grammar/matcher.h"
 #include "sampling/sampler.h"
 #include "sampling/stop_matcher.h"
 #include "tokenizer/tokenizer.h"
@@ -40,6 +42,10 @@ class Sequence {
   bool warm = false;      // Scheduler::warm(): compute the prompt and pin it, generate nothing
 
   std::atomic<bool> cancel_requested{false};
+
+  // With RequestOptions::grammar: sampling is constrained from now on (the scheduler
+  // passes the vocabulary trie it shares between requests).
+  void constrain(const grammar::TokenTrie* trie);
 
   // Prompt scoring (RequestOptions::prompt_logprobs >= 0). The logits row of position p
   // scores prompt token p + 1; scoring() is true while some prompt token is unscored,
@@ -75,6 +81,13 @@ class Sequence {
 
  private:
   void fill_usage(StreamEvent* ev) const;
+  // Samples a token the grammar allows: the sampler's own pick when the grammar takes it
+  // (most steps), else a second draw from the logits with every disallowed token masked
+  // (the distribution is the same as masking first: accepted picks keep their odds, and a
+  // rejection redraws from the allowed ones). -1 when the grammar allows nothing.
+  int32_t sample_constrained(const float* logits, int32_t n_vocab, TokenInfo* info);
+  bool grammar_allows(int32_t token) const;
+  int32_t sample(const float* logits, int32_t n_vocab, TokenInfo* info);
   void attach_prompt(StreamEvent* ev);  // prompt_tokens on the first event delivered
 
   uint64_t id_;
@@ -96,6 +109,11 @@ class Sequence {
   int64_t n_generated_ = 0;
   double ttft_ms_ = -1.0;
   FinishReason finish_ = FinishReason::kNone;
+
+  std::unique_ptr<grammar::Matcher> matcher_;  // with a grammar
+  const grammar::TokenTrie* trie_ = nullptr;
+  std::vector<uint8_t> mask_;   // sample_constrained()'s scratch, kept for its capacity
+  std::vector<float> masked_;
 };
 
 }  // namespace flashlm

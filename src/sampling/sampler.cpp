@@ -69,12 +69,23 @@ Status SamplingParams::validate() const {
   if (!std::isfinite(presence_penalty)) {
     return range_error("presence_penalty", presence_penalty, "a finite number");
   }
+  for (size_t i = 0; i < logit_bias.size(); ++i) {
+    if (!std::isfinite(logit_bias[i].second)) return range_error("logit_bias", logit_bias[i].second, "finite biases");
+    if (i > 0 && logit_bias[i].first <= logit_bias[i - 1].first) {
+      return Status::error("sampling: logit_bias ids must be sorted and unique");
+    }
+  }
   return Status::ok();
 }
 
 Sampler::Sampler(const SamplingParams& params) : params_(params) {
   // Neutralise what validate() would reject, so a Sampler built without it still behaves.
   SamplingParams& p = params_;
+  std::erase_if(p.logit_bias, [](const auto& b) { return !std::isfinite(b.second); });
+  std::sort(p.logit_bias.begin(), p.logit_bias.end());
+  p.logit_bias.erase(std::unique(p.logit_bias.begin(), p.logit_bias.end(),
+                                 [](const auto& a, const auto& b) { return a.first == b.first; }),
+                     p.logit_bias.end());
   if (!std::isfinite(p.temperature) || p.temperature < 0.0f) p.temperature = 0.0f;
   if (!(p.top_p >= 0.0f)) p.top_p = 1.0f;
   if (!(p.min_p > 0.0f)) p.min_p = 0.0f;
@@ -135,7 +146,27 @@ void Sampler::build_penalties(const float* logits, int32_t n_vocab) {
   const SamplingParams& p = params_;
   const bool active = p.repeat_penalty != 1.0f || p.frequency_penalty != 0.0f ||
                       p.presence_penalty != 0.0f;
-  if (!active || history_.empty()) return;
+  if (active && !history_.empty()) add_penalties(logits, n_vocab);
+  if (!p.logit_bias.empty()) add_logit_bias(logits, n_vocab);
+}
+
+// Merges logit_bias into penalized_ (both sorted by id): a biased token keeps its penalty.
+void Sampler::add_logit_bias(const float* logits, int32_t n_vocab) {
+  biased_.clear();
+  size_t i = 0;
+  for (const auto& [id, bias] : params_.logit_bias) {
+    if (id < 0 || id >= n_vocab) continue;
+    for (; i < penalized_.size() && penalized_[i].id < id; ++i) biased_.push_back(penalized_[i]);
+    float x = clean(logits[id]);
+    if (i < penalized_.size() && penalized_[i].id == id) x = penalized_[i++].logit;
+    biased_.push_back({id, bias <= -100.0f ? kNegInf : x + bias});
+  }
+  for (; i < penalized_.size(); ++i) biased_.push_back(penalized_[i]);
+  penalized_.swap(biased_);
+}
+
+void Sampler::add_penalties(const float* logits, int32_t n_vocab) {
+  const SamplingParams& p = params_;
 
   // Counting by sorting the (short) window keeps memory per sequence independent of the
   // vocabulary size, and leaves penalized_ sorted by id for the merge in for_each_logit.

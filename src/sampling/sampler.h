@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "sampling/stop_matcher.h"
@@ -39,6 +40,9 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;
   float presence_penalty = 0.0f;
   uint64_t seed = kSeedRandom;  // see is_random_seed(); otherwise fully deterministic
+  // OpenAI's logit_bias: (token id, bias) sorted by id, each id once; the bias is added to
+  // the logit after the penalties, in every mode (greedy too). -100 or less bans the token.
+  std::vector<std::pair<int32_t, float>> logit_bias;
 
   // Rejects NaN/inf anywhere, top_p or min_p outside [0, 1], repeat_penalty <= 0 and
   // repeat_last_n < -1. A negative temperature is allowed (greedy), as in llama.cpp.
@@ -102,6 +106,8 @@ class Sampler {
   };
 
   void build_penalties(const float* logits, int32_t n_vocab);
+  void add_penalties(const float* logits, int32_t n_vocab);
+  void add_logit_bias(const float* logits, int32_t n_vocab);
   template <typename F>
   void for_each_logit(const float* logits, int32_t n_vocab, F&& visit) const;
   template <typename F>
@@ -130,7 +136,8 @@ class Sampler {
 
   // Per-call scratch, kept for its capacity.
   std::vector<int32_t> window_;       // history copy, sorted to count repeats
-  std::vector<Penalized> penalized_;  // penalised logits, sorted by id
+  std::vector<Penalized> penalized_;  // penalised (and biased) logits, sorted by id
+  std::vector<Penalized> biased_;     // add_logit_bias()'s merge buffer
   std::vector<Candidate> cand_;       // surviving candidates
   size_t n_sorted_ = 0;               // cand_[0, n_sorted_) holds the best, in final order
   std::vector<Candidate> boundary_;   // top-p: candidates in the histogram's crossing bucket

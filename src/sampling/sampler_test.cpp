@@ -143,6 +143,40 @@ TEST(Sampler, GreedyPicksArgmaxLowestIdOnTies) {
   EXPECT_EQ(s.sample(ties.data(), 5), 1);
 }
 
+// logit_bias in every mode: a ban (-100) removes the argmax, a large bias selects a
+// token, and a bias on a penalised token adds to its penalised logit.
+TEST(Sampler, LogitBiasInEveryMode) {
+  const std::vector<float> logits = random_logits(1000, 3);
+  const auto top = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  SamplingParams ban = plain(0.0f);
+  ban.logit_bias = {{top, -100.0f}};
+  EXPECT_NE(Sampler(ban).sample(logits.data(), 1000), top);
+  for (float temp : {0.0f, 0.7f, 1.5f}) {
+    SamplingParams p = plain(temp);
+    p.seed = 11;
+    p.logit_bias = {{5, 100.0f}, {top, -100.0f}};
+    Sampler s(p);
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(s.sample(logits.data(), 1000), 5) << temp;
+    SampleLogprobs lp;
+    EXPECT_EQ(s.sample(logits.data(), 1000, 2, &lp), 5);
+    EXPECT_EQ(lp.top[0].token, 5);
+  }
+  const std::vector<float> flat = {0.0f, 1.0f, 0.0f};
+  SamplingParams p2 = plain(0.0f);
+  p2.presence_penalty = 50.0f;
+  p2.logit_bias = {{1, 45.0f}};
+  Sampler s2(p2);
+  s2.accept(1);
+  EXPECT_EQ(s2.sample(flat.data(), 3), 0);  // 1 + 45 - 50 = -4 < 0
+  p2.logit_bias = {{1, 55.0f}};
+  Sampler s3(p2);
+  s3.accept(1);
+  EXPECT_EQ(s3.sample(flat.data(), 3), 1);  // 1 + 55 - 50 = 6 > 0
+  SamplingParams unsorted;
+  unsorted.logit_bias = {{3, 1.0f}, {2, 1.0f}};
+  EXPECT_FALSE(unsorted.validate().is_ok());
+}
+
 TEST(Sampler, SeededDeterminism) {
   const std::vector<float> logits = random_logits(500, 2, 1.0f);
   SamplingParams p;

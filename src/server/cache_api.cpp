@@ -26,7 +26,7 @@ void with_prompt_tokens(ServerContext& ctx, const HttpRequest& http, const std::
   nlohmann::json body;
   CompletionRequest req;
   std::optional<ApiError> err = parse_json(http.body, &body);
-  if (!err) err = parse_completion_request(body, endpoint_of(body), &req);
+  if (!err) err = parse_completion_request(body, endpoint_of(body), &req, http.body);
   if (err) {
     res->reply(error_reply(*err));
     return;

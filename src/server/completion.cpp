@@ -62,6 +62,7 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
       if (req_.seed_given) ro.sampling.seed = req_.sampling.seed + i;  // n choices must differ
       ro.stop = req_.stop;
       ro.ignore_eos = req_.ignore_eos;
+      ro.grammar = req_.grammar;
       ro.top_logprobs = req_.top_logprobs;
       // Echo with logprobs scores the prompt; echo alone just repeats its text.
       ro.prompt_logprobs = req_.echo ? req_.top_logprobs : -1;
@@ -317,7 +318,7 @@ void handle_completion(ServerContext& ctx, Endpoint endpoint, const HttpRequest&
   nlohmann::json body;
   CompletionRequest req;
   std::optional<ApiError> err = parse_json(http.body, &body);
-  if (!err) err = parse_completion_request(body, endpoint, &req);
+  if (!err) err = parse_completion_request(body, endpoint, &req, http.body);
   if (err) {
     res->reply(error_reply(*err));
     return;

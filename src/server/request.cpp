@@ -1,5 +1,8 @@
 #include "server/request.h"
 
+#include "grammar/json_schema.h"
+
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -44,6 +47,11 @@ ApiError type_error(const std::string& param, const char* expected, const json& 
 
 ApiError value_error(const std::string& param, const std::string& why) {
   return ApiError::invalid("Invalid '" + param + "': " + why, param, "invalid_value");
+}
+
+ApiError unsupported(const std::string& param, const std::string& why) {
+  return ApiError::invalid("'" + param + "' is not supported" + (why.empty() ? "." : ": " + why), param,
+                           "unsupported_parameter");
 }
 
 std::string num_text(double v) {
@@ -177,6 +185,9 @@ Err parse_messages(const json& body, json* out) {
                          "'" + r + "' is not one of ['system', 'developer', 'user', 'assistant', 'tool'].");
     }
     if (r == "developer") r = "system";  // templates know "system"
+    if (const json* tc = field(m, "tool_calls"); tc != nullptr && !(tc->is_array() && tc->empty())) {
+      return unsupported(p + ".tool_calls", "tool calling is not implemented yet.");
+    }
     std::string content;
     if (Err e = parse_content(m, p + ".content", &content)) return e;
     json norm = {{"role", r}, {"content", content}};
@@ -231,6 +242,184 @@ Err parse_prompt(const json& body, CompletionRequest* out) {
   return parse_token_array(*p, "prompt", &out->prompt_tokens);
 }
 
+
+// OpenAI fields flashlm does not implement: absent, null or their default pass; anything
+// else is a 400 naming the field (never a silent 200 that ignores it).
+Err refuse_unimplemented(const json& body, Endpoint endpoint) {
+  if (endpoint != Endpoint::kChat) return std::nullopt;
+  if (const json* t = field(body, "tools")) {
+    if (!t->is_array()) return type_error("tools", "an array", *t);
+    if (!t->empty()) return unsupported("tools", "tool calling is not implemented yet.");
+  }
+  if (const json* tc = field(body, "tool_choice")) {
+    if (!(tc->is_string() && tc->get<std::string>() == "none")) {
+      return unsupported("tool_choice", "tool calling is not implemented yet (only 'none' is accepted).");
+    }
+  }
+  if (const json* p = field(body, "parallel_tool_calls")) {
+    if (!p->is_boolean()) return type_error("parallel_tool_calls", "a boolean", *p);
+  }
+  for (const char* name : {"functions", "function_call", "audio", "prediction", "web_search_options",
+                           "reasoning_effort", "verbosity"}) {
+    if (field(body, name) != nullptr) return unsupported(name, "");
+  }
+  if (const json* m = field(body, "modalities")) {
+    if (!(m->is_array() && m->size() == 1 && (*m)[0] == "text")) {
+      return unsupported("modalities", "only [\"text\"] is.");
+    }
+  }
+  if (const json* st = field(body, "store")) {
+    if (!st->is_boolean()) return type_error("store", "a boolean", *st);
+    if (st->get<bool>()) return unsupported("store", "completions are not stored.");
+  }
+  return std::nullopt;
+}
+
+// logit_bias: {"token id": bias in [-100, 100]}. Ids are checked against the vocabulary
+// when the request is submitted.
+Err parse_logit_bias(const json& body, SamplingParams* s) {
+  const json* lb = field(body, "logit_bias");
+  if (lb == nullptr) return std::nullopt;
+  if (!lb->is_object()) return type_error("logit_bias", "an object mapping token ids to biases", *lb);
+  constexpr size_t kMaxBiases = 1024;
+  if (lb->size() > kMaxBiases) return value_error("logit_bias", "at most 1024 tokens may be biased.");
+  for (auto it = lb->begin(); it != lb->end(); ++it) {
+    const std::string p = "logit_bias." + it.key();
+    const std::string& k = it.key();
+    if (k.empty() || k.size() > 10 || k.find_first_not_of("0123456789") != std::string::npos) {
+      return value_error("logit_bias", "keys must be token ids (non-negative integers), got '" + k + "'.");
+    }
+    const long long id = std::stoll(k);
+    if (id > std::numeric_limits<int32_t>::max()) return value_error("logit_bias", "token id " + k + " is out of range.");
+    if (!it.value().is_number()) return type_error(p, "a number", it.value());
+    const double b = it.value().get<double>();
+    if (!std::isfinite(b) || b < -100.0 || b > 100.0) {
+      return value_error(p, "bias must be in [-100, 100], got " + num_text(b) + ".");
+    }
+    s->logit_bias.push_back({static_cast<int32_t>(id), static_cast<float>(b)});
+  }
+  std::sort(s->logit_bias.begin(), s->logit_bias.end());
+  return std::nullopt;
+}
+
+// The schema at body[path...] with its keys in written order (see parse_completion_request).
+nlohmann::ordered_json ordered_schema(const json& schema, std::string_view raw, std::initializer_list<const char*> path) {
+  if (!raw.empty()) {
+    nlohmann::ordered_json o = nlohmann::ordered_json::parse(raw.begin(), raw.end(), nullptr, false);
+    const nlohmann::ordered_json* at = &o;
+    for (const char* key : path) {
+      if (!at->is_object() || !at->contains(key)) {
+        at = nullptr;
+        break;
+      }
+      at = &(*at)[key];
+    }
+    if (at != nullptr) return *at;
+  }
+  return nlohmann::ordered_json::parse(schema.dump());
+}
+
+Err compile_grammar(const std::string& gbnf, const std::string& param, CompletionRequest* out) {
+  Result<grammar::Grammar> g = grammar::parse_gbnf(gbnf);
+  if (!g) return value_error(param, g.message());
+  out->grammar = std::make_shared<const grammar::Grammar>(std::move(g.value()));
+  return std::nullopt;
+}
+
+Err compile_schema(const json& schema, std::string_view raw, std::initializer_list<const char*> path,
+                   const std::string& param, CompletionRequest* out) {
+  if (!schema.is_object() && !schema.is_boolean()) return type_error(param, "an object", schema);
+  Result<std::string> gbnf = grammar::json_schema_to_gbnf(ordered_schema(schema, raw, path));
+  if (!gbnf) return value_error(param, gbnf.message());
+  return compile_grammar(*gbnf, param, out);
+}
+
+// response_format (OpenAI), json_schema and grammar (llama-server): at most one.
+Err parse_constraints(const json& body, std::string_view raw, CompletionRequest* out) {
+  int given = 0;
+  if (const json* rf = field(body, "response_format")) {
+    if (!rf->is_object()) return type_error("response_format", "an object", *rf);
+    const json* type = field(*rf, "type");
+    if (type == nullptr || !type->is_string()) {
+      return ApiError::invalid("Missing required parameter: 'response_format.type'.", "response_format.type",
+                               "missing_required_parameter");
+    }
+    const std::string t = type->get<std::string>();
+    if (t == "json_object") {
+      ++given;
+      if (const json* sch = field(*rf, "schema")) {  // llama-server's form
+        if (Err e = compile_schema(*sch, raw, {"response_format", "schema"}, "response_format.schema", out)) return e;
+      } else if (Err e = compile_grammar(grammar::json_object_gbnf(), "response_format", out)) {
+        return e;
+      }
+    } else if (t == "json_schema") {
+      ++given;
+      const json* js = field(*rf, "json_schema");
+      if (js == nullptr) {
+        return ApiError::invalid("Missing required parameter: 'response_format.json_schema'.",
+                                 "response_format.json_schema", "missing_required_parameter");
+      }
+      if (!js->is_object()) return type_error("response_format.json_schema", "an object", *js);
+      if (const json* name = field(*js, "name"); name != nullptr && !name->is_string()) {
+        return type_error("response_format.json_schema.name", "a string", *name);
+      }
+      if (const json* strict = field(*js, "strict"); strict != nullptr && !strict->is_boolean()) {
+        return type_error("response_format.json_schema.strict", "a boolean", *strict);
+      }
+      const json* sch = field(*js, "schema");
+      if (sch == nullptr) {
+        if (Err e = compile_grammar(grammar::json_object_gbnf(), "response_format", out)) return e;
+      } else if (Err e = compile_schema(*sch, raw, {"response_format", "json_schema", "schema"},
+                                        "response_format.json_schema.schema", out)) {
+        return e;
+      }
+    } else if (t != "text") {
+      return value_error("response_format.type", "'" + t + "' is not one of ['text', 'json_object', 'json_schema'].");
+    }
+  }
+  if (const json* sch = field(body, "json_schema")) {
+    if (++given > 1) return value_error("json_schema", "give only one of response_format, json_schema and grammar.");
+    if (Err e = compile_schema(*sch, raw, {"json_schema"}, "json_schema", out)) return e;
+  }
+  if (const json* g = field(body, "grammar")) {
+    if (!g->is_string()) return type_error("grammar", "a string (GBNF)", *g);
+    if (++given > 1) return value_error("grammar", "give only one of response_format, json_schema and grammar.");
+    if (Err e = compile_grammar(g->get<std::string>(), "grammar", out)) return e;
+  }
+  // vLLM's structured_outputs: one of json (a schema), regex, choice or grammar.
+  if (const json* so = field(body, "structured_outputs")) {
+    if (!so->is_object()) return type_error("structured_outputs", "an object", *so);
+    if (++given > 1 || so->size() != 1) {
+      return value_error("structured_outputs", "give exactly one constraint (json, regex, choice or grammar), and "
+                                               "no response_format, json_schema or grammar besides.");
+    }
+    const std::string kind = so->begin().key();
+    const json& v = so->begin().value();
+    const std::string p = "structured_outputs." + kind;
+    if (kind == "json") return compile_schema(v, raw, {"structured_outputs", "json"}, p, out);
+    if (kind == "regex" || kind == "grammar") {
+      if (!v.is_string()) return type_error(p, "a string", v);
+      if (kind == "grammar") return compile_grammar(v.get<std::string>(), p, out);
+      Result<std::string> gbnf = grammar::regex_to_gbnf(v.get<std::string>());
+      if (!gbnf) return value_error(p, gbnf.message());
+      return compile_grammar(*gbnf, p, out);
+    }
+    if (kind == "choice") {
+      if (!v.is_array() || v.empty()) return type_error(p, "a non-empty array of strings", v);
+      std::string gbnf = "root ::= ";
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (!v[i].is_string()) return type_error(p + "[" + std::to_string(i) + "]", "a string", v[i]);
+        // A JSON string literal is a valid GBNF literal once its escapes are GBNF's: \uXXXX
+        // and the short escapes mean the same in both.
+        gbnf += (i ? " | " : "") + v[i].dump(-1, ' ', false, json::error_handler_t::replace);
+      }
+      return compile_grammar(gbnf + "\n", p, out);
+    }
+    return value_error("structured_outputs", "'" + kind + "' is not one of json, regex, choice, grammar.");
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<ApiError> parse_json(std::string_view body, nlohmann::json* out) {
@@ -249,7 +438,8 @@ std::optional<ApiError> parse_json(std::string_view body, nlohmann::json* out) {
   return std::nullopt;
 }
 
-std::optional<ApiError> parse_completion_request(const json& body, Endpoint endpoint, CompletionRequest* out) {
+std::optional<ApiError> parse_completion_request(const json& body, Endpoint endpoint, CompletionRequest* out,
+                                                 std::string_view raw) {
   *out = CompletionRequest{};
   out->endpoint = endpoint;
   if (!body.is_object()) return ApiError::invalid("The request body must be a JSON object.", "", "invalid_type");
@@ -337,6 +527,9 @@ std::optional<ApiError> parse_completion_request(const json& body, Endpoint endp
   if (const json* u = field(body, "user")) {
     if (!u->is_string()) return type_error("user", "a string", *u);
   }
+  if (Err e = parse_logit_bias(body, &s)) return e;
+  if (Err e = refuse_unimplemented(body, endpoint)) return e;
+  if (Err e = parse_constraints(body, raw, out)) return e;
   return std::nullopt;
 }
 

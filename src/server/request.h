@@ -2,17 +2,21 @@
 // validated into plain structs. Pure functions from text or JSON to a struct or an
 // ApiError: no sockets, no model, so they are unit tested and fuzzed on their own.
 //
-// Unknown fields are ignored (SDKs send extras); null counts as absent. Known fields of
-// the wrong type or out of range are 400 errors naming the field in `param`.
+// Unknown fields are ignored (SDKs send extras and other servers' extensions); null counts
+// as absent. Known fields of the wrong type or out of range are 400 errors naming the
+// field in `param`, and so are OpenAI fields flashlm does not implement (tools, audio,
+// ...) when set to anything but their default: accepted means honoured.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "grammar/grammar.h"
 #include "sampling/sampler.h"
 #include "server/api_error.h"
 
@@ -47,6 +51,10 @@ struct CompletionRequest {
   // kCompletion: the text starts with the prompt; with logprobs, they cover the prompt's
   // tokens too (the first one's null). max_tokens may then be 0 (only the prompt scored).
   bool echo = false;
+  // Structured output, compiled at parse time so a bad schema or grammar is a 400:
+  // response_format json_object / json_schema (OpenAI), or llama-server's top-level
+  // json_schema or grammar (GBNF). Null when the output is free text.
+  std::shared_ptr<const grammar::Grammar> grammar;
 };
 
 struct TokenizeRequest {
@@ -62,7 +70,10 @@ struct DetokenizeRequest {
 // JSON text -> value; invalid JSON (including invalid UTF-8 in strings) is a 400.
 std::optional<ApiError> parse_json(std::string_view body, nlohmann::json* out);
 
-std::optional<ApiError> parse_completion_request(const nlohmann::json& body, Endpoint endpoint, CompletionRequest* out);
+// raw: the body's text, read again only to keep a JSON schema's properties in their
+// written order (nlohmann::json sorts keys); empty: the parsed order is used.
+std::optional<ApiError> parse_completion_request(const nlohmann::json& body, Endpoint endpoint, CompletionRequest* out,
+                                                 std::string_view raw = {});
 std::optional<ApiError> parse_tokenize_request(const nlohmann::json& body, TokenizeRequest* out);
 std::optional<ApiError> parse_detokenize_request(const nlohmann::json& body, DetokenizeRequest* out);
 

@@ -14,7 +14,7 @@ using nlohmann::json;
 std::optional<ApiError> parse_text(const std::string& text, Endpoint ep, CompletionRequest* out) {
   json body;
   if (auto e = parse_json(text, &body)) return e;
-  return parse_completion_request(body, ep, out);
+  return parse_completion_request(body, ep, out, text);
 }
 
 CompletionRequest chat_ok(const std::string& text) {
@@ -330,6 +330,57 @@ TEST(RequestTest, ErrorBodyShape) {
   json k = json::parse(error_body(ApiError::of(500, "server_error", "boom")));
   EXPECT_TRUE(k["error"]["param"].is_null());
   EXPECT_TRUE(k["error"]["code"].is_null());
+}
+
+TEST(RequestTest, LogitBiasParsedSortedAndChecked) {
+  CompletionRequest r = chat_ok(R"({"messages": [{"role": "user", "content": "x"}],
+                                    "logit_bias": {"50": -100, "7": 2.5, "1000": 100}})");
+  ASSERT_EQ(r.sampling.logit_bias.size(), 3u);
+  EXPECT_EQ(r.sampling.logit_bias[0], (std::pair<int32_t, float>{7, 2.5f}));
+  EXPECT_EQ(r.sampling.logit_bias[2].first, 1000);
+  EXPECT_EQ(chat_err(R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": {"a": 1}})").param,
+            "logit_bias");
+  EXPECT_EQ(chat_err(R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": {"3": 101}})").param,
+            "logit_bias.3");
+  EXPECT_EQ(chat_err(R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": [1]})").param, "logit_bias");
+}
+
+TEST(RequestTest, StructuredOutputCompiledAtParseTime) {
+  EXPECT_EQ(chat_ok(R"({"messages": [{"role": "user", "content": "x"}]})").grammar, nullptr);
+  EXPECT_EQ(chat_ok(R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "text"}})").grammar,
+            nullptr);
+  EXPECT_NE(chat_ok(R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})")
+                .grammar,
+            nullptr);
+  EXPECT_NE(chat_ok(R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+                        "json_schema": {"name": "a", "strict": true, "schema": {"type": "object",
+                        "properties": {"z": {"type": "string"}, "a": {"type": "integer"}}, "required": ["z", "a"]}}}})")
+                .grammar,
+            nullptr);
+  EXPECT_NE(chat_ok(R"({"messages": [{"role": "user", "content": "x"}], "grammar": "root ::= [0-9]+"})").grammar, nullptr);
+  EXPECT_NE(chat_ok(R"({"messages": [{"role": "user", "content": "x"}], "structured_outputs": {"regex": "a+"}})").grammar,
+            nullptr);
+  auto e = chat_err(R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+                        "json_schema": {"name": "a", "schema": {"type": "number", "multipleOf": 3}}}})");
+  EXPECT_EQ(e.param, "response_format.json_schema.schema");
+  EXPECT_NE(e.message.find("multipleOf"), std::string::npos) << e.message;
+  EXPECT_EQ(chat_err(R"({"messages": [{"role": "user", "content": "x"}], "grammar": "root ::= x"})").param, "grammar");
+  EXPECT_EQ(chat_err(R"({"messages": [{"role": "user", "content": "x"}], "grammar": "root ::= \"a\"",
+                         "response_format": {"type": "json_object"}})").param,
+            "grammar");
+}
+
+TEST(RequestTest, UnimplementedOpenAiFieldsAreRefusedByName) {
+  const std::string m = R"("messages": [{"role": "user", "content": "x"}])";
+  EXPECT_EQ(chat_err("{" + m + R"(, "tools": [{"type": "function", "function": {"name": "f"}}]})").param, "tools");
+  EXPECT_EQ(chat_err("{" + m + R"(, "tools": "notalist"})").code, "invalid_type");
+  EXPECT_EQ(chat_err("{" + m + R"(, "tool_choice": "auto"})").param, "tool_choice");
+  EXPECT_EQ(chat_err("{" + m + R"(, "modalities": ["text", "audio"]})").param, "modalities");
+  EXPECT_EQ(chat_err("{" + m + R"(, "store": true})").param, "store");
+  EXPECT_EQ(chat_err("{" + m + R"(, "reasoning_effort": "low"})").param, "reasoning_effort");
+  // Defaults and empty values pass; unknown extension fields are ignored.
+  chat_ok("{" + m + R"(, "tools": [], "tool_choice": "none", "modalities": ["text"], "store": false,
+                      "parallel_tool_calls": true, "some_extension": 1})");
 }
 
 }  // namespace
