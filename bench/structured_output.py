@@ -147,7 +147,7 @@ def bench_engine(name: str, cmd: list[str], url: str, levels: list[int], reps: i
                    "ratio": cons["tok_s"] / free["tok_s"] if free["tok_s"] else 0.0}
             print(f"{name} C={c}: free {free['tok_s']:.1f} tok/s (TTFT {free['ttft_p50_ms']:.0f} ms), schema "
                   f"{cons['tok_s']:.1f} tok/s (TTFT {cons['ttft_p50_ms']:.0f} ms), ratio {row['ratio']:.3f}, "
-                  f"valid {cons['valid']}/{cons['n']}", flush=True)
+                  f"complete and valid {cons['valid']}/{cons['n']}", flush=True)
             rows.append(row)
     finally:
         proc.terminate()

@@ -162,24 +162,56 @@ bool Matcher::can_continue() const {
   return std::any_of(state_.stacks.begin(), state_.stacks.end(), [](const Stack& s) { return !s.empty(); });
 }
 
-void Matcher::walk(const TokenTrie& trie, uint32_t node, size_t depth, std::vector<uint8_t>* mask) const {
+int32_t Matcher::intern(State&& s) const {
+  uint64_t h = 1469598103934665603ull ^ (static_cast<uint64_t>(s.bits) << 8) ^ static_cast<uint64_t>(s.need) ^
+               (static_cast<uint64_t>(s.lead) << 40);
+  for (const Stack& st : s.stacks) {
+    for (const Elem* e : st) h = (h ^ reinterpret_cast<uintptr_t>(e)) * 1099511628211ull;
+    h = (h ^ 0xFF) * 1099511628211ull;  // stack boundary
+  }
+  std::vector<int32_t>& ids = state_ids_[h];
+  for (int32_t id : ids) {
+    const State& o = states_[static_cast<size_t>(id)];
+    if (o.bits == s.bits && o.need == s.need && o.lead == s.lead && o.stacks == s.stacks) return id;
+  }
+  const auto id = static_cast<int32_t>(states_.size());
+  states_.push_back(std::move(s));
+  ids.push_back(id);
+  transitions_.resize(states_.size() * 256, -2);
+  return id;
+}
+
+int32_t Matcher::transition(int32_t from, uint8_t byte) const {
+  const size_t key = static_cast<size_t>(from) * 256 + byte;
+  if (transitions_[key] != -2) return transitions_[key];
+  int32_t to = -1;
+  if (step(states_[static_cast<size_t>(from)], byte, &scratch_)) to = intern(std::move(scratch_));
+  scratch_ = State{};
+  transitions_[key] = to;
+  return to;
+}
+
+void Matcher::walk(const TokenTrie& trie, uint32_t node, int32_t state, std::vector<uint8_t>* mask) const {
   const TokenTrie::Node& n = trie.nodes()[node];
   for (uint32_t e = n.edges_begin; e < n.edges_end; ++e) {
     const TokenTrie::Edge& edge = trie.edges()[e];
-    if (!step(levels_[depth], edge.byte, &levels_[depth + 1])) continue;
+    const int32_t next = transition(state, edge.byte);
+    if (failed_) return;
+    if (next < 0) continue;
     const TokenTrie::Node& c = trie.nodes()[edge.child];
     for (uint32_t t = c.tokens_begin; t < c.tokens_end; ++t) (*mask)[trie.tokens()[t]] = 1;
-    walk(trie, edge.child, depth + 1, mask);
-    if (failed_) return;
+    walk(trie, edge.child, next, mask);
   }
 }
 
 void Matcher::fill_mask(const TokenTrie& trie, std::vector<uint8_t>* mask) const {
   mask->assign(static_cast<size_t>(trie.n_vocab()), 0);
   if (failed_) return;
-  if (levels_.size() < trie.max_depth() + 2) levels_.resize(trie.max_depth() + 2);
-  levels_[0] = state_;
-  walk(trie, 0, 0, mask);
+  states_.clear();
+  state_ids_.clear();
+  transitions_.clear();
+  State start = state_;
+  walk(trie, 0, intern(std::move(start)), mask);
 }
 
 }  // namespace flashlm::grammar

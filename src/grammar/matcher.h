@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <unordered_map>
 #include <string_view>
 #include <vector>
 
@@ -57,12 +58,20 @@ class Matcher {
   bool step(const State& in, uint8_t byte, State* out) const;
   void advance(const std::vector<Stack>& in, uint32_t cp, std::vector<Stack>* out) const;
   void expand(Stack stack, std::vector<Stack>* out) const;
-  void walk(const TokenTrie& trie, uint32_t node, size_t depth, std::vector<uint8_t>* mask) const;
+  void walk(const TokenTrie& trie, uint32_t node, int32_t state, std::vector<uint8_t>* mask) const;
+  int32_t intern(State&& s) const;      // the id of an equal state in states_, added if new
+  int32_t transition(int32_t from, uint8_t byte) const;  // -1: the byte kills every stack
 
   std::shared_ptr<const Grammar> g_;
   State state_;
   mutable bool failed_ = false;
-  mutable std::vector<State> levels_;  // walk(): one state per trie depth, reused
+  // fill_mask(): the distinct states met in one walk and the byte transitions between
+  // them. Inside a JSON string nearly every byte leads back to the same few states, so
+  // the walk over ~100k trie nodes is mostly table lookups, not stack copies.
+  mutable std::vector<State> states_;
+  mutable std::unordered_map<uint64_t, std::vector<int32_t>> state_ids_;  // by content hash
+  mutable std::vector<int32_t> transitions_;  // [state * 256 + byte]: next state, -1 dead, -2 unknown
+  mutable State scratch_;
   mutable std::vector<Stack> todo_;    // expand()'s work list
   mutable size_t steps_ = 0;
 };
