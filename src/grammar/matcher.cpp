@@ -184,9 +184,8 @@ int32_t Matcher::intern(State&& s) const {
 int32_t Matcher::transition(int32_t from, uint8_t byte) const {
   const size_t key = static_cast<size_t>(from) * 256 + byte;
   if (transitions_[key] != -2) return transitions_[key];
-  int32_t to = -1;
-  if (step(states_[static_cast<size_t>(from)], byte, &scratch_)) to = intern(std::move(scratch_));
-  scratch_ = State{};
+  State next;
+  const int32_t to = step(states_[static_cast<size_t>(from)], byte, &next) ? intern(std::move(next)) : -1;
   transitions_[key] = to;
   return to;
 }

@@ -71,7 +71,6 @@ class Matcher {
   mutable std::vector<State> states_;
   mutable std::unordered_map<uint64_t, std::vector<int32_t>> state_ids_;  // by content hash
   mutable std::vector<int32_t> transitions_;  // [state * 256 + byte]: next state, -1 dead, -2 unknown
-  mutable State scratch_;
   mutable std::vector<Stack> todo_;    // expand()'s work list
   mutable size_t steps_ = 0;
 };
