@@ -1,13 +1,17 @@
 // libFuzzer target: arbitrary bytes are an HTTP request body for every endpoint the
 // server parses (chat, completions, tokenize, detokenize). Parsing must end in a request
 // or an ApiError, never a crash or an exception; the error body and a response chunk
-// carrying the raw bytes must always serialise.
+// carrying the raw bytes must always serialise. A chat request's tools also go through
+// both call formats: the template input, the call grammar, and the input's bytes parsed
+// as a model reply.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "server/request.h"
+#include "grammar/grammar.h"
 #include "server/response.h"
+#include "server/tool_calls.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace flashlm::server;
@@ -22,6 +26,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (auto e = parse_completion_request(j, ep, &req)) {
       (void)error_body(*e);
       continue;
+    }
+    if (ep == Endpoint::kChat) {
+      for (ToolFormat f : {ToolFormat::kHermes, ToolFormat::kGeneric}) {
+        (void)tool_chat_input(req.messages, req.tools, f);
+        if (auto g = tool_call_gbnf(req.tools, f); g && !g->empty()) (void)flashlm::grammar::parse_gbnf(*g);
+        (void)tool_calls_json(parse_tool_output(body, req.tools, f).calls);
+      }
     }
     ChunkChoice c;
     c.text = body;  // any bytes, valid UTF-8 or not

@@ -376,6 +376,35 @@ class RegexConverter {
   std::string err_;
 };
 
+// Assertions the grammar cannot enforce: a schema using them is refused (the output
+// would not be guaranteed to validate), or, for non-strict tool parameters, relaxed.
+const std::set<std::string>& unenforceable_keywords() {
+  static const std::set<std::string> k = {
+      "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "not", "if", "then", "else",
+      "uniqueItems", "contains", "minContains", "maxContains", "patternProperties", "propertyNames",
+      "dependentRequired", "dependentSchemas", "dependencies", "unevaluatedProperties", "unevaluatedItems",
+      "minProperties", "maxProperties"};
+  return k;
+}
+
+void drop_unenforceable(json* s) {
+  if (!s->is_object()) return;
+  for (const std::string& k : unenforceable_keywords()) s->erase(k);
+  for (const char* map_key : {"properties", "$defs", "definitions"}) {
+    if (auto it = s->find(map_key); it != s->end() && it->is_object()) {
+      for (auto& sub : *it) drop_unenforceable(&sub);
+    }
+  }
+  for (const char* list_key : {"prefixItems", "anyOf", "oneOf", "allOf"}) {
+    if (auto it = s->find(list_key); it != s->end() && it->is_array()) {
+      for (auto& sub : *it) drop_unenforceable(&sub);
+    }
+  }
+  for (const char* one_key : {"items", "additionalProperties"}) {
+    if (auto it = s->find(one_key); it != s->end()) drop_unenforceable(&*it);
+  }
+}
+
 class SchemaConverter {
  public:
   explicit SchemaConverter(const json& root) : root_(root) {}
@@ -422,11 +451,7 @@ class SchemaConverter {
   }
 
   bool check_keywords(const json& s) {
-    static const std::set<std::string> unsupported = {
-        "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "not", "if", "then", "else",
-        "uniqueItems", "contains", "minContains", "maxContains", "patternProperties", "propertyNames",
-        "dependentRequired", "dependentSchemas", "dependencies", "unevaluatedProperties", "unevaluatedItems",
-        "minProperties", "maxProperties"};
+    const std::set<std::string>& unsupported = unenforceable_keywords();
     for (auto it = s.begin(); it != s.end(); ++it) {
       if (unsupported.count(it.key()) != 0) return fail("the keyword '" + it.key() + "' is not supported");
     }
@@ -689,6 +714,12 @@ class SchemaConverter {
 Result<std::string> json_schema_to_gbnf(const json& schema) {
   if (!schema.is_object() && !schema.is_boolean()) return Status::error("json_schema: the schema must be an object");
   return SchemaConverter(schema).run();
+}
+
+json drop_unenforceable_keywords(const json& schema) {
+  json out = schema;
+  drop_unenforceable(&out);
+  return out;
 }
 
 std::string json_object_gbnf() {

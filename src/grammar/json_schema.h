@@ -29,6 +29,11 @@ namespace flashlm::grammar {
 // extra object keys and whitespace variants).
 Result<std::string> json_schema_to_gbnf(const nlohmann::ordered_json& schema);
 
+// The schema without the assertions json_schema_to_gbnf refuses (minimum, not, ...), for
+// schemas whose shape should be enforced but whose values another party checks (the
+// parameters of a non-strict tool).
+nlohmann::ordered_json drop_unenforceable_keywords(const nlohmann::ordered_json& schema);
+
 // GBNF for any JSON object (response_format json_object).
 std::string json_object_gbnf();
 

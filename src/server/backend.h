@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/scheduler.h"
+#include "server/tool_calls.h"
 #include "util/status.h"
 
 namespace flashlm::server {
@@ -28,8 +29,12 @@ class Backend {
 
   // Raw text, as llama.cpp tokenizes a completion prompt.
   virtual std::vector<int32_t> tokenize(std::string_view text, bool add_special, bool parse_special) const = 0;
-  // Normalised messages ([{"role", "content"}]) through the chat template, then tokens.
-  virtual Result<std::vector<int32_t>> chat_tokens(const nlohmann::json& messages) const = 0;
+  // Messages ([{"role", "content", ...}], as tool_chat_input writes them) through the chat
+  // template, with `tools` as its tools variable unless null, then tokens.
+  virtual Result<std::vector<int32_t>> chat_tokens(const nlohmann::json& messages,
+                                                   const nlohmann::ordered_json& tools) const = 0;
+  // How this model's template writes tool calls (server/tool_calls.h).
+  virtual ToolFormat tool_format() const { return ToolFormat::kGeneric; }
   // Bytes of the tokens (not necessarily valid UTF-8), and of one token.
   virtual std::string detokenize(const std::vector<int32_t>& tokens) const = 0;
   virtual std::string token_piece(int32_t token) const = 0;

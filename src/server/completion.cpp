@@ -3,6 +3,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "grammar/grammar.h"
 #include "server/response.h"
 #include "server/sse.h"
 
@@ -46,6 +47,8 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     meta_.created = static_cast<int64_t>(std::time(nullptr));
     meta_.model = backend_.model_id();
     piece_ = [this](int32_t t) { return backend_.token_piece(t); };
+    tools_ = req_.endpoint == Endpoint::kChat && req_.tools.active();
+    tool_format_ = backend_.tool_format();
     // The prompt as sent; token ids as their text (not necessarily valid UTF-8: dump()
     // replaces what is not).
     if (req_.echo) echo_text_ = req_.prompt_is_tokens ? backend_.detokenize(prompt_) : req_.prompt_text;
@@ -114,7 +117,8 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     if (req_.echo && !c.echoed) echo_prompt(i, ev);
     if (done_) return;
     if (logprobs()) c.tokens.insert(c.tokens.end(), ev.tokens.begin(), ev.tokens.end());
-    if (req_.stream) {
+    // With tools a reply is parsed before it is sent: its text is kept, even when streaming.
+    if (req_.stream && !tools_) {
       if (!ev.text.empty()) send_text(i, ev.text, "");
     } else {
       c.text += ev.text;
@@ -132,7 +136,11 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
       return;
     }
     ctx_.metrics.observe_request(seconds(t - t_submit_));
-    if (req_.stream) send_text(i, "", finish_reason_text(ev.finish));
+    if (req_.stream && tools_) {
+      send_tool_reply(i);
+    } else if (req_.stream) {
+      send_text(i, "", finish_reason_text(ev.finish));
+    }
     for (const Choice& o : choices_) {
       if (o.live) return;
     }
@@ -193,6 +201,30 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     send(chunk);
   }
 
+  // A streamed reply with tools, once it is whole: its content, then each call as OpenAI
+  // streams one (id and name with empty arguments, then the arguments), then the finish.
+  void send_tool_reply(size_t i) {
+    Choice& c = choices_[i];
+    const ToolOutput out = parse_tool_output(c.text, req_.tools, tool_format_);
+    if (out.content || logprobs()) send_text(i, out.content.value_or(""), "");
+    const ojson calls = tool_calls_json(out.calls);
+    for (size_t k = 0; k < calls.size() && !done_; ++k) {
+      ChunkChoice head;
+      head.index = static_cast<int>(i);
+      head.tool_calls = ojson::array({{{"index", k},
+                                       {"id", calls[k]["id"]},
+                                       {"type", "function"},
+                                       {"function", {{"name", calls[k]["function"]["name"]}, {"arguments", ""}}}}});
+      send(head);
+      ChunkChoice args;
+      args.index = static_cast<int>(i);
+      args.tool_calls =
+          ojson::array({{{"index", k}, {"function", {{"arguments", calls[k]["function"]["arguments"]}}}}});
+      send(args);
+    }
+    if (!done_) send_text(i, "", out.calls.empty() ? finish_reason_text(c.finish) : "tool_calls");
+  }
+
   void send(const ChunkChoice& chunk) {
     if (!res_->write(sse_event(chunk_json(meta_, chunk, req_.include_usage)))) abort();
   }
@@ -219,6 +251,15 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
       r.index = static_cast<int>(i);
       r.text = std::move(choices_[i].text);
       r.finish_reason = finish_reason_text(choices_[i].finish);
+      if (tools_) {
+        ToolOutput out = parse_tool_output(r.text, req_.tools, tool_format_);
+        if (!out.calls.empty()) {
+          r.tool_calls = tool_calls_json(out.calls);
+          r.finish_reason = "tool_calls";
+        }
+        r.content_null = !out.content.has_value();
+        r.text = out.content.value_or("");
+      }
       r.tokens = std::move(choices_[i].tokens);
       r.prompt_logprobs = std::move(choices_[i].prompt_logprobs);
       r.text_offset = choices_[i].text_offset;
@@ -262,9 +303,24 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
   ResponseMeta meta_;
   PieceFn piece_;
   std::string echo_text_;
+  bool tools_ = false;  // tools offered and not switched off: replies are parsed for calls
+  ToolFormat tool_format_ = ToolFormat::kGeneric;
   Clock::time_point t_submit_;
   bool done_ = false;  // the response has ended (or the client is gone): ignore events
 };
+
+// The grammar a reply with tools must follow, for this model's call format; none when the
+// reply is free (tool_choice auto with a template that writes its own call syntax).
+std::optional<ApiError> compile_tool_grammar(const Backend& backend, CompletionRequest* req) {
+  if (req->endpoint != Endpoint::kChat || !req->tools.active()) return std::nullopt;
+  Result<std::string> gbnf = tool_call_gbnf(req->tools, backend.tool_format());
+  if (!gbnf) return ApiError::invalid(gbnf.message(), "tools", "invalid_value");
+  if (gbnf->empty()) return std::nullopt;
+  Result<grammar::Grammar> g = grammar::parse_gbnf(*gbnf);
+  if (!g) return ApiError::invalid("tools: " + g.message(), "tools", "invalid_value");
+  req->grammar = std::make_shared<const grammar::Grammar>(std::move(g.value()));
+  return std::nullopt;
+}
 
 ApiError context_error(int64_t n_prompt, int64_t n_ctx, Endpoint endpoint) {
   return ApiError::invalid("This model's maximum context length is " + std::to_string(n_ctx) +
@@ -291,7 +347,8 @@ ApiError submit_error(const SubmitResult& r, Endpoint endpoint) {
 
 std::optional<ApiError> prompt_tokens(const Backend& backend, const CompletionRequest& req, std::vector<int32_t>* out) {
   if (req.endpoint == Endpoint::kChat) {
-    Result<std::vector<int32_t>> t = backend.chat_tokens(req.messages);
+    const ChatInput in = tool_chat_input(req.messages, req.tools, backend.tool_format());
+    Result<std::vector<int32_t>> t = backend.chat_tokens(in.messages, in.tools);
     if (!t) return ApiError::invalid(t.message(), "messages", "invalid_messages");
     *out = std::move(t.value());
   } else if (req.prompt_is_tokens) {
@@ -327,6 +384,7 @@ void handle_completion(ServerContext& ctx, Endpoint endpoint, const HttpRequest&
   ctx.offload([&ctx, req = std::move(req), res]() mutable {
     auto prompt = std::make_shared<std::vector<int32_t>>();
     std::optional<ApiError> perr = prompt_tokens(*ctx.backend, req, prompt.get());
+    if (!perr) perr = compile_tool_grammar(*ctx.backend, &req);
     ctx.post([&ctx, req = std::move(req), prompt, perr, res]() mutable {
       if (perr) {
         res->reply(error_reply(*perr));

@@ -37,7 +37,8 @@ class FakeBackend final : public Backend {
     for (unsigned char c : text) ids.push_back(c);
     return ids;
   }
-  Result<std::vector<int32_t>> chat_tokens(const nlohmann::json& messages) const override {
+  Result<std::vector<int32_t>> chat_tokens(const nlohmann::json& messages,
+                                           const nlohmann::ordered_json& /*tools*/) const override {
     std::string text;
     for (const auto& m : messages) {
       if (m["content"] == "RAISE") return Status::error("template error: roles must alternate");

@@ -36,17 +36,23 @@ class ModelBackend final : public Backend {
     return tok_->encode(text, add_special, parse_special);
   }
 
-  Result<std::vector<int32_t>> chat_tokens(const nlohmann::json& messages) const override {
-    nlohmann::json context = {
-        {"messages", messages}, {"add_generation_prompt", true}, {"bos_token", bos_}, {"eos_token", eos_}};
+  Result<std::vector<int32_t>> chat_tokens(const nlohmann::json& messages,
+                                           const nlohmann::ordered_json& tools) const override {
+    nlohmann::ordered_json context = {{"messages", nlohmann::ordered_json(messages)},
+                                      {"add_generation_prompt", true},
+                                      {"bos_token", bos_},
+                                      {"eos_token", eos_}};
+    if (!tools.is_null()) context["tools"] = tools;
     if (!tmpl_) return tmpl_.status();
-    Result<std::string> text = tmpl_->render(context);
+    Result<std::string> text = tmpl_->render_ordered(context);
     if (!text) return text.status().with_context("chat template");
     // The template's text has its special tokens parsed; BOS is added only if the
     // template did not write it (as `flashlm run --chat` does).
     const bool add_special = bos_.empty() || text->compare(0, bos_.size(), bos_) != 0;
     return tok_->encode(*text, add_special, /*parse_special=*/true);
   }
+
+  ToolFormat tool_format() const override { return tmpl_ ? tool_format_of(tmpl_->source()) : ToolFormat::kGeneric; }
 
   std::string detokenize(const std::vector<int32_t>& tokens) const override { return tok_->decode(tokens); }
   std::string token_piece(int32_t token) const override { return tok_->token_to_piece(token); }

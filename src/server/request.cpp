@@ -1,6 +1,7 @@
 #include "server/request.h"
 
 #include "grammar/json_schema.h"
+#include "server/request_fields.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,48 +12,6 @@ namespace {
 
 using json = nlohmann::json;
 using Err = std::optional<ApiError>;
-
-// The field's value, or null when it is absent or JSON null.
-const json* field(const json& obj, const char* name) {
-  auto it = obj.find(name);
-  if (it == obj.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
-std::string describe(const json& v) {
-  switch (v.type()) {
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-      return "an integer";
-    case json::value_t::number_float:
-      return "a decimal";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::array:
-      return "an array";
-    case json::value_t::object:
-      return "an object";
-    default:
-      return "null";
-  }
-}
-
-ApiError type_error(const std::string& param, const char* expected, const json& got) {
-  return ApiError::invalid(
-      "Invalid type for '" + param + "': expected " + expected + ", but got " + describe(got) + " instead.", param,
-      "invalid_type");
-}
-
-ApiError value_error(const std::string& param, const std::string& why) {
-  return ApiError::invalid("Invalid '" + param + "': " + why, param, "invalid_value");
-}
-
-ApiError unsupported(const std::string& param, const std::string& why) {
-  return ApiError::invalid("'" + param + "' is not supported" + (why.empty() ? "." : ": " + why), param,
-                           "unsupported_parameter");
-}
 
 std::string num_text(double v) {
   json j = v;
@@ -185,9 +144,6 @@ Err parse_messages(const json& body, json* out) {
                          "'" + r + "' is not one of ['system', 'developer', 'user', 'assistant', 'tool'].");
     }
     if (r == "developer") r = "system";  // templates know "system"
-    if (const json* tc = field(m, "tool_calls"); tc != nullptr && !(tc->is_array() && tc->empty())) {
-      return unsupported(p + ".tool_calls", "tool calling is not implemented yet.");
-    }
     std::string content;
     if (Err e = parse_content(m, p + ".content", &content)) return e;
     json norm = {{"role", r}, {"content", content}};
@@ -195,6 +151,7 @@ Err parse_messages(const json& body, json* out) {
       if (!name->is_string()) return type_error(p + ".name", "a string", *name);
       norm["name"] = *name;
     }
+    if (Err e = parse_message_tool_fields(m, p, &norm)) return e;
     out->push_back(std::move(norm));
   }
   return std::nullopt;
@@ -247,18 +204,6 @@ Err parse_prompt(const json& body, CompletionRequest* out) {
 // else is a 400 naming the field (never a silent 200 that ignores it).
 Err refuse_unimplemented(const json& body, Endpoint endpoint) {
   if (endpoint != Endpoint::kChat) return std::nullopt;
-  if (const json* t = field(body, "tools")) {
-    if (!t->is_array()) return type_error("tools", "an array", *t);
-    if (!t->empty()) return unsupported("tools", "tool calling is not implemented yet.");
-  }
-  if (const json* tc = field(body, "tool_choice")) {
-    if (!(tc->is_string() && tc->get<std::string>() == "none")) {
-      return unsupported("tool_choice", "tool calling is not implemented yet (only 'none' is accepted).");
-    }
-  }
-  if (const json* p = field(body, "parallel_tool_calls")) {
-    if (!p->is_boolean()) return type_error("parallel_tool_calls", "a boolean", *p);
-  }
   for (const char* name : {"functions", "function_call", "audio", "prediction", "web_search_options",
                            "reasoning_effort", "verbosity"}) {
     if (field(body, name) != nullptr) return unsupported(name, "");
@@ -530,6 +475,18 @@ std::optional<ApiError> parse_completion_request(const json& body, Endpoint endp
   if (Err e = parse_logit_bias(body, &s)) return e;
   if (Err e = refuse_unimplemented(body, endpoint)) return e;
   if (Err e = parse_constraints(body, raw, out)) return e;
+  if (endpoint == Endpoint::kChat) {
+    // Tool schemas are shown to the model as written: their keys in the body's order.
+    nlohmann::ordered_json ordered;
+    if (!raw.empty() && field(body, "tools") != nullptr) {
+      ordered = nlohmann::ordered_json::parse(raw.begin(), raw.end(), nullptr, false);
+    }
+    if (Err e = parse_tools(body, ordered.is_object() ? &ordered : nullptr, &out->tools)) return e;
+    if (out->tools.active() && out->grammar != nullptr) {
+      return value_error("response_format", "a response format or grammar cannot be combined with tools in one "
+                                            "request; set tool_choice to 'none' or leave the format out.");
+    }
+  }
   return std::nullopt;
 }
 

@@ -4,8 +4,8 @@
 //
 // Unknown fields are ignored (SDKs send extras and other servers' extensions); null counts
 // as absent. Known fields of the wrong type or out of range are 400 errors naming the
-// field in `param`, and so are OpenAI fields flashlm does not implement (tools, audio,
-// ...) when set to anything but their default: accepted means honoured.
+// field in `param`, and so are OpenAI fields flashlm does not implement (audio, ...)
+// when set to anything but their default: accepted means honoured.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +19,7 @@
 #include "grammar/grammar.h"
 #include "sampling/sampler.h"
 #include "server/api_error.h"
+#include "server/tool_calls.h"
 
 namespace flashlm::server {
 
@@ -30,8 +31,8 @@ inline constexpr int kMaxStops = 16;
 
 struct CompletionRequest {
   Endpoint endpoint = Endpoint::kChat;
-  // kChat: [{"role", "content"[, "name"]}], content always a string ("developer" is
-  // rendered as "system").
+  // kChat: [{"role", "content"[, "name"][, "tool_calls"][, "tool_call_id"]}], content
+  // always a string ("developer" is rendered as "system"); see tool_calls.h.
   nlohmann::json messages;
   // kCompletion: text, or token ids when prompt_is_tokens.
   std::string prompt_text;
@@ -55,6 +56,9 @@ struct CompletionRequest {
   // response_format json_object / json_schema (OpenAI), or llama-server's top-level
   // json_schema or grammar (GBNF). Null when the output is free text.
   std::shared_ptr<const grammar::Grammar> grammar;
+  // kChat: tools, tool_choice, parallel_tool_calls. The call grammar depends on the model's
+  // chat template, so it is compiled when the prompt is (completion.cpp), into `grammar`.
+  ToolRequest tools;
 };
 
 struct TokenizeRequest {

@@ -111,7 +111,7 @@ TEST(RequestTest, MessageContentForms) {
       R"({"messages": [{"role": "developer", "content": "be brief"},
                        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
                        {"role": "assistant", "content": null, "name": "bot"},
-                       {"role": "tool", "content": "42"}]})");
+                       {"role": "tool", "content": "42", "tool_call_id": "call_1"}]})");
   ASSERT_EQ(r.messages.size(), 4u);
   EXPECT_EQ(r.messages[0]["role"], "system");
   EXPECT_EQ(r.messages[1]["content"], "a\nb");
@@ -372,9 +372,7 @@ TEST(RequestTest, StructuredOutputCompiledAtParseTime) {
 
 TEST(RequestTest, UnimplementedOpenAiFieldsAreRefusedByName) {
   const std::string m = R"("messages": [{"role": "user", "content": "x"}])";
-  EXPECT_EQ(chat_err("{" + m + R"(, "tools": [{"type": "function", "function": {"name": "f"}}]})").param, "tools");
   EXPECT_EQ(chat_err("{" + m + R"(, "tools": "notalist"})").code, "invalid_type");
-  EXPECT_EQ(chat_err("{" + m + R"(, "tool_choice": "auto"})").param, "tool_choice");
   EXPECT_EQ(chat_err("{" + m + R"(, "modalities": ["text", "audio"]})").param, "modalities");
   EXPECT_EQ(chat_err("{" + m + R"(, "store": true})").param, "store");
   EXPECT_EQ(chat_err("{" + m + R"(, "reasoning_effort": "low"})").param, "reasoning_effort");

@@ -40,13 +40,24 @@ std::string finish_reason_text(FinishReason r) {
   }
 }
 
-std::string make_response_id(Endpoint endpoint) {
+std::string random_id(std::string prefix) {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::string id = endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-";
   std::uniform_int_distribution<size_t> pick(0, sizeof(kAlphabet) - 2);
-  for (int i = 0; i < 24; ++i) id.push_back(kAlphabet[pick(rng)]);
-  return id;
+  for (int i = 0; i < 24; ++i) prefix.push_back(kAlphabet[pick(rng)]);
+  return prefix;
+}
+
+std::string make_response_id(Endpoint endpoint) { return random_id(endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-"); }
+
+ojson tool_calls_json(const std::vector<ParsedCall>& calls) {
+  ojson arr = ojson::array();
+  for (const ParsedCall& c : calls) {
+    arr.push_back({{"id", random_id("call_")},
+                   {"type", "function"},
+                   {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+  }
+  return arr;
 }
 
 ojson usage_json(const Usage& u) {
@@ -114,8 +125,10 @@ std::string completion_body(const ResponseMeta& meta, const std::vector<ChoiceRe
     if (meta.endpoint == Endpoint::kChat) {
       ojson lp;
       if (with_logprobs) lp = {{"content", chat_logprobs_content(c.tokens, piece)}, {"refusal", nullptr}};
+      ojson message = {{"role", "assistant"}, {"content", c.content_null ? ojson() : ojson(c.text)}, {"refusal", nullptr}};
+      if (!c.tool_calls.is_null()) message["tool_calls"] = c.tool_calls;
       arr.push_back({{"index", c.index},
-                     {"message", {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}}},
+                     {"message", std::move(message)},
                      {"logprobs", std::move(lp)},
                      {"finish_reason", nullable(c.finish_reason)}});
     } else {
@@ -148,6 +161,8 @@ std::string chunk_json(const ResponseMeta& meta, const ChunkChoice& c, bool incl
       delta["role"] = "assistant";
       delta["content"] = c.text;
       delta["refusal"] = nullptr;
+    } else if (!c.tool_calls.is_null()) {
+      delta["tool_calls"] = c.tool_calls;
     } else if (!c.text.empty() || c.finish_reason.empty()) {
       delta["content"] = c.text;
     }

@@ -39,13 +39,21 @@ struct ChoiceResult {
   // the generated tokens' follow, their offsets from text_offset on. null otherwise.
   ojson prompt_logprobs;
   int64_t text_offset = 0;
+  // Chat with tools: the calls parsed from the reply (null: none), and whether the message
+  // has no content besides them (content null).
+  ojson tool_calls;
+  bool content_null = false;
 };
 
 // "stop" / "length" as OpenAI names them; other endings keep the scheduler's name.
 std::string finish_reason_text(FinishReason r);
 
-// A new id with the endpoint's prefix and 24 random alphanumerics.
+// `prefix` and 24 random alphanumerics.
+std::string random_id(std::string prefix);
+// A new id with the endpoint's prefix ("chatcmpl-", "cmpl-").
 std::string make_response_id(Endpoint endpoint);
+// message.tool_calls: [{"id": "call_...", "type": "function", "function": {"name", "arguments"}}].
+ojson tool_calls_json(const std::vector<ParsedCall>& calls);
 
 ojson usage_json(const Usage& u);
 
@@ -73,6 +81,7 @@ struct ChunkChoice {
   std::string text;           // new text (chat: delta.content)
   std::string finish_reason;  // set on the choice's last chunk; "" otherwise (null)
   ojson logprobs;             // null, or chat {"content": [...]} / completions object
+  ojson tool_calls;           // chat: delta.tool_calls instead of content (null: none)
 };
 // include_usage: every chunk carries "usage": null, as OpenAI sends with include_usage.
 std::string chunk_json(const ResponseMeta& meta, const ChunkChoice& c, bool include_usage);

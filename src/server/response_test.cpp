@@ -34,7 +34,7 @@ TokenInfo tok(int32_t id, float lp, std::vector<TokenLogprob> top = {}) {
 }
 
 TEST(ResponseTest, ChatCompletionBody) {
-  ChoiceResult c{0, "Paris.", "stop", {}, {}, 0};
+  ChoiceResult c{0, "Paris.", "stop", {}, {}, 0, {}, false};
   const std::string text = completion_body(meta(Endpoint::kChat), {c}, Usage{12, 3, 4}, false, piece);
   const auto j = nlohmann::ordered_json::parse(text);
   EXPECT_EQ(keys(j), (std::vector<std::string>{"id", "object", "created", "model", "choices", "usage"}));
@@ -57,7 +57,7 @@ TEST(ResponseTest, ChatCompletionBody) {
 }
 
 TEST(ResponseTest, ChatLogprobs) {
-  ChoiceResult c{1, "x", "length", {tok(5, -0.5f, {{5, -0.5f}, {7, -1.25f}})}, {}, 0};
+  ChoiceResult c{1, "x", "length", {tok(5, -0.5f, {{5, -0.5f}, {7, -1.25f}})}, {}, 0, {}, false};
   const json j = json::parse(completion_body(meta(Endpoint::kChat), {c}, Usage{1, 1, 0}, true, piece));
   const json& lp = j["choices"][0]["logprobs"];
   EXPECT_TRUE(lp["refusal"].is_null());
@@ -75,7 +75,7 @@ TEST(ResponseTest, ChatLogprobs) {
 }
 
 TEST(ResponseTest, TextCompletionBodyWithLogprobs) {
-  ChoiceResult c{0, "t1t22", "length", {tok(1, -0.1f, {{1, -0.1f}, {2, -2.0f}}), tok(22, -0.2f, {{22, -0.2f}})}, {}, 0};
+  ChoiceResult c{0, "t1t22", "length", {tok(1, -0.1f, {{1, -0.1f}, {2, -2.0f}}), tok(22, -0.2f, {{22, -0.2f}})}, {}, 0, {}, false};
   const auto j =
       nlohmann::ordered_json::parse(completion_body(meta(Endpoint::kCompletion), {c}, Usage{2, 2, 0}, true, piece));
   EXPECT_EQ(j["object"], "text_completion");
@@ -96,7 +96,7 @@ TEST(ResponseTest, TextCompletionBodyWithEchoedPrompt) {
   EXPECT_TRUE(prompt["token_logprobs"][0].is_null());
   EXPECT_TRUE(prompt["top_logprobs"][0].is_null());
   EXPECT_EQ(prompt["text_offset"], (std::vector<int>{0, 2, 4}));
-  ChoiceResult c{0, "t3t4t22t1", "length", {tok(1, -0.1f, {{1, -0.1f}})}, prompt, 7};
+  ChoiceResult c{0, "t3t4t22t1", "length", {tok(1, -0.1f, {{1, -0.1f}})}, prompt, 7, {}, false};
   const auto j =
       nlohmann::ordered_json::parse(completion_body(meta(Endpoint::kCompletion), {c}, Usage{3, 1, 0}, true, piece));
   const auto& lp = j["choices"][0]["logprobs"];

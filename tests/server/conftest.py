@@ -20,8 +20,8 @@ MODEL = os.environ.get("FLASHLM_MODEL", str(ROOT / "models" / "SmolLM2-135M-Inst
 class ServerProcess:
     """`flashlm serve --port 0 ...`; the port is read from its first line on stderr."""
 
-    def __init__(self, *extra_args):
-        self.args = [BIN, "serve", "-m", MODEL, "--port", "0", "-t", "2", *extra_args]
+    def __init__(self, *extra_args, model=None):
+        self.args = [BIN, "serve", "-m", model or MODEL, "--port", "0", "-t", "2", *extra_args]
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.log = []
         self._port_seen = threading.Event()
@@ -79,12 +79,12 @@ def metric(text, name):
     return float(m.group(1))
 
 
-def start_server(*extra_args):
+def start_server(*extra_args, model=None):
     if not Path(BIN).is_file():
         pytest.fail(f"no flashlm binary at {BIN} (set FLASHLM_BIN)")
-    if not Path(MODEL).is_file():
-        pytest.fail(f"no model at {MODEL} (run scripts/fetch_models.sh)")
-    return ServerProcess(*extra_args)
+    if not Path(model or MODEL).is_file():
+        pytest.fail(f"no model at {model or MODEL} (run scripts/fetch_models.sh)")
+    return ServerProcess(*extra_args, model=model)
 
 
 @pytest.fixture(scope="session")

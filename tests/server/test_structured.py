@@ -96,7 +96,8 @@ def test_logit_bias_bans_and_forces(client, server):
 
 
 @pytest.mark.parametrize("extra,param", [
-    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"$ref": "#/nope"}}}]},
+     "tools[0].function.parameters"),
     ({"tools": "notalist"}, "tools"),
     ({"tool_choice": "required"}, "tool_choice"),
     ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "integer",
@@ -107,8 +108,8 @@ def test_logit_bias_bans_and_forces(client, server):
     ({"logit_bias": {"abc": 1}}, "logit_bias"),
     ({"logit_bias": {"5": 200}}, "logit_bias.5"),
     ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
-    ({"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function",
-                    "function": {"name": "f", "arguments": "{}"}}]}, {"role": "user", "content": "hi"}]},
+    ({"messages": [{"role": "user", "content": "hi", "tool_calls": [{"id": "1", "type": "function",
+                    "function": {"name": "f", "arguments": "{}"}}]}]},
      "messages[0].tool_calls"),
 ])
 def test_unsupported_or_malformed_fields_are_400s_naming_them(client, extra, param):

@@ -1,0 +1,23 @@
+// Reading fields of a request body and the 400s that name them, in OpenAI's wording:
+// shared by every request parser (request.cpp, tool_calls.cpp).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "server/api_error.h"
+
+namespace flashlm::server {
+
+// The field's value, or null when it is absent or JSON null.
+const nlohmann::json* field(const nlohmann::json& obj, const char* name);
+
+// "an integer", "a string", ... for error messages.
+std::string describe(const nlohmann::json& v);
+
+ApiError type_error(const std::string& param, const char* expected, const nlohmann::json& got);
+ApiError value_error(const std::string& param, const std::string& why);
+ApiError missing_error(const std::string& param);
+ApiError unsupported(const std::string& param, const std::string& why);
+
+}  // namespace flashlm::server
