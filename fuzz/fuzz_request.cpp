@@ -1,7 +1,8 @@
 // libFuzzer target: arbitrary bytes are an HTTP request body for every endpoint the
 // server parses (chat, completions, tokenize, detokenize). Parsing must end in a request
 // or an ApiError, never a crash or an exception; the error body and a response chunk
-// carrying the raw bytes must always serialise. A chat request's tools also go through
+// carrying the raw bytes must always serialise; the same for /v1/responses and
+// /v1/messages bodies. A chat request's tools also go through
 // both call formats: the template input, the call grammar, and the input's bytes parsed
 // as a model reply.
 #include <cstddef>
@@ -10,7 +11,9 @@
 
 #include "server/request.h"
 #include "grammar/grammar.h"
+#include "server/messages_api.h"
 #include "server/response.h"
+#include "server/responses_api.h"
 #include "server/tool_calls.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -36,7 +39,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     ChunkChoice c;
     c.text = body;  // any bytes, valid UTF-8 or not
-    (void)chunk_json(ResponseMeta{ep, "id", 0, req.model}, c, req.include_usage);
+    (void)chunk_json(ResponseMeta{ep, "id", 0, req.model, ""}, c, req.include_usage);
+  }
+  // The Responses and Messages APIs, which rewrite the body into a chat request.
+  {
+    CompletionRequest req;
+    ResponsesRequest meta;
+    if (auto e = parse_responses_request(j, body, nlohmann::json(), &req, &meta)) (void)error_body(*e);
+    CompletionRequest mreq;
+    if (auto e = parse_messages_request(j, body, &mreq)) (void)anthropic_error_reply(*e);
   }
   TokenizeRequest t;
   if (auto e = parse_tokenize_request(j, &t)) (void)error_body(*e);

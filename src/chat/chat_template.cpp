@@ -1,6 +1,7 @@
 #include "chat/chat_template.h"
 
 #include <exception>
+#include <string_view>
 
 #include "chat/builtins.h"
 #include "chat/lexer.h"
@@ -11,6 +12,12 @@ namespace flashlm::chat {
 namespace {
 
 Status to_status(const TemplateError& e) {
+  // The template's own raise_exception is about the messages, not the template: said once,
+  // without a line number that means nothing to whoever sent them.
+  constexpr std::string_view kRaised = "template raised an exception: ";
+  if (std::string_view(e.message).substr(0, kRaised.size()) == kRaised) {
+    return Status::error("the model's chat template rejected the messages: " + e.message.substr(kRaised.size()));
+  }
   std::string where = e.line > 0 ? "line " + std::to_string(e.line) + ", column " + std::to_string(e.column) + ": " : "";
   return Status::error("chat template: " + where + e.message);
 }

@@ -131,8 +131,7 @@ TEST(ChatFeatures, UnorderedJsonContextWorks) {
 
 TEST(ChatErrors, RaiseExceptionIsACleanStatus) {
   std::string m = err("line one\n{% if true %}{{ raise_exception('Roles must alternate') }}{% endif %}");
-  EXPECT_NE(m.find("Roles must alternate"), std::string::npos) << m;
-  EXPECT_NE(m.find("line 2"), std::string::npos) << m;
+  EXPECT_EQ(m, "the model's chat template rejected the messages: Roles must alternate");
 }
 
 TEST(ChatErrors, SyntaxErrorsNameLineAndColumn) {

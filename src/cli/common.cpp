@@ -177,7 +177,7 @@ bool render_chat(const Loaded& l, const nlohmann::json& messages, bool add_gener
   const std::string eos = tok.eos() >= 0 ? tok.token_text(tok.eos()) : "";
   Result<std::string> r = chat::render_chat(source, messages, add_generation_prompt, bos, eos);
   if (!r) {
-    print_error("chat template: " + r.message());
+    print_error(r.message());  // says "chat template" already
     return false;
   }
   *out = std::move(r.value());

@@ -2,11 +2,12 @@
 #include <cstdio>
 
 #include "cli/common.h"
+#include "util/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"flashlm: fast inference for open LLMs (GGUF)", "flashlm"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "flashlm 0.1.0");
+  app.set_version_flag("--version", std::string("flashlm ") + flashlm::kVersion);
   int exit_code = 0;
   flashlm::cli::add_run(app, &exit_code);
   flashlm::cli::add_chat(app, &exit_code);

@@ -5,6 +5,8 @@
 
 #include "grammar/grammar.h"
 #include "server/response.h"
+#include "server/messages_api.h"
+#include "server/responses_api.h"
 #include "server/sse.h"
 
 namespace flashlm::server {
@@ -35,15 +37,20 @@ const char* prompt_param(Endpoint e) { return e == Endpoint::kChat ? "messages" 
 // through weak pointers posted to the I/O thread, so events after the end are dropped.
 class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
  public:
-  CompletionJob(ServerContext& ctx, std::shared_ptr<Responder> res, CompletionRequest req, std::vector<int32_t> prompt)
+  // items: how /v1/responses and /v1/messages write the reply (the request is their chat
+  // form); null for chat and text completions.
+  CompletionJob(ServerContext& ctx, std::shared_ptr<Responder> res, CompletionRequest req, std::vector<int32_t> prompt,
+                std::shared_ptr<ItemReply> items)
       : ctx_(ctx),
         backend_(*ctx.backend),
         res_(std::move(res)),
         req_(std::move(req)),
         prompt_(std::move(prompt)),
-        choices_(static_cast<size_t>(req_.n)) {
+        choices_(static_cast<size_t>(req_.n)),
+        items_(std::move(items)) {
     meta_.endpoint = req_.endpoint;
     meta_.id = make_response_id(req_.endpoint);
+    meta_.fingerprint = ctx.fingerprint;
     meta_.created = static_cast<int64_t>(std::time(nullptr));
     meta_.model = backend_.model_id();
     piece_ = [this](int32_t t) { return backend_.token_piece(t); };
@@ -80,7 +87,8 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
       if (r.error != SubmitError::kNone) {
         cancel_live();
         done_ = true;
-        HttpReply reply = error_reply(submit_error(r, req_.endpoint));
+        const ApiError e = submit_error(r, req_.endpoint);
+        HttpReply reply = items_ ? items_->error(e) : error_reply(e);
         if (r.error == SubmitError::kQueueFull) reply.headers.push_back({"Retry-After", "1"});
         res_->reply(std::move(reply));
         return;
@@ -93,7 +101,9 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     if (req_.stream) {
       res_->start_stream(200, "text/event-stream; charset=utf-8",
                          {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}});
-      if (req_.endpoint == Endpoint::kChat) {
+      if (items_) {
+        write(items_->open(tools_, static_cast<int64_t>(prompt_.size())));
+      } else if (req_.endpoint == Endpoint::kChat) {
         for (size_t i = 0; i < choices_.size() && !done_; ++i) {
           ChunkChoice c;
           c.index = static_cast<int>(i);
@@ -118,7 +128,10 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     if (done_) return;
     if (logprobs()) c.tokens.insert(c.tokens.end(), ev.tokens.begin(), ev.tokens.end());
     // With tools a reply is parsed before it is sent: its text is kept, even when streaming.
-    if (req_.stream && !tools_) {
+    if (req_.stream && !tools_ && items_) {
+      c.text += ev.text;  // the closing events repeat it whole
+      if (!ev.text.empty()) write(items_->delta(ev.text));
+    } else if (req_.stream && !tools_) {
       if (!ev.text.empty()) send_text(i, ev.text, "");
     } else {
       c.text += ev.text;
@@ -136,7 +149,9 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
       return;
     }
     ctx_.metrics.observe_request(seconds(t - t_submit_));
-    if (req_.stream && tools_) {
+    if (items_) {
+      // One choice: complete() answers.
+    } else if (req_.stream && tools_) {
       send_tool_reply(i);
     } else if (req_.stream) {
       send_text(i, "", finish_reason_text(ev.finish));
@@ -225,6 +240,26 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     if (!done_) send_text(i, "", out.calls.empty() ? finish_reason_text(c.finish) : "tool_calls");
   }
 
+  void write(const std::string& events) {
+    if (!res_->write(events)) abort();
+  }
+
+  // /v1/responses, /v1/messages: the one choice's reply, parsed for calls with tools.
+  void finish_items() {
+    const Choice& c = choices_[0];
+    ToolOutput reply;
+    if (tools_) {
+      reply = parse_tool_output(c.text, req_.tools, tool_format_);
+    } else {
+      reply.content = c.text;
+    }
+    if (!req_.stream) {
+      res_->reply(json_reply(200, items_->body(reply, c.finish, usage())));
+      return;
+    }
+    if (res_->write(items_->close(reply, tools_, c.finish, usage()))) res_->end_stream();
+  }
+
   void send(const ChunkChoice& chunk) {
     if (!res_->write(sse_event(chunk_json(meta_, chunk, req_.include_usage)))) abort();
   }
@@ -239,6 +274,10 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
 
   void complete() {
     done_ = true;
+    if (items_) {
+      finish_items();
+      return;
+    }
     if (req_.stream) {
       if (req_.include_usage && !res_->write(sse_event(usage_chunk_json(meta_, usage())))) return;
       if (!res_->write(sse_done())) return;
@@ -272,10 +311,12 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     cancel_live();
     done_ = true;
     if (req_.stream) {
-      // Mid-stream errors go as an event with an "error" key, which OpenAI's SDKs raise.
-      if (res_->write(sse_event(error_body(e)))) res_->end_stream();
+      // Mid-stream errors go as an event with an "error" key, which OpenAI's SDKs raise
+      // (the Responses API's is an event of type "error").
+      const std::string ev = items_ ? items_->error_event(e) : sse_event(error_body(e));
+      if (res_->write(ev)) res_->end_stream();
     } else {
-      res_->reply(error_reply(e));
+      res_->reply(items_ ? items_->error(e) : error_reply(e));
     }
   }
 
@@ -303,6 +344,7 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
   ResponseMeta meta_;
   PieceFn piece_;
   std::string echo_text_;
+  std::shared_ptr<ItemReply> items_;
   bool tools_ = false;  // tools offered and not switched off: replies are parsed for calls
   ToolFormat tool_format_ = ToolFormat::kGeneric;
   Clock::time_point t_submit_;
@@ -370,6 +412,33 @@ std::optional<ApiError> prompt_tokens(const Backend& backend, const CompletionRe
   return std::nullopt;
 }
 
+namespace {
+
+// Template, tokenizer and tool grammar on the preparation thread, then back on the I/O
+// thread to submit the job.
+void prepare_and_start(ServerContext& ctx, CompletionRequest req, const std::shared_ptr<Responder>& res,
+                       std::shared_ptr<ItemReply> items, const char* input_param = nullptr) {
+  ctx.offload([&ctx, req = std::move(req), res, items, input_param]() mutable {
+    auto prompt = std::make_shared<std::vector<int32_t>>();
+    std::optional<ApiError> perr = prompt_tokens(*ctx.backend, req, prompt.get());
+    if (!perr) perr = compile_tool_grammar(*ctx.backend, &req);
+    if (perr && input_param != nullptr && perr->param == "messages") perr->param = input_param;
+    ctx.post([&ctx, req = std::move(req), prompt, perr, res, items]() mutable {
+      if (perr) {
+        res->reply(items ? items->error(*perr) : error_reply(*perr));
+        return;
+      }
+      // A huge max_tokens means "as much as fits", as llama.cpp treats it.
+      const int64_t room = ctx.backend->n_ctx() - static_cast<int64_t>(prompt->size());
+      if (req.max_tokens > room) req.max_tokens = room;
+      auto job = std::make_shared<CompletionJob>(ctx, res, std::move(req), std::move(*prompt), items);
+      job->start();
+    });
+  });
+}
+
+}  // namespace
+
 void handle_completion(ServerContext& ctx, Endpoint endpoint, const HttpRequest& http,
                        const std::shared_ptr<Responder>& res) {
   nlohmann::json body;
@@ -380,23 +449,50 @@ void handle_completion(ServerContext& ctx, Endpoint endpoint, const HttpRequest&
     res->reply(error_reply(*err));
     return;
   }
-  // Template and tokenizer on the preparation thread, then back here to submit.
-  ctx.offload([&ctx, req = std::move(req), res]() mutable {
-    auto prompt = std::make_shared<std::vector<int32_t>>();
-    std::optional<ApiError> perr = prompt_tokens(*ctx.backend, req, prompt.get());
-    if (!perr) perr = compile_tool_grammar(*ctx.backend, &req);
-    ctx.post([&ctx, req = std::move(req), prompt, perr, res]() mutable {
-      if (perr) {
-        res->reply(error_reply(*perr));
-        return;
+  prepare_and_start(ctx, std::move(req), res, nullptr);
+}
+
+void handle_responses(ServerContext& ctx, const HttpRequest& http, const std::shared_ptr<Responder>& res) {
+  nlohmann::json body;
+  CompletionRequest req;
+  auto meta = std::make_shared<ResponsesRequest>();
+  std::optional<ApiError> err = parse_json(http.body, &body);
+  nlohmann::json history;
+  if (!err && body.is_object()) {
+    auto prev = body.find("previous_response_id");
+    if (prev != body.end() && prev->is_string()) {
+      std::optional<nlohmann::json> h = ctx.responses->get(prev->get<std::string>());
+      if (!h) {
+        ApiError e = ApiError::of(404, "invalid_request_error",
+                                  "Previous response with id '" + prev->get<std::string>() +
+                                      "' not found (flashlm keeps recent responses in memory only).",
+                                  "previous_response_not_found");
+        e.param = "previous_response_id";
+        err = e;
+      } else {
+        history = std::move(*h);
       }
-      // A huge max_tokens means "as much as fits", as llama.cpp treats it.
-      const int64_t room = ctx.backend->n_ctx() - static_cast<int64_t>(prompt->size());
-      if (req.max_tokens > room) req.max_tokens = room;
-      auto job = std::make_shared<CompletionJob>(ctx, res, std::move(req), std::move(*prompt));
-      job->start();
-    });
-  });
+    }
+  }
+  if (!err) err = parse_responses_request(body, http.body, history, &req, meta.get());
+  if (err) {
+    res->reply(error_reply(*err));
+    return;
+  }
+  prepare_and_start(ctx, std::move(req), res,
+                    make_responses_reply(std::move(meta), ctx.responses, ctx.backend->model_id()), "input");
+}
+
+void handle_messages(ServerContext& ctx, const HttpRequest& http, const std::shared_ptr<Responder>& res) {
+  nlohmann::json body;
+  CompletionRequest req;
+  std::optional<ApiError> err = parse_json(http.body, &body);
+  if (!err) err = parse_messages_request(body, http.body, &req);
+  if (err) {
+    res->reply(anthropic_error_reply(*err));
+    return;
+  }
+  prepare_and_start(ctx, std::move(req), res, make_messages_reply(ctx.backend->model_id()), "messages");
 }
 
 }  // namespace flashlm::server

@@ -1,4 +1,4 @@
-// POST /v1/chat/completions and /v1/completions: request -> prompt tokens -> n scheduler
+// POST /v1/chat/completions, /v1/completions, /v1/responses and /v1/messages: request -> prompt tokens -> n scheduler
 // requests -> one JSON reply or an SSE stream of chunks.
 #pragma once
 
@@ -19,5 +19,10 @@ ApiError submit_error(const SubmitResult& r, Endpoint endpoint);
 
 void handle_completion(ServerContext& ctx, Endpoint endpoint, const HttpRequest& req,
                        const std::shared_ptr<Responder>& res);
+// POST /v1/responses (server/responses_api.h): the same job, answered in the Responses API's
+// shapes.
+void handle_responses(ServerContext& ctx, const HttpRequest& req, const std::shared_ptr<Responder>& res);
+// POST /v1/messages (server/messages_api.h): Anthropic's Messages API, likewise.
+void handle_messages(ServerContext& ctx, const HttpRequest& req, const std::shared_ptr<Responder>& res);
 
 }  // namespace flashlm::server

@@ -177,6 +177,7 @@ class HttpSession final : public Responder, public std::enable_shared_from_this<
     req.path = std::string(target.substr(0, target.find('?')));
     req.body = std::move(msg.body());
     req.authorization = std::string(msg[http::field::authorization]);
+    req.x_api_key = std::string(msg["x-api-key"]);
     req.origin = std::string(msg[http::field::origin]);
     req.cors_request_headers = std::string(msg[http::field::access_control_request_headers]);
     cors_origin_ = cors_allow_origin(ctx_.cors_origins, req.origin);

@@ -45,7 +45,7 @@ class ModelBackend final : public Backend {
     if (!tools.is_null()) context["tools"] = tools;
     if (!tmpl_) return tmpl_.status();
     Result<std::string> text = tmpl_->render_ordered(context);
-    if (!text) return text.status().with_context("chat template");
+    if (!text) return text.status();  // already says "chat template"
     // The template's text has its special tokens parsed; BOS is added only if the
     // template did not write it (as `flashlm run --chat` does).
     const bool add_special = bos_.empty() || text->compare(0, bos_.size(), bos_) != 0;

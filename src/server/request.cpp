@@ -89,33 +89,7 @@ Err parse_stop(const json& body, std::vector<std::string>* out) {
 Err parse_content(const json& msg, const std::string& param, std::string* out) {
   const json* c = field(msg, "content");
   if (c == nullptr) return std::nullopt;
-  if (c->is_string()) {
-    *out = c->get<std::string>();
-    return std::nullopt;
-  }
-  if (!c->is_array()) return type_error(param, "a string or an array of content parts", *c);
-  for (size_t i = 0; i < c->size(); ++i) {
-    const std::string p = param + "[" + std::to_string(i) + "]";
-    const json& part = (*c)[i];
-    if (!part.is_object()) return type_error(p, "an object", part);
-    const json* type = field(part, "type");
-    if (type == nullptr || !type->is_string())
-      return ApiError::invalid("Missing required parameter: '" + p + ".type'.", p + ".type",
-                               "missing_required_parameter");
-    if (type->get<std::string>() != "text") {
-      return value_error(p + ".type",
-                         "only 'text' content parts are supported, got '" + type->get<std::string>() + "'.");
-    }
-    const json* text = field(part, "text");
-    if (text == nullptr || !text->is_string()) {
-      return text == nullptr ? ApiError::invalid("Missing required parameter: '" + p + ".text'.", p + ".text",
-                                                 "missing_required_parameter")
-                             : type_error(p + ".text", "a string", *text);
-    }
-    if (i > 0) out->push_back('\n');
-    *out += text->get<std::string>();
-  }
-  return std::nullopt;
+  return joined_text(*c, param, {"text"}, out);
 }
 
 Err parse_messages(const json& body, json* out) {

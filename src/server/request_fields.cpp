@@ -49,4 +49,32 @@ ApiError unsupported(const std::string& param, const std::string& why) {
                            "unsupported_parameter");
 }
 
+std::optional<ApiError> joined_text(const json& v, const std::string& param, std::initializer_list<const char*> types,
+                                    std::string* out) {
+  if (v.is_string()) {
+    *out = v.get<std::string>();
+    return std::nullopt;
+  }
+  if (!v.is_array()) return type_error(param, "a string or an array of content parts", v);
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string p = param + "[" + std::to_string(i) + "]";
+    const json& part = v[i];
+    if (!part.is_object()) return type_error(p, "an object", part);
+    const json* type = field(part, "type");
+    if (type == nullptr) return missing_error(p + ".type");
+    if (!type->is_string()) return type_error(p + ".type", "a string", *type);
+    bool known = false;
+    for (const char* t : types) known = known || *type == t;
+    if (!known) {
+      return value_error(p + ".type", "only text content parts are supported, got '" + type->get<std::string>() + "'.");
+    }
+    const json* text = field(part, "text");
+    if (text == nullptr) return missing_error(p + ".text");
+    if (!text->is_string()) return type_error(p + ".text", "a string", *text);
+    if (i > 0) out->push_back('\n');
+    *out += text->get<std::string>();
+  }
+  return std::nullopt;
+}
+
 }  // namespace flashlm::server

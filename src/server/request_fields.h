@@ -3,6 +3,8 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <initializer_list>
+#include <optional>
 #include <string>
 
 #include "server/api_error.h"
@@ -19,5 +21,10 @@ ApiError type_error(const std::string& param, const char* expected, const nlohma
 ApiError value_error(const std::string& param, const std::string& why);
 ApiError missing_error(const std::string& param);
 ApiError unsupported(const std::string& param, const std::string& why);
+
+// Message text: a string, or an array of {"type": one of `types`, "text": "..."} parts
+// joined by newlines (images and other parts are a 400 naming the part).
+std::optional<ApiError> joined_text(const nlohmann::json& v, const std::string& param,
+                                    std::initializer_list<const char*> types, std::string* out);
 
 }  // namespace flashlm::server

@@ -15,6 +15,7 @@ struct HttpRequest {
   std::string path;    // target without the query string
   std::string body;
   std::string authorization;  // the Authorization header, "" when absent
+  std::string x_api_key;      // Anthropic clients send the key as X-Api-Key
   std::string origin;         // Origin (CORS), "" when absent
   std::string cors_request_headers;  // Access-Control-Request-Headers of a preflight
 };

@@ -19,8 +19,9 @@ const char* object_name(Endpoint e, bool chunk) {
 }
 
 ojson head(const ResponseMeta& meta, bool chunk) {
-  return ojson{
-      {"id", meta.id}, {"object", object_name(meta.endpoint, chunk)}, {"created", meta.created}, {"model", meta.model}};
+  ojson h{{"id", meta.id}, {"object", object_name(meta.endpoint, chunk)}, {"created", meta.created}, {"model", meta.model}};
+  if (!meta.fingerprint.empty()) h["system_fingerprint"] = meta.fingerprint;
+  return h;
 }
 
 }  // namespace

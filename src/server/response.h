@@ -22,6 +22,7 @@ struct ResponseMeta {
   std::string id;       // "chatcmpl-..." / "cmpl-..."
   int64_t created = 0;  // Unix seconds
   std::string model;
+  std::string fingerprint;  // system_fingerprint ("" : left out)
 };
 
 struct Usage {

@@ -15,7 +15,7 @@ using nlohmann::json;
 std::string piece(int32_t t) { return t == 7 ? "\xc3" : "t" + std::to_string(t); }  // 7: half a character
 
 ResponseMeta meta(Endpoint e) {
-  return ResponseMeta{e, e == Endpoint::kChat ? "chatcmpl-1" : "cmpl-1", 1700000000, "m"};
+  return ResponseMeta{e, e == Endpoint::kChat ? "chatcmpl-1" : "cmpl-1", 1700000000, "m", ""};
 }
 
 template <typename J>

@@ -12,7 +12,7 @@ namespace flashlm::server {
 namespace {
 
 enum class Route {
-  kPage, kHealth, kMetrics, kModels, kChat, kCompletions, kTokenize, kDetokenize, kTokenizerInfo, kCacheWarm, kCacheUnpin, kCache
+  kPage, kHealth, kMetrics, kModels, kChat, kCompletions, kResponses, kMessages, kTokenize, kDetokenize, kTokenizerInfo, kCacheWarm, kCacheUnpin, kCache
 };
 
 struct RouteEntry {
@@ -35,6 +35,9 @@ constexpr std::array kRoutes = {
     RouteEntry{"/chat/completions", "POST", Route::kChat, false, true},
     RouteEntry{"/v1/completions", "POST", Route::kCompletions, false, true},
     RouteEntry{"/completions", "POST", Route::kCompletions, false, true},
+    RouteEntry{"/v1/responses", "POST", Route::kResponses, false, true},
+    RouteEntry{"/responses", "POST", Route::kResponses, false, true},
+    RouteEntry{"/v1/messages", "POST", Route::kMessages, false, true},
     RouteEntry{"/tokenize", "POST", Route::kTokenize, false, true},
     RouteEntry{"/detokenize", "POST", Route::kDetokenize, false, true},
     RouteEntry{"/tokenizer_info", "GET", Route::kTokenizerInfo, false, true},
@@ -54,6 +57,10 @@ std::optional<ApiError> check_key(const ServerContext& ctx, const HttpRequest& r
   if (ctx.api_key.empty()) return std::nullopt;
   constexpr std::string_view kBearer = "Bearer ";
   std::string_view auth = req.authorization;
+  if (auth.empty() && !req.x_api_key.empty()) {
+    if (same_secret(req.x_api_key, ctx.api_key)) return std::nullopt;
+    return ApiError::of(401, "invalid_request_error", "Incorrect API key provided.", "invalid_api_key");
+  }
   if (auth.empty()) {
     return ApiError::of(401, "invalid_request_error",
                         "You didn't provide an API key. Provide it in the Authorization header (Authorization: Bearer "
@@ -161,6 +168,12 @@ void route(ServerContext& ctx, const HttpRequest& req, const std::shared_ptr<Res
       return;
     case Route::kCompletions:
       handle_completion(ctx, Endpoint::kCompletion, req, res);
+      return;
+    case Route::kResponses:
+      handle_responses(ctx, req, res);
+      return;
+    case Route::kMessages:
+      handle_messages(ctx, req, res);
       return;
     case Route::kCacheWarm:
       handle_cache_warm(ctx, req, res);

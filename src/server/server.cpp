@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "server/http_session.h"
+#include "util/version.h"
 
 namespace flashlm::server {
 
@@ -28,6 +29,19 @@ namespace {
 constexpr auto kSampleEvery = std::chrono::seconds(1);
 constexpr auto kCloseCheckEvery = std::chrono::milliseconds(50);
 constexpr auto kCloseGrace = std::chrono::seconds(10);  // for clients still reading a finished reply
+
+// system_fingerprint: "fp_" and 12 hex digits of a hash of the release and the model, so
+// a client sees when either changes.
+std::string fingerprint(const std::string& model_id) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (char c : std::string(kVersion) + "/" + model_id) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%012llx", static_cast<unsigned long long>(h & 0xFFFFFFFFFFFFull));
+  return std::string("fp_") + buf;
+}
 }  // namespace
 
 // Member order matters for destruction: the io_context (and the sessions and jobs its
@@ -125,6 +139,7 @@ struct Server::Impl {
     backend = std::move(b);
     ctx.backend = backend.get();
     ctx.created = static_cast<int64_t>(std::time(nullptr));
+    ctx.fingerprint = fingerprint(backend->model_id());
     ctx.state = ServerState::kReady;
     std::fprintf(stderr, "flashlm serve: model '%s' ready (context %lld tokens)\n", backend->model_id().c_str(),
                  static_cast<long long>(backend->n_ctx()));

@@ -5,11 +5,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "server/backend.h"
 #include "server/metrics.h"
+#include "server/responses_api.h"
 
 namespace flashlm::server {
 
@@ -29,6 +31,9 @@ struct ServerContext {
   std::string api_key;  // "" : no authentication
   std::vector<std::string> cors_origins;  // empty: CORS off; "*": any origin (server/cors.h)
   int64_t created = 0;  // Unix seconds the model became ready (/v1/models)
+  std::string fingerprint;  // system_fingerprint: this build and model
+  // Conversations of recent /v1/responses replies, for previous_response_id.
+  std::shared_ptr<ResponseStore> responses = std::make_shared<ResponseStore>();
   ServerLimits limits;
   int64_t connections = 0;  // open connections (sessions count themselves)
   // Runs fn on the I/O thread. Thread-safe; this is how scheduler events come back.

@@ -15,6 +15,13 @@ std::string sse_event(std::string_view data) {
 
 std::string sse_done() { return "data: [DONE]\n\n"; }
 
+std::string sse_typed_event(std::string_view type, std::string_view data) {
+  std::string out = "event: ";
+  out += type;
+  out += '\n';
+  return out + sse_event(data);
+}
+
 std::string http_chunk(std::string_view data) {
   if (data.empty()) return {};
   char size[24];
