@@ -48,13 +48,13 @@ echo "== ASan/UBSan build: the server under real clients (openai, raw sockets, b
 # Fewer concurrent streams than the Release run: the sanitized model is several times slower.
 # A sanitizer report aborts the server, and leaks make its exit status non-zero; the tests
 # check both. The browser tests (chat page, CORS), the memory soak (RSS means little under
-# ASan), the 20-request JSON-schema corpus, the Gemma 3 tool-calling runs and LangChain's
+# ASan), the 30-schema JSON-schema corpus, the Gemma 3 runs and LangChain's and LiteLLM's
 # (client-side) checks run in the Release build only; the other structured-output and
 # tool-calling tests run here too.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   FLASHLM_TEST_STREAMS=200 tests/server/run.sh build-asan/flashlm models/SmolLM2-135M-Instruct.Q4_1.gguf \
   --ignore=test_chat_page.py --ignore=test_cors.py --ignore=test_soak.py \
-  -k "not test_json_schema_output_validates and not gemma3 and not langchain" \
+  -k "not test_json_schema_output_validates and not gemma3 and not langchain and not litellm" \
   || { rc=$?; [ "$rc" -eq 77 ] || exit "$rc"; }
 
 if command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 \

@@ -95,6 +95,27 @@ def server():
     assert code == 0, s.output()
 
 
+GEMMA = ROOT / "models" / "gemma-3-270m-q4_k_m.gguf"
+
+
+@pytest.fixture(scope="session")
+def gemma_server():
+    """The second real model (Gemma 3 270M), started on first use."""
+    s = start_server("--parallel", "8", "-c", "4096", model=str(GEMMA)).wait_ready()
+    yield s
+    code = s.stop()
+    assert code == 0, s.output()
+
+
+@pytest.fixture(params=["smollm2", "gemma3"])
+def model_client(request):
+    """An openai client for each real model."""
+    import openai
+
+    s = request.getfixturevalue("server" if request.param == "smollm2" else "gemma_server")
+    return openai.OpenAI(base_url=s.url + "/v1", api_key="unused", max_retries=0, timeout=300)
+
+
 @pytest.fixture()
 def client(server):
     import openai

@@ -6,14 +6,11 @@ malformed tools. SmolLM2 and Gemma 3 have templates without tool support, so the
 generic JSON call format (src/server/tool_calls.h), grammar-constrained: every call must
 name an offered tool and carry arguments that validate against its schema (jsonschema)."""
 import json
-from pathlib import Path
 
 import httpx
 import jsonschema
 import openai
 import pytest
-
-from conftest import ROOT, start_server
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Get the current weather in a city.",
@@ -27,20 +24,11 @@ TIME = {"type": "function", "function": {
 TOOLS = [WEATHER, TIME]
 SCHEMAS = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
 ASK = [{"role": "user", "content": "What is the weather in Paris right now?"}]
-GEMMA = ROOT / "models" / "gemma-3-270m-q4_k_m.gguf"
 
 
-@pytest.fixture(scope="module", params=["smollm2", "gemma3"])
-def api(request, server):
-    """An openai client for each real model (SmolLM2 is the session's server)."""
-    if request.param == "smollm2":
-        yield openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
-        return
-    if not GEMMA.is_file():
-        pytest.fail(f"no model at {GEMMA} (run scripts/fetch_models.sh)")
-    s = start_server("--parallel", "2", "-c", "2048", model=str(GEMMA)).wait_ready()
-    yield openai.OpenAI(base_url=s.url + "/v1", api_key="unused", max_retries=0, timeout=120)
-    assert s.stop() == 0, s.output()
+@pytest.fixture()
+def api(model_client):
+    return model_client
 
 
 def check_call(call):
@@ -166,3 +154,24 @@ def test_langchain_bind_tools_and_structured_output(server):
     for method in ["function_calling", "json_schema", "json_mode"]:
         out = llm.with_structured_output(Person, method=method).invoke(prompt)
         assert isinstance(out, Person), (method, out)
+
+
+def test_litellm_tool_calls_plain_and_streamed(server, monkeypatch):
+    # The bundled model-cost map, not a download at import (no network in CI).
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    args = dict(model="openai/m", api_base=server.url + "/v1", api_key="unused", messages=ASK, tools=TOOLS,
+                tool_choice="required", parallel_tool_calls=False, max_tokens=80, temperature=0)
+    r = litellm.completion(**args)
+    assert r.choices[0].finish_reason == "tool_calls"
+    call = r.choices[0].message.tool_calls[0]
+    assert call.function.name in SCHEMAS
+    jsonschema.validate(json.loads(call.function.arguments), SCHEMAS[call.function.name])
+    rebuilt = litellm.stream_chunk_builder(list(litellm.completion(stream=True, **args)))
+    again = rebuilt.choices[0].message.tool_calls[0]
+    assert again.function.name == call.function.name
+    assert json.loads(again.function.arguments) == json.loads(call.function.arguments)
+    text = litellm.completion(model="openai/m", api_base=server.url + "/v1", api_key="unused", max_tokens=8,
+                              temperature=0, messages=[{"role": "user", "content": "Say hi."}])
+    assert text.choices[0].message.content
