@@ -14,6 +14,7 @@ using Err = std::optional<ApiError>;
 
 constexpr std::string_view kOpen = "<tool_call>";
 constexpr std::string_view kClose = "</tool_call>";
+constexpr std::string_view kPythonTag = "<|python_tag|>";
 
 bool valid_function_name(const std::string& n) {
   if (n.empty() || n.size() > 64) return false;
@@ -75,19 +76,19 @@ ojson hoisted(ojson params, const std::string& prefix, ojson* defs) {
   return params;
 }
 
-// The JSON Schema of one call object, {"name": ..., "arguments": {...}}, any offered tool
-// (or only the named one).
-ojson call_schema(const ToolRequest& t, ojson* defs) {
+// The JSON Schema of one call object, {"name": ..., "arguments": {...}} (Llama 3 says
+// "parameters"), any offered tool (or only the named one).
+ojson call_schema(const ToolRequest& t, const char* args_key, ojson* defs) {
   ojson alts = ojson::array();
   for (size_t i = 0; i < t.tools.size(); ++i) {
     const ToolSpec& spec = t.tools[i];
     if (t.choice == ToolChoice::kNamed && spec.name != t.named) continue;
     ojson props = ojson::object();
     props["name"] = {{"const", spec.name}};
-    props["arguments"] = hoisted(parameters_of(spec), "t" + std::to_string(i) + "-", defs);
+    props[args_key] = hoisted(parameters_of(spec), "t" + std::to_string(i) + "-", defs);
     alts.push_back({{"type", "object"},
                     {"properties", std::move(props)},
-                    {"required", {"name", "arguments"}},
+                    {"required", {"name", args_key}},
                     {"additionalProperties", false}});
   }
   return alts.size() == 1 ? alts[0] : ojson{{"anyOf", std::move(alts)}};
@@ -164,6 +165,19 @@ ToolOutput parse_generic(std::string_view text, const ToolRequest& t) {
   return out;
 }
 
+// One call object, the whole reply (after Llama's <|python_tag|>, if any).
+ToolOutput parse_llama3(std::string_view text, const ToolRequest& t) {
+  ToolOutput out;
+  std::string body = trim(text);
+  if (std::string_view(body).substr(0, kPythonTag.size()) == kPythonTag) body = trim(body.substr(kPythonTag.size()));
+  if (std::optional<ParsedCall> call = call_from(json::parse(body, nullptr, false), t)) {
+    out.calls.push_back(std::move(*call));
+  } else {
+    out.content = std::string(text);
+  }
+  return out;
+}
+
 ToolOutput parse_hermes(std::string_view text, const ToolRequest& t) {
   ToolOutput out;
   std::string rest;
@@ -197,9 +211,10 @@ ToolOutput parse_hermes(std::string_view text, const ToolRequest& t) {
 }  // namespace
 
 ToolFormat tool_format_of(std::string_view template_source) {
-  return template_source.find(kOpen) != std::string_view::npos && template_source.find("tools") != std::string_view::npos
-             ? ToolFormat::kHermes
-             : ToolFormat::kGeneric;
+  if (template_source.find("tools") == std::string_view::npos) return ToolFormat::kGeneric;
+  if (template_source.find(kOpen) != std::string_view::npos) return ToolFormat::kHermes;
+  if (template_source.find(kPythonTag) != std::string_view::npos) return ToolFormat::kLlama3;
+  return ToolFormat::kGeneric;
 }
 
 Err parse_tools(const json& body, const ojson* ordered, ToolRequest* out) {
@@ -348,9 +363,15 @@ Err parse_message_tool_fields(const json& msg, const std::string& p, json* norm)
 
 ChatInput tool_chat_input(const json& messages, const ToolRequest& t, ToolFormat format) {
   ChatInput in;
-  if (format == ToolFormat::kHermes) {
+  if (format != ToolFormat::kGeneric) {
     in.messages = messages;
     for (json& m : in.messages) {
+      // Llama's template writes a result with `tojson` unless it is a plain value: a JSON
+      // result goes in as that value, not as a quoted string.
+      if (format == ToolFormat::kLlama3 && m["role"] == "tool") {
+        json v = json::parse(m["content"].get<std::string>(), nullptr, false);
+        if (v.is_object() || v.is_array()) m["content"] = std::move(v);
+      }
       auto calls = m.find("tool_calls");
       if (calls == m.end()) continue;
       // Templates write arguments with `tojson`: they expect the object, not its text.
@@ -405,11 +426,11 @@ ChatInput tool_chat_input(const json& messages, const ToolRequest& t, ToolFormat
 
 Result<std::string> tool_call_gbnf(const ToolRequest& t, ToolFormat format) {
   if (!t.active()) return std::string();
-  if (format == ToolFormat::kHermes && t.choice == ToolChoice::kAuto) return std::string();
+  if (format != ToolFormat::kGeneric && t.choice == ToolChoice::kAuto) return std::string();
   ojson defs = ojson::object();
-  ojson call = call_schema(t, &defs);
+  ojson call = call_schema(t, format == ToolFormat::kLlama3 ? "parameters" : "arguments", &defs);
   ojson schema;
-  if (format == ToolFormat::kHermes) {
+  if (format != ToolFormat::kGeneric) {
     schema = std::move(call);
   } else {
     ojson calls = {{"type", "array"}, {"items", std::move(call)}, {"minItems", 1}};
@@ -431,7 +452,7 @@ Result<std::string> tool_call_gbnf(const ToolRequest& t, ToolFormat format) {
   schema["$defs"] = std::move(defs);
   Result<std::string> gbnf = grammar::json_schema_to_gbnf(schema);
   if (!gbnf) return gbnf.status().with_context("tools");
-  if (format == ToolFormat::kGeneric) return gbnf;
+  if (format != ToolFormat::kHermes) return gbnf;  // Llama 3: the one call object is the reply
   // Hermes: the call object inside its tags. The schema's start rule is renamed; the
   // converter's own rule names never contain '_', so the new names cannot collide.
   std::string text = "tool_call_json" + gbnf->substr(std::string("root").size());
@@ -441,7 +462,9 @@ Result<std::string> tool_call_gbnf(const ToolRequest& t, ToolFormat format) {
 }
 
 ToolOutput parse_tool_output(std::string_view text, const ToolRequest& t, ToolFormat format) {
-  ToolOutput out = format == ToolFormat::kHermes ? parse_hermes(text, t) : parse_generic(text, t);
+  ToolOutput out = format == ToolFormat::kHermes   ? parse_hermes(text, t)
+                   : format == ToolFormat::kLlama3 ? parse_llama3(text, t)
+                                                   : parse_generic(text, t);
   if (!t.parallel && out.calls.size() > 1) out.calls.resize(1);
   return out;
 }

@@ -8,8 +8,11 @@
 //   SmolLM3). The tools go to the template as its `tools` variable; text outside the
 //   blocks is the message's content. With tool_choice auto the text is free; required or a
 //   named function constrain it to call blocks.
+// - kLlama3: Llama 3.1+ templates (they render `tools` and ask for one
+//   {"name": ..., "parameters": {...}} object, optionally after <|python_tag|>). One call
+//   per turn, as those templates allow; results are passed as JSON values where they parse.
 // - kGeneric: every other template (no `tools` support, or a call syntax flashlm does not
-//   parse yet: Llama 3.x, Mistral). The tools are described in a system message and the
+//   parse yet: Mistral). The tools are described in a system message and the
 //   reply is one JSON object, always grammar-constrained, as llama.cpp's generic format
 //   does: {"tool_calls": [{"name": ..., "arguments": {...}}, ...]} or, with auto,
 //   {"response": "..."}.
@@ -50,7 +53,7 @@ struct ToolRequest {
   bool active() const { return !tools.empty() && choice != ToolChoice::kNone; }
 };
 
-enum class ToolFormat { kHermes, kGeneric };
+enum class ToolFormat { kHermes, kLlama3, kGeneric };
 
 ToolFormat tool_format_of(std::string_view template_source);
 

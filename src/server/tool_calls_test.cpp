@@ -159,6 +159,48 @@ TEST(ToolCalls, HermesRoundTripMatchesTheReferenceRendering) {
   EXPECT_EQ(*text, expected.get<std::string>());
 }
 
+// Llama 3.1's real template: the same round trip against Python jinja2's rendering
+// (tests/golden/chat/llama3.json, case tool_call_round_trip).
+TEST(ToolCalls, Llama3RoundTripMatchesTheReferenceRendering) {
+  const std::string dir = std::string(FLASHLM_SOURCE_DIR) + "/tests/golden/chat/";
+  const ojson golden = ojson::parse(read(dir + "llama3.json"));
+  const std::string source = read(dir + "templates/llama3.jinja");
+  ASSERT_EQ(tool_format_of(source), ToolFormat::kLlama3);
+  ojson expected, tools;
+  for (const ojson& c : golden["cases"]) {
+    if (c["name"] == "tool_call_round_trip") {
+      expected = c["expected"];
+      tools = c["context"]["tools"];
+    }
+  }
+  ASSERT_TRUE(expected.is_string());
+  CompletionRequest r = parse_ok(std::string(R"({"messages": [
+      {"role": "user", "content": "What's the weather in Paris?"},
+      {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+        "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+      {"role": "tool", "tool_call_id": "call_1", "content": "{\"temperature\": 21}"}],
+      "tools": )") + tools.dump() + "}");
+  const ChatInput in = tool_chat_input(r.messages, r.tools, ToolFormat::kLlama3);
+  Result<chat::ChatTemplate> t = chat::ChatTemplate::parse(source);
+  ASSERT_TRUE(t.is_ok()) << t.message();
+  ojson ctx = {{"messages", ojson(in.messages)}, {"add_generation_prompt", true}, {"bos_token", "<s>"},
+               {"eos_token", "</s>"}, {"tools", in.tools}};
+  Result<std::string> text = t->render_ordered(ctx);
+  ASSERT_TRUE(text.is_ok()) << text.message();
+  EXPECT_EQ(*text, expected.get<std::string>());
+  // The reply format: one object with "parameters", grammar-enforced when required.
+  Result<std::string> g = tool_call_gbnf(parse_ok(with_tools(R"(, "tool_choice": "required")")).tools,
+                                         ToolFormat::kLlama3);
+  ASSERT_TRUE(g.is_ok()) << g.message();
+  EXPECT_TRUE(grammar_matches(*g, R"({"name": "get_time", "parameters": {"zone": "UTC"}})"));
+  EXPECT_FALSE(grammar_matches(*g, R"({"name": "get_time", "arguments": {"zone": "UTC"}})"));
+  const ToolOutput o = parse_tool_output("<|python_tag|>{\"name\": \"get_time\", \"parameters\": {\"zone\": "
+                                         "\"UTC\"}}",
+                                         parse_ok(with_tools()).tools, ToolFormat::kLlama3);
+  ASSERT_EQ(o.calls.size(), 1u);
+  EXPECT_FALSE(o.content.has_value());
+}
+
 TEST(ToolCalls, GenericFormatDescribesToolsAndRewritesHistory) {
   CompletionRequest r = parse_ok(std::string(R"({"messages": [{"role": "user", "content": "x"},
       {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
