@@ -31,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       continue;
     }
     if (ep == Endpoint::kChat) {
-      for (ToolFormat f : {ToolFormat::kHermes, ToolFormat::kLlama3, ToolFormat::kGeneric}) {
+      for (ToolFormat f : {ToolFormat::kHermes, ToolFormat::kLlama3, ToolFormat::kMistral, ToolFormat::kGeneric}) {
         (void)tool_chat_input(req.messages, req.tools, f);
         if (auto g = tool_call_gbnf(req.tools, f); g && !g->empty()) (void)flashlm::grammar::parse_gbnf(*g);
         (void)tool_calls_json(parse_tool_output(body, req.tools, f).calls);

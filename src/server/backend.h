@@ -31,7 +31,7 @@ class Backend {
   virtual std::vector<int32_t> tokenize(std::string_view text, bool add_special, bool parse_special) const = 0;
   // Messages ([{"role", "content", ...}], as tool_chat_input writes them) through the chat
   // template, with `tools` as its tools variable unless null, then tokens.
-  virtual Result<std::vector<int32_t>> chat_tokens(const nlohmann::json& messages,
+  virtual Result<std::vector<int32_t>> chat_tokens(const nlohmann::ordered_json& messages,
                                                    const nlohmann::ordered_json& tools) const = 0;
   // How this model's template writes tool calls (server/tool_calls.h).
   virtual ToolFormat tool_format() const { return ToolFormat::kGeneric; }

@@ -37,7 +37,7 @@ class FakeBackend final : public Backend {
     for (unsigned char c : text) ids.push_back(c);
     return ids;
   }
-  Result<std::vector<int32_t>> chat_tokens(const nlohmann::json& messages,
+  Result<std::vector<int32_t>> chat_tokens(const nlohmann::ordered_json& messages,
                                            const nlohmann::ordered_json& /*tools*/) const override {
     std::string text;
     for (const auto& m : messages) {

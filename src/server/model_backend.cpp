@@ -36,9 +36,9 @@ class ModelBackend final : public Backend {
     return tok_->encode(text, add_special, parse_special);
   }
 
-  Result<std::vector<int32_t>> chat_tokens(const nlohmann::json& messages,
+  Result<std::vector<int32_t>> chat_tokens(const nlohmann::ordered_json& messages,
                                            const nlohmann::ordered_json& tools) const override {
-    nlohmann::ordered_json context = {{"messages", nlohmann::ordered_json(messages)},
+    nlohmann::ordered_json context = {{"messages", messages},
                                       {"add_generation_prompt", true},
                                       {"bos_token", bos_},
                                       {"eos_token", eos_}};

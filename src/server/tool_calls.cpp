@@ -1,5 +1,7 @@
 #include "server/tool_calls.h"
 
+#include <cctype>
+#include <cstdint>
 #include <set>
 
 #include "grammar/json_schema.h"
@@ -15,6 +17,24 @@ using Err = std::optional<ApiError>;
 constexpr std::string_view kOpen = "<tool_call>";
 constexpr std::string_view kClose = "</tool_call>";
 constexpr std::string_view kPythonTag = "<|python_tag|>";
+constexpr std::string_view kMistralCalls = "[TOOL_CALLS]";
+
+// A call id as Mistral's templates require it (9 alphanumerics): kept when it is one,
+// else derived from a hash of it, so a call and its result keep matching.
+std::string mistral_id(const std::string& id) {
+  bool ok = id.size() == 9;
+  for (char c : id) ok = ok && std::isalnum(static_cast<unsigned char>(c));
+  if (ok) return id;
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (char c : id) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  std::string out;
+  for (int i = 0; i < 9; ++i, h /= 62) out.push_back(kAlphabet[h % 62]);
+  return out;
+}
 
 bool valid_function_name(const std::string& n) {
   if (n.empty() || n.size() > 64) return false;
@@ -178,6 +198,24 @@ ToolOutput parse_llama3(std::string_view text, const ToolRequest& t) {
   return out;
 }
 
+// [TOOL_CALLS] and a JSON array of call objects (the marker may be a control token the
+// detokenizer leaves out, so the array alone counts too).
+ToolOutput parse_mistral(std::string_view text, const ToolRequest& t) {
+  ToolOutput out;
+  std::string body = trim(text);
+  if (std::string_view(body).substr(0, kMistralCalls.size()) == kMistralCalls) {
+    body = trim(body.substr(kMistralCalls.size()));
+  }
+  const json v = json::parse(body, nullptr, false);
+  if (v.is_array()) {
+    for (const json& c : v) {
+      if (auto call = call_from(c, t)) out.calls.push_back(std::move(*call));
+    }
+  }
+  if (out.calls.empty()) out.content = std::string(text);
+  return out;
+}
+
 ToolOutput parse_hermes(std::string_view text, const ToolRequest& t) {
   ToolOutput out;
   std::string rest;
@@ -214,6 +252,7 @@ ToolFormat tool_format_of(std::string_view template_source) {
   if (template_source.find("tools") == std::string_view::npos) return ToolFormat::kGeneric;
   if (template_source.find(kOpen) != std::string_view::npos) return ToolFormat::kHermes;
   if (template_source.find(kPythonTag) != std::string_view::npos) return ToolFormat::kLlama3;
+  if (template_source.find(kMistralCalls) != std::string_view::npos) return ToolFormat::kMistral;
   return ToolFormat::kGeneric;
 }
 
@@ -364,18 +403,37 @@ Err parse_message_tool_fields(const json& msg, const std::string& p, json* norm)
 ChatInput tool_chat_input(const json& messages, const ToolRequest& t, ToolFormat format) {
   ChatInput in;
   if (format != ToolFormat::kGeneric) {
-    in.messages = messages;
-    for (json& m : in.messages) {
+    json msgs = messages;
+    for (json& m : msgs) {
       // Llama's template writes a result with `tojson` unless it is a plain value: a JSON
       // result goes in as that value, not as a quoted string.
       if (format == ToolFormat::kLlama3 && m["role"] == "tool") {
         json v = json::parse(m["content"].get<std::string>(), nullptr, false);
         if (v.is_object() || v.is_array()) m["content"] = std::move(v);
       }
+      if (format == ToolFormat::kMistral && m.contains("tool_call_id")) {
+        m["tool_call_id"] = mistral_id(m["tool_call_id"].get<std::string>());
+      }
       auto calls = m.find("tool_calls");
       if (calls == m.end()) continue;
-      // Templates write arguments with `tojson`: they expect the object, not its text.
-      for (json& c : *calls) c["function"]["arguments"] = arguments_value(c["function"]["arguments"]);
+      for (json& c : *calls) {
+        if (format == ToolFormat::kMistral) c["id"] = mistral_id(c["id"].get<std::string>());
+      }
+    }
+    in.messages = ojson::parse(msgs.dump(-1, ' ', false, json::error_handler_t::replace));
+    for (ojson& m : in.messages) {
+      auto calls = m.find("tool_calls");
+      if (calls == m.end()) continue;
+      for (ojson& c : *calls) {
+        // Templates write arguments with `tojson`: they expect the object, not its text.
+        // Keys in OpenAI's order, which templates that dump a call show the model.
+        const ojson fn = c["function"];
+        c = ojson{{"id", c["id"]},
+                  {"type", "function"},
+                  {"function", {{"name", fn["name"]},
+                                {"arguments", ojson::parse(arguments_value(fn["arguments"].get<std::string>())
+                                                                  .dump(-1, ' ', false, json::error_handler_t::replace))}}}};
+      }
     }
     if (t.active()) {
       in.tools = ojson::array();
@@ -385,42 +443,45 @@ ChatInput tool_chat_input(const json& messages, const ToolRequest& t, ToolFormat
   }
   // Generic: calls and results become the JSON text the reply format uses; results go in
   // a user turn (templates such as Gemma's accept only user and assistant roles).
-  in.messages = json::array();
+  json out_msgs = json::array();
   for (const json& m : messages) {
     const std::string role = m["role"].get<std::string>();
     if (role == "tool") {
       json r = {{"tool_call_id", m["tool_call_id"]}, {"content", m["content"]}};
       if (m.contains("name")) r["name"] = m["name"];
       const std::string line = json{{"tool_response", r}}.dump(-1, ' ', false, json::error_handler_t::replace);
-      if (!in.messages.empty() && in.messages.back().value("tool_results", false)) {
-        in.messages.back()["content"] = in.messages.back()["content"].get<std::string>() + "\n" + line;
+      if (!out_msgs.empty() && out_msgs.back().value("tool_results", false)) {
+        out_msgs.back()["content"] = out_msgs.back()["content"].get<std::string>() + "\n" + line;
       } else {
-        in.messages.push_back({{"role", "user"}, {"content", line}, {"tool_results", true}});
+        out_msgs.push_back({{"role", "user"}, {"content", line}, {"tool_results", true}});
       }
       continue;
     }
     json out = {{"role", role}, {"content", m["content"]}};
     if (m.contains("name")) out["name"] = m["name"];
     if (auto calls = m.find("tool_calls"); calls != m.end()) {
-      json list = json::array();
+      ojson list = ojson::array();  // name first, as the reply grammar writes it
       for (const json& c : *calls) {
-        list.push_back({{"name", c["function"]["name"]}, {"arguments", arguments_value(c["function"]["arguments"])}});
+        const json args = arguments_value(c["function"]["arguments"]);
+        list.push_back({{"name", c["function"]["name"]},
+                        {"arguments", ojson::parse(args.dump(-1, ' ', false, json::error_handler_t::replace))}});
       }
       std::string text = m["content"].get<std::string>();
       out["content"] = (text.empty() ? "" : text + "\n") +
-                       json{{"tool_calls", list}}.dump(-1, ' ', false, json::error_handler_t::replace);
+                       ojson{{"tool_calls", list}}.dump(-1, ' ', false, ojson::error_handler_t::replace);
     }
-    in.messages.push_back(std::move(out));
+    out_msgs.push_back(std::move(out));
   }
-  for (json& m : in.messages) m.erase("tool_results");
+  for (json& m : out_msgs) m.erase("tool_results");
   if (t.active()) {
     const std::string prompt = generic_system_prompt(t);
-    if (!in.messages.empty() && in.messages[0]["role"] == "system") {
-      in.messages[0]["content"] = in.messages[0]["content"].get<std::string>() + "\n\n" + prompt;
+    if (!out_msgs.empty() && out_msgs[0]["role"] == "system") {
+      out_msgs[0]["content"] = out_msgs[0]["content"].get<std::string>() + "\n\n" + prompt;
     } else {
-      in.messages.insert(in.messages.begin(), json{{"role", "system"}, {"content", prompt}});
+      out_msgs.insert(out_msgs.begin(), json{{"role", "system"}, {"content", prompt}});
     }
   }
+  in.messages = ojson::parse(out_msgs.dump(-1, ' ', false, json::error_handler_t::replace));
   return in;
 }
 
@@ -452,7 +513,14 @@ Result<std::string> tool_call_gbnf(const ToolRequest& t, ToolFormat format) {
   schema["$defs"] = std::move(defs);
   Result<std::string> gbnf = grammar::json_schema_to_gbnf(schema);
   if (!gbnf) return gbnf.status().with_context("tools");
-  if (format != ToolFormat::kHermes) return gbnf;  // Llama 3: the one call object is the reply
+  // Generic: the JSON object is the reply; Llama 3: the one call object is.
+  if (format == ToolFormat::kGeneric || format == ToolFormat::kLlama3) return gbnf;
+  if (format == ToolFormat::kMistral) {
+    // [TOOL_CALLS][call, ...]; the start rule renamed as for Hermes below.
+    std::string text = "tool_call_json" + gbnf->substr(std::string("root").size());
+    return "root ::= \"[TOOL_CALLS]\" \"[\" tool_call_json" +
+           std::string(t.parallel ? " (\", \" tool_call_json)*" : "") + " \"]\"\n" + text;
+  }
   // Hermes: the call object inside its tags. The schema's start rule is renamed; the
   // converter's own rule names never contain '_', so the new names cannot collide.
   std::string text = "tool_call_json" + gbnf->substr(std::string("root").size());
@@ -462,9 +530,10 @@ Result<std::string> tool_call_gbnf(const ToolRequest& t, ToolFormat format) {
 }
 
 ToolOutput parse_tool_output(std::string_view text, const ToolRequest& t, ToolFormat format) {
-  ToolOutput out = format == ToolFormat::kHermes   ? parse_hermes(text, t)
-                   : format == ToolFormat::kLlama3 ? parse_llama3(text, t)
-                                                   : parse_generic(text, t);
+  ToolOutput out = format == ToolFormat::kHermes    ? parse_hermes(text, t)
+                   : format == ToolFormat::kLlama3  ? parse_llama3(text, t)
+                   : format == ToolFormat::kMistral ? parse_mistral(text, t)
+                                                    : parse_generic(text, t);
   if (!t.parallel && out.calls.size() > 1) out.calls.resize(1);
   return out;
 }

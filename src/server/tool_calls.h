@@ -11,8 +11,12 @@
 // - kLlama3: Llama 3.1+ templates (they render `tools` and ask for one
 //   {"name": ..., "parameters": {...}} object, optionally after <|python_tag|>). One call
 //   per turn, as those templates allow; results are passed as JSON values where they parse.
+// - kMistral: Mistral templates with [TOOL_CALLS] (Nemo, Small): the reply is
+//   [TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]. Their templates accept only
+//   9-character alphanumeric call ids, so other ids are mapped to one (the same id always
+//   to the same one) on the way in.
 // - kGeneric: every other template (no `tools` support, or a call syntax flashlm does not
-//   parse yet: Mistral). The tools are described in a system message and the
+//   parse). The tools are described in a system message and the
 //   reply is one JSON object, always grammar-constrained, as llama.cpp's generic format
 //   does: {"tool_calls": [{"name": ..., "arguments": {...}}, ...]} or, with auto,
 //   {"response": "..."}.
@@ -53,7 +57,7 @@ struct ToolRequest {
   bool active() const { return !tools.empty() && choice != ToolChoice::kNone; }
 };
 
-enum class ToolFormat { kHermes, kLlama3, kGeneric };
+enum class ToolFormat { kHermes, kLlama3, kMistral, kGeneric };
 
 ToolFormat tool_format_of(std::string_view template_source);
 
@@ -70,7 +74,7 @@ std::optional<ApiError> parse_message_tool_fields(const nlohmann::json& msg, con
 // What the chat template renders: the conversation (tool calls and results written the way
 // the format expects) and its `tools` variable (null: not passed).
 struct ChatInput {
-  nlohmann::json messages;
+  nlohmann::ordered_json messages;  // keys in the order templates show them (name before arguments)
   nlohmann::ordered_json tools;
 };
 ChatInput tool_chat_input(const nlohmann::json& messages, const ToolRequest& tools, ToolFormat format);

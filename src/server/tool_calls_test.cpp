@@ -201,6 +201,58 @@ TEST(ToolCalls, Llama3RoundTripMatchesTheReferenceRendering) {
   EXPECT_FALSE(o.content.has_value());
 }
 
+// Mistral Nemo's real template, against Python jinja2's rendering (case
+// tool_call_round_trip of tests/golden/chat/mistral_nemo.json); an OpenAI-style call id
+// is mapped to the 9 alphanumerics the template demands.
+TEST(ToolCalls, MistralRoundTripMatchesTheReferenceRendering) {
+  const std::string dir = std::string(FLASHLM_SOURCE_DIR) + "/tests/golden/chat/";
+  const ojson golden = ojson::parse(read(dir + "mistral_nemo.json"));
+  const std::string source = read(dir + "templates/mistral_nemo.jinja");
+  ASSERT_EQ(tool_format_of(source), ToolFormat::kMistral);
+  ojson expected, tools;
+  for (const ojson& c : golden["cases"]) {
+    if (c["name"] == "tool_call_round_trip") {
+      expected = c["expected"];
+      tools = c["context"]["tools"];
+    }
+  }
+  ASSERT_TRUE(expected.is_string());
+  auto render = [&](const std::string& id) {
+    CompletionRequest r = parse_ok(std::string(R"({"messages": [
+        {"role": "user", "content": "What's the weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": ")") + id + R"(", "type": "function",
+          "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": ")" + id + R"(", "content": "21 C"},
+        {"role": "assistant", "content": "2+2 = 4."},
+        {"role": "user", "content": "  And in French, s'il vous pla\u00eet? \"quotes\" & <tags>  "}],
+        "tools": )" + tools.dump() + "}");
+    const ChatInput in = tool_chat_input(r.messages, r.tools, ToolFormat::kMistral);
+    Result<chat::ChatTemplate> t = chat::ChatTemplate::parse(source);
+    EXPECT_TRUE(t.is_ok()) << t.message();
+    ojson ctx = {{"messages", ojson(in.messages)}, {"add_generation_prompt", true}, {"bos_token", "<s>"},
+                 {"eos_token", "</s>"}, {"tools", in.tools}};
+    return t->render_ordered(ctx);
+  };
+  Result<std::string> text = render("abcDEF123");
+  ASSERT_TRUE(text.is_ok()) << text.message();
+  EXPECT_EQ(*text, expected.get<std::string>());
+  Result<std::string> mapped = render("call_Xy7QpLmN0aBcDeFgHiJkLmNo");
+  ASSERT_TRUE(mapped.is_ok()) << mapped.message();  // the template refuses ids that are not 9 long
+  // The reply format, grammar-enforced when required, and parsed with or without the marker.
+  const ToolRequest t = parse_ok(with_tools(R"(, "tool_choice": "required")")).tools;
+  Result<std::string> g = tool_call_gbnf(t, ToolFormat::kMistral);
+  ASSERT_TRUE(g.is_ok()) << g.message();
+  EXPECT_TRUE(grammar_matches(*g, R"([TOOL_CALLS][{"name": "get_time", "arguments": {"zone": "UTC"}}, )"
+                                  R"({"name": "get_weather", "arguments": {"city": "Rome"}}])"));
+  EXPECT_FALSE(grammar_matches(*g, R"([{"name": "get_time", "arguments": {}}])"));
+  for (const char* reply : {R"([TOOL_CALLS][{"name": "get_time", "arguments": {"zone": "UTC"}}])",
+                            R"([{"name": "get_time", "arguments": {"zone": "UTC"}, "id": "abcDEF123"}])"}) {
+    const ToolOutput o = parse_tool_output(reply, t, ToolFormat::kMistral);
+    ASSERT_EQ(o.calls.size(), 1u) << reply;
+    EXPECT_EQ(o.calls[0].name, "get_time");
+  }
+}
+
 TEST(ToolCalls, GenericFormatDescribesToolsAndRewritesHistory) {
   CompletionRequest r = parse_ok(std::string(R"({"messages": [{"role": "user", "content": "x"},
       {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
