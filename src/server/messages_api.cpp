@@ -77,28 +77,9 @@ Err convert_message(const json& m, const std::string& p, json* out) {
 
 // Chat parameter names in an error -> the Messages API's.
 ApiError renamed(ApiError e) {
-  static const std::pair<std::string, std::string> kNames[] = {
-      {"max_completion_tokens", "max_tokens"}, {"stop", "stop_sequences"}, {"messages", "messages"}};
-  for (const auto& [from, to] : kNames) {
-    if (e.param.rfind(from, 0) == 0 && e.param != to) {
-      for (size_t at = e.message.find("'" + from); at != std::string::npos; at = e.message.find("'" + from, at + 1)) {
-        const size_t end = e.message.find('\'', at + 1);
-        if (end == std::string::npos) break;
-        e.message.replace(at + 1, end - at - 1, to);
-      }
-      e.param = to;
-      break;
-    }
-  }
-  if (e.param.rfind("tools[", 0) == 0) {
-    for (std::string* s : {&e.param, &e.message}) {
-      for (const auto& [from, to] : {std::pair<std::string, std::string>{".function.parameters", ".input_schema"},
-                                     {".function.", "."}}) {
-        for (size_t at = s->find(from); at != std::string::npos; at = s->find(from, at)) s->replace(at, from.size(), to);
-      }
-    }
-  }
-  return e;
+  return renamed_fields(std::move(e),
+                        {{"max_completion_tokens", "max_tokens"}, {"stop", "stop_sequences"}, {"messages", "messages"}},
+                        {{".function.parameters", ".input_schema"}, {".function.", "."}});
 }
 
 const char* stop_reason(const ToolOutput& reply, FinishReason finish) {

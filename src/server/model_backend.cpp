@@ -15,6 +15,7 @@ class ModelBackend final : public Backend {
                std::string id)
       : model_(std::move(model)), tok_(std::move(tok)), tmpl_(std::move(tmpl)), id_(std::move(id)) {
     bos_ = tok_->bos() >= 0 ? tok_->token_text(tok_->bos()) : "";
+    tool_format_ = tmpl_ ? tool_format_of(tmpl_->source()) : ToolFormat::kGeneric;
     eos_ = tok_->eos() >= 0 ? tok_->token_text(tok_->eos()) : "";
   }
   ~ModelBackend() override {
@@ -52,7 +53,7 @@ class ModelBackend final : public Backend {
     return tok_->encode(*text, add_special, /*parse_special=*/true);
   }
 
-  ToolFormat tool_format() const override { return tmpl_ ? tool_format_of(tmpl_->source()) : ToolFormat::kGeneric; }
+  ToolFormat tool_format() const override { return tool_format_; }
 
   std::string detokenize(const std::vector<int32_t>& tokens) const override { return tok_->decode(tokens); }
   std::string token_piece(int32_t token) const override { return tok_->token_to_piece(token); }
@@ -76,6 +77,7 @@ class ModelBackend final : public Backend {
   std::unique_ptr<tok::Tokenizer> tok_;
   Result<chat::ChatTemplate> tmpl_;  // an error here only fails chat requests
   std::string id_, bos_, eos_;
+  ToolFormat tool_format_ = ToolFormat::kGeneric;  // read from the template once
   std::unique_ptr<Scheduler> sched_;  // last: stopped before the model goes away
 };
 

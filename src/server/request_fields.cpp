@@ -49,6 +49,29 @@ ApiError unsupported(const std::string& param, const std::string& why) {
                            "unsupported_parameter");
 }
 
+ApiError renamed_fields(ApiError e, NamePairs fields, NamePairs tool_keys) {
+  for (const auto& [from_c, to] : fields) {
+    const std::string from = from_c;
+    if (e.param.rfind(from, 0) != 0) continue;
+    for (size_t at = e.message.find("'" + from); at != std::string::npos; at = e.message.find("'" + from, at + 1)) {
+      const size_t end = e.message.find('\'', at + 1);
+      if (end == std::string::npos) break;
+      e.message.replace(at + 1, end - at - 1, to);
+    }
+    e.param = to;
+    break;
+  }
+  if (e.param.rfind("tools[", 0) == 0) {
+    for (std::string* s : {&e.param, &e.message}) {
+      for (const auto& [from_c, to] : tool_keys) {
+        const std::string from = from_c;
+        for (size_t at = s->find(from); at != std::string::npos; at = s->find(from, at)) s->replace(at, from.size(), to);
+      }
+    }
+  }
+  return e;
+}
+
 std::optional<ApiError> joined_text(const json& v, const std::string& param, std::initializer_list<const char*> types,
                                     std::string* out) {
   if (v.is_string()) {

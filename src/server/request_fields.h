@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "server/api_error.h"
 
@@ -21,6 +22,13 @@ ApiError type_error(const std::string& param, const char* expected, const nlohma
 ApiError value_error(const std::string& param, const std::string& why);
 ApiError missing_error(const std::string& param);
 ApiError unsupported(const std::string& param, const std::string& why);
+
+// An error from the chat parser, for an API that rewrote its request into a chat request:
+// a param starting with a `fields` key is named by its value (the whole field: indices of
+// the chat form are not the caller's), in the message too; inside tools[i], each `tool_keys`
+// key is replaced by its value.
+using NamePairs = std::initializer_list<std::pair<const char*, const char*>>;
+ApiError renamed_fields(ApiError e, NamePairs fields, NamePairs tool_keys);
 
 // Message text: a string, or an array of {"type": one of `types`, "text": "..."} parts
 // joined by newlines (images and other parts are a 400 naming the part).

@@ -101,34 +101,14 @@ Err chat_tools(const json& tools, nlohmann::ordered_json* out) {
   return std::nullopt;
 }
 
-// Chat-side parameter names in an error -> the Responses API's.
+// Chat-side parameter names in an error -> the Responses API's (tools are flat there).
 ApiError renamed(ApiError e) {
-  static const std::pair<std::string, std::string> kNames[] = {
-      {"max_completion_tokens", "max_output_tokens"},
-      {"response_format.json_schema.schema", "text.format.schema"},
-      {"response_format", "text.format"},
-      {"messages", "input"},
-  };
-  for (const auto& [from, to] : kNames) {
-    if (e.param.rfind(from, 0) == 0) {
-      e.param = to;  // an index into the chat messages is not the input's: name the field only
-      for (size_t at = e.message.find("'" + from); at != std::string::npos; at = e.message.find("'" + from, at + 1)) {
-        const size_t end = e.message.find('\'', at + 1);
-        if (end == std::string::npos) break;
-        e.message.replace(at + 1, end - at - 1, to);
-      }
-      break;
-    }
-  }
-  // tools[i].function.x -> tools[i].x
-  if (e.param.rfind("tools[", 0) == 0) {
-    for (std::string* s : {&e.param, &e.message}) {
-      for (size_t at = s->find(".function."); at != std::string::npos; at = s->find(".function.", at)) {
-        s->erase(at, std::string(".function").size());
-      }
-    }
-  }
-  return e;
+  return renamed_fields(std::move(e),
+                        {{"max_completion_tokens", "max_output_tokens"},
+                         {"response_format.json_schema.schema", "text.format.schema"},
+                         {"response_format", "text.format"},
+                         {"messages", "input"}},
+                        {{".function.", "."}});
 }
 
 }  // namespace

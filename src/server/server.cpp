@@ -18,6 +18,7 @@
 
 #include "server/http_session.h"
 #include "util/version.h"
+#include "util/xxhash64.h"
 
 namespace flashlm::server {
 
@@ -33,11 +34,8 @@ constexpr auto kCloseGrace = std::chrono::seconds(10);  // for clients still rea
 // system_fingerprint: "fp_" and 12 hex digits of a hash of the release and the model, so
 // a client sees when either changes.
 std::string fingerprint(const std::string& model_id) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (char c : std::string(kVersion) + "/" + model_id) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ull;
-  }
+  const std::string what = std::string(kVersion) + "/" + model_id;
+  const uint64_t h = xxh64(what.data(), what.size());
   char buf[16];
   std::snprintf(buf, sizeof buf, "%012llx", static_cast<unsigned long long>(h & 0xFFFFFFFFFFFFull));
   return std::string("fp_") + buf;

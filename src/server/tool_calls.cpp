@@ -6,6 +6,7 @@
 
 #include "grammar/json_schema.h"
 #include "server/request_fields.h"
+#include "util/xxhash64.h"
 
 namespace flashlm::server {
 namespace {
@@ -26,11 +27,7 @@ std::string mistral_id(const std::string& id) {
   for (char c : id) ok = ok && std::isalnum(static_cast<unsigned char>(c));
   if (ok) return id;
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (char c : id) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ull;
-  }
+  uint64_t h = xxh64(id.data(), id.size());
   std::string out;
   for (int i = 0; i < 9; ++i, h /= 62) out.push_back(kAlphabet[h % 62]);
   return out;

@@ -125,69 +125,69 @@ std::string read(const std::string& path) {
   return ss.str();
 }
 
-// The API's tool round trip (OpenAI message shapes) through the Hermes path and Qwen 2.5's
-// real template gives the text Python jinja2 rendered from the same conversation
-// (tests/golden/chat/qwen2_5.json, case tool_call_round_trip).
-TEST(ToolCalls, HermesRoundTripMatchesTheReferenceRendering) {
+// A real template and the case tool_call_round_trip that Python jinja2 rendered from it
+// (tests/golden/chat/<family>.json).
+struct RoundTripGolden {
+  std::string source;
+  std::string expected;
+  ojson tools;
+};
+
+RoundTripGolden round_trip_golden(const std::string& family) {
   const std::string dir = std::string(FLASHLM_SOURCE_DIR) + "/tests/golden/chat/";
-  const ojson golden = ojson::parse(read(dir + "qwen2_5.json"));
-  const std::string source = read(dir + "templates/qwen2_5.jinja");
-  ASSERT_EQ(tool_format_of(source), ToolFormat::kHermes);
-  ojson expected, tools;
+  const ojson golden = ojson::parse(read(dir + family + ".json"));
+  RoundTripGolden g;
+  g.source = read(dir + "templates/" + family + ".jinja");
   for (const ojson& c : golden["cases"]) {
     if (c["name"] == "tool_call_round_trip") {
-      expected = c["expected"];
-      tools = c["context"]["tools"];
+      g.expected = c["expected"].get<std::string>();
+      g.tools = c["context"]["tools"];
     }
   }
-  ASSERT_TRUE(expected.is_string());
-  CompletionRequest r = parse_ok(std::string(R"({"messages": [
+  EXPECT_FALSE(g.expected.empty()) << family << ": no tool_call_round_trip case";
+  return g;
+}
+
+// An API request's conversation through the format's path and the template, as the
+// server renders it.
+Result<std::string> render_through(const std::string& source, const std::string& request, ToolFormat format) {
+  const CompletionRequest r = parse_ok(request);
+  const ChatInput in = tool_chat_input(r.messages, r.tools, format);
+  Result<chat::ChatTemplate> t = chat::ChatTemplate::parse(source);
+  if (!t) return t.status();
+  return t->render_ordered({{"messages", in.messages}, {"add_generation_prompt", true}, {"bos_token", "<s>"},
+                            {"eos_token", "</s>"}, {"tools", in.tools}});
+}
+
+// The API's tool round trip (OpenAI message shapes) through the Hermes path and Qwen 2.5's
+// real template gives the text Python jinja2 rendered from the same conversation.
+TEST(ToolCalls, HermesRoundTripMatchesTheReferenceRendering) {
+  const RoundTripGolden ref = round_trip_golden("qwen2_5");
+  ASSERT_EQ(tool_format_of(ref.source), ToolFormat::kHermes);
+  Result<std::string> text = render_through(ref.source, std::string(R"({"messages": [
       {"role": "system", "content": "You are a terse assistant."},
       {"role": "user", "content": "What's the weather in Paris?"},
       {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
         "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\", \"unit\": \"celsius\"}"}}]},
       {"role": "tool", "tool_call_id": "call_1", "content": "{\"temperature\": 21, \"sky\": \"clear\"}"},
       {"role": "tool", "tool_call_id": "call_1", "content": "{\"temperature\": 21, \"sky\": \"clear\"}"}],
-      "tools": )") + tools.dump() + "}");
-  const ChatInput in = tool_chat_input(r.messages, r.tools, ToolFormat::kHermes);
-  Result<chat::ChatTemplate> t = chat::ChatTemplate::parse(source);
-  ASSERT_TRUE(t.is_ok()) << t.message();
-  ojson ctx = {{"messages", ojson(in.messages)}, {"add_generation_prompt", true}, {"bos_token", "<s>"},
-               {"eos_token", "</s>"}, {"tools", in.tools}};
-  Result<std::string> text = t->render_ordered(ctx);
+      "tools": )") + ref.tools.dump() + "}", ToolFormat::kHermes);
   ASSERT_TRUE(text.is_ok()) << text.message();
-  EXPECT_EQ(*text, expected.get<std::string>());
+  EXPECT_EQ(*text, ref.expected);
 }
 
-// Llama 3.1's real template: the same round trip against Python jinja2's rendering
-// (tests/golden/chat/llama3.json, case tool_call_round_trip).
+// Llama 3.1's real template: the same round trip.
 TEST(ToolCalls, Llama3RoundTripMatchesTheReferenceRendering) {
-  const std::string dir = std::string(FLASHLM_SOURCE_DIR) + "/tests/golden/chat/";
-  const ojson golden = ojson::parse(read(dir + "llama3.json"));
-  const std::string source = read(dir + "templates/llama3.jinja");
-  ASSERT_EQ(tool_format_of(source), ToolFormat::kLlama3);
-  ojson expected, tools;
-  for (const ojson& c : golden["cases"]) {
-    if (c["name"] == "tool_call_round_trip") {
-      expected = c["expected"];
-      tools = c["context"]["tools"];
-    }
-  }
-  ASSERT_TRUE(expected.is_string());
-  CompletionRequest r = parse_ok(std::string(R"({"messages": [
+  const RoundTripGolden ref = round_trip_golden("llama3");
+  ASSERT_EQ(tool_format_of(ref.source), ToolFormat::kLlama3);
+  Result<std::string> text = render_through(ref.source, std::string(R"({"messages": [
       {"role": "user", "content": "What's the weather in Paris?"},
       {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
         "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
       {"role": "tool", "tool_call_id": "call_1", "content": "{\"temperature\": 21}"}],
-      "tools": )") + tools.dump() + "}");
-  const ChatInput in = tool_chat_input(r.messages, r.tools, ToolFormat::kLlama3);
-  Result<chat::ChatTemplate> t = chat::ChatTemplate::parse(source);
-  ASSERT_TRUE(t.is_ok()) << t.message();
-  ojson ctx = {{"messages", ojson(in.messages)}, {"add_generation_prompt", true}, {"bos_token", "<s>"},
-               {"eos_token", "</s>"}, {"tools", in.tools}};
-  Result<std::string> text = t->render_ordered(ctx);
+      "tools": )") + ref.tools.dump() + "}", ToolFormat::kLlama3);
   ASSERT_TRUE(text.is_ok()) << text.message();
-  EXPECT_EQ(*text, expected.get<std::string>());
+  EXPECT_EQ(*text, ref.expected);
   // The reply format: one object with "parameters", grammar-enforced when required.
   Result<std::string> g = tool_call_gbnf(parse_ok(with_tools(R"(, "tool_choice": "required")")).tools,
                                          ToolFormat::kLlama3);
@@ -201,43 +201,27 @@ TEST(ToolCalls, Llama3RoundTripMatchesTheReferenceRendering) {
   EXPECT_FALSE(o.content.has_value());
 }
 
-// Mistral Nemo's real template, against Python jinja2's rendering (case
-// tool_call_round_trip of tests/golden/chat/mistral_nemo.json); an OpenAI-style call id
-// is mapped to the 9 alphanumerics the template demands.
+// Mistral Nemo's real template: the same round trip; an OpenAI-style call id is mapped to
+// the 9 alphanumerics the template demands.
 TEST(ToolCalls, MistralRoundTripMatchesTheReferenceRendering) {
-  const std::string dir = std::string(FLASHLM_SOURCE_DIR) + "/tests/golden/chat/";
-  const ojson golden = ojson::parse(read(dir + "mistral_nemo.json"));
-  const std::string source = read(dir + "templates/mistral_nemo.jinja");
-  ASSERT_EQ(tool_format_of(source), ToolFormat::kMistral);
-  ojson expected, tools;
-  for (const ojson& c : golden["cases"]) {
-    if (c["name"] == "tool_call_round_trip") {
-      expected = c["expected"];
-      tools = c["context"]["tools"];
-    }
-  }
-  ASSERT_TRUE(expected.is_string());
-  auto render = [&](const std::string& id) {
-    CompletionRequest r = parse_ok(std::string(R"({"messages": [
+  const RoundTripGolden ref = round_trip_golden("mistral_nemo");
+  ASSERT_EQ(tool_format_of(ref.source), ToolFormat::kMistral);
+  auto request = [&](const std::string& id) {
+    return std::string(R"({"messages": [
         {"role": "user", "content": "What's the weather in Paris?"},
         {"role": "assistant", "content": null, "tool_calls": [{"id": ")") + id + R"(", "type": "function",
           "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
         {"role": "tool", "tool_call_id": ")" + id + R"(", "content": "21 C"},
         {"role": "assistant", "content": "2+2 = 4."},
         {"role": "user", "content": "  And in French, s'il vous pla\u00eet? \"quotes\" & <tags>  "}],
-        "tools": )" + tools.dump() + "}");
-    const ChatInput in = tool_chat_input(r.messages, r.tools, ToolFormat::kMistral);
-    Result<chat::ChatTemplate> t = chat::ChatTemplate::parse(source);
-    EXPECT_TRUE(t.is_ok()) << t.message();
-    ojson ctx = {{"messages", ojson(in.messages)}, {"add_generation_prompt", true}, {"bos_token", "<s>"},
-                 {"eos_token", "</s>"}, {"tools", in.tools}};
-    return t->render_ordered(ctx);
+        "tools": )" + ref.tools.dump() + "}";
   };
-  Result<std::string> text = render("abcDEF123");
+  Result<std::string> text = render_through(ref.source, request("abcDEF123"), ToolFormat::kMistral);
   ASSERT_TRUE(text.is_ok()) << text.message();
-  EXPECT_EQ(*text, expected.get<std::string>());
-  Result<std::string> mapped = render("call_Xy7QpLmN0aBcDeFgHiJkLmNo");
-  ASSERT_TRUE(mapped.is_ok()) << mapped.message();  // the template refuses ids that are not 9 long
+  EXPECT_EQ(*text, ref.expected);
+  // The template refuses ids that are not 9 long.
+  Result<std::string> mapped = render_through(ref.source, request("call_Xy7QpLmN0aBcDeFgHiJkLmNo"), ToolFormat::kMistral);
+  ASSERT_TRUE(mapped.is_ok()) << mapped.message();
   // The reply format, grammar-enforced when required, and parsed with or without the marker.
   const ToolRequest t = parse_ok(with_tools(R"(, "tool_choice": "required")")).tools;
   Result<std::string> g = tool_call_gbnf(t, ToolFormat::kMistral);
