@@ -33,11 +33,10 @@ std::optional<BlockManager::Allocation> BlockManager::allocate(std::span<const i
   return Allocation{s, hit};
 }
 
-// The blocks KvCache::match needs for a reuse of P = k * block_size tokens: every block
-// before P in global groups, the blocks the query at P reads ([P - window + 1, P)) in
-// local ones. Takes the largest P whose blocks are each in memory or on disk, then reads
-// the missing ones. A record that fails verification, or whose tokens or parent differ
-// from the prompt's, is not imported; match() then settles for a shorter prefix.
+// Takes the longest prefix KvCache::match would reuse if every block in memory or on disk
+// were cached (reusable_blocks), then reads the missing blocks. A record that fails
+// verification, or whose tokens or parent differ from the prompt's, is not imported;
+// match() then settles for a shorter prefix.
 void BlockManager::read_through(std::span<const int32_t> tokens) {
   if (!store_) return;
   const int bs = kv_.block_size();
@@ -51,27 +50,9 @@ void BlockManager::read_through(std::span<const int32_t> tokens) {
   auto toks = [&](int64_t i) { return tokens.subspan(static_cast<size_t>(i * bs), static_cast<size_t>(bs)); };
   auto in_memory = [&](int g, int64_t i) { return kv_.pool(g).lookup(hash_of(g, i), parent_of(g, i), toks(i)) >= 0; };
   auto somewhere = [&](int g, int64_t i) { return in_memory(g, i) || store_->contains(hash_of(g, i)); };
-  auto first = [&](int g, int64_t k) -> int64_t {
-    const int w = kv_.group_window(g);
-    return w <= 0 ? 0 : std::max<int64_t>(0, k * bs - w + 1) / bs;
-  };
-  int64_t k = k_max;
+  const int64_t k = kv_.reusable_blocks(k_max, somewhere);
   for (int g = 0; g < ng; ++g) {
-    if (kv_.group_window(g) > 0) continue;
-    int64_t run = 0;
-    while (run < k && somewhere(g, run)) ++run;
-    k = run;
-  }
-  for (; k > 0; --k) {
-    bool ok = true;
-    for (int g = 0; g < ng && ok; ++g) {
-      if (kv_.group_window(g) <= 0) continue;
-      for (int64_t i = first(g, k); i < k && ok; ++i) ok = somewhere(g, i);
-    }
-    if (ok) break;
-  }
-  for (int g = 0; g < ng; ++g) {
-    for (int64_t i = first(g, k); i < k; ++i) {
+    for (int64_t i = kv_.first_block(g, k * bs); i < k; ++i) {
       if (in_memory(g, i)) continue;
       // A gap in a global chain ends the reusable prefix there: stop reading.
       if (!load_block(g, hash_of(g, i), parent_of(g, i), toks(i)) && kv_.group_window(g) <= 0) break;

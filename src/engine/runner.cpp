@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "kernels/cpu/attention.h"
-#include "kernels/cpu/thread_pool.h"
 
 namespace flashlm {
 
@@ -14,8 +13,7 @@ Status kv_type_check(const Model& model, DType type) {
     return Status::error("unsupported KV cache type id " + std::to_string(static_cast<uint32_t>(type)));
   }
   for (const LayerConfig& l : model.config().layers) {
-    Status st = attention_kv_type_check(type, l.head_dim);
-    if (!st.is_ok()) return st;
+    if (Status st = attention_kv_type_check(type, l.head_dim); !st.is_ok()) return st;
   }
   return Status::ok();
 }

@@ -29,8 +29,6 @@
 #include <unordered_map>
 #include <utility>
 
-#include "engine/block_manager.h"
-#include "engine/runner.h"
 #include "engine/sequence.h"
 #include "engine/step_plan.h"
 #include "formats/gguf_fingerprint.h"
@@ -139,7 +137,6 @@ struct Scheduler::Impl {
   std::vector<int64_t> pending;
   std::vector<int64_t> max_chunk;  // per running sequence; 0: no cap (see prepare_step)
   std::vector<StepChunk> plan;
-  std::vector<uint8_t> row_wanted;  // per batch token: it has a logits row
 };
 
 SubmitResult Scheduler::Impl::submit(RequestOptions req, EventFn on_event, bool warm) {
@@ -149,13 +146,14 @@ SubmitResult Scheduler::Impl::submit(RequestOptions req, EventFn on_event, bool 
     r.message = std::move(msg);
     return r;
   };
+  auto outside_vocab = [&](const char* what, int32_t t) {
+    return refuse(SubmitError::kInvalid, std::string(what) + " token id " + std::to_string(t) +
+                                             " is outside the vocabulary [0, " + std::to_string(n_vocab) + ")");
+  };
   if (!on_event) return refuse(SubmitError::kInvalid, "no event handler");
   if (req.prompt.empty()) return refuse(SubmitError::kInvalid, "the prompt is empty (no tokens)");
   for (int32_t t : req.prompt) {
-    if (t < 0 || t >= n_vocab) {
-      return refuse(SubmitError::kInvalid, "prompt token id " + std::to_string(t) + " is outside the vocabulary [0, " +
-                                               std::to_string(n_vocab) + ")");
-    }
+    if (t < 0 || t >= n_vocab) return outside_vocab("prompt", t);
   }
   const auto n_prompt = static_cast<int64_t>(req.prompt.size());
   if (n_prompt + 1 > n_ctx) {
@@ -175,10 +173,7 @@ SubmitResult Scheduler::Impl::submit(RequestOptions req, EventFn on_event, bool 
     return refuse(SubmitError::kInvalid, "timeout must be a finite number of seconds >= 0");
   }
   for (const auto& [t, bias] : req.sampling.logit_bias) {
-    if (t < 0 || t >= n_vocab) {
-      return refuse(SubmitError::kInvalid, "logit_bias token id " + std::to_string(t) +
-                                               " is outside the vocabulary [0, " + std::to_string(n_vocab) + ")");
-    }
+    if (t < 0 || t >= n_vocab) return outside_vocab("logit_bias", t);
   }
   if (req.grammar != nullptr) {
     std::call_once(trie_once, [this] { trie = std::make_unique<grammar::TokenTrie>(grammar_pieces(tok)); });
@@ -254,9 +249,7 @@ void Scheduler::Impl::step() {
   for (const auto& t : to_unpin) blocks.unpin(t);  // admit() publishes the stats
   end_cancelled(SchedClock::now());
   admit();
-  if (running.empty()) return;
-  if (!prepare_step()) return;
-  run_batch();
+  if (!running.empty() && prepare_step()) run_batch();
 }
 
 void Scheduler::Impl::publish_locked() {
@@ -306,11 +299,8 @@ void Scheduler::Impl::end_cancelled(SchedClock::time_point now) {
   }
   for (size_t i = 0; i < running.size();) {
     const FinishReason r = why(*running[i]);
-    if (r == FinishReason::kNone) {
-      ++i;
-      continue;
-    }
-    ended.emplace_back(take_running(i), r);
+    if (r == FinishReason::kNone) ++i;
+    else ended.emplace_back(take_running(i), r);
   }
   for (auto& [seq, r] : ended) {
     const StreamEvent ev = seq->end(r);
@@ -388,20 +378,18 @@ bool Scheduler::Impl::prepare_step() {
       for (const auto& s : running) max_chunk.push_back(s->scoring() ? cap : 0);
     }
     plan_step(pending, opts.step_tokens, &plan, max_chunk);
-    bool ok = true;
-    for (const StepChunk& c : plan) {
-      Sequence& s = *running[c.seq];
-      if (blocks.grow(s.kv_seq, s.n_past, s.n_past + c.n_tokens).is_ok()) continue;
-      ok = false;
-      if (running.size() == 1) {
-        const StreamEvent ev = s.end(FinishReason::kError, "the KV pool cannot hold this request");
-        finish(take_running(0), ev);
-        return false;
-      }
-      preempt(running.size() - 1);
-      break;
+    size_t n_backed = 0;  // chunks given their blocks
+    for (; n_backed < plan.size(); ++n_backed) {
+      const Sequence& s = *running[plan[n_backed].seq];
+      if (!blocks.grow(s.kv_seq, s.n_past, s.n_past + plan[n_backed].n_tokens).is_ok()) break;
     }
-    if (ok) return true;
+    if (n_backed == plan.size()) return true;
+    if (running.size() == 1) {
+      const StreamEvent ev = running[0]->end(FinishReason::kError, "the KV pool cannot hold this request");
+      finish(take_running(0), ev);
+      return false;
+    }
+    preempt(running.size() - 1);
   }
 }
 
@@ -414,11 +402,8 @@ void Scheduler::Impl::preempt(size_t i) {
 }
 
 void Scheduler::Impl::run_batch() {
-  int64_t n_tok = 0;
-  for (const StepChunk& c : plan) n_tok += c.n_tokens;
   int64_t n_prefill = 0;
   batch.clear();
-  row_wanted.clear();
   for (const StepChunk& c : plan) {
     const Sequence& s = *running[c.seq];
     // Prompt positions only; a preempted sequence recomputing its prompt counts again.
@@ -429,9 +414,9 @@ void Scheduler::Impl::run_batch() {
       const int64_t p = s.n_past + j;
       const bool want = (c.want_logits && j + 1 == c.n_tokens) || (scoring && p + 1 < s.n_prompt());
       batch.add(s.tokens()[static_cast<size_t>(p)], static_cast<int32_t>(p), s.kv_seq, want);
-      row_wanted.push_back(want ? 1 : 0);
     }
   }
+  const int64_t n_tok = batch.size();
 
   const auto t0 = SchedClock::now();
   const Status st = runner->forward(batch, &logits);
@@ -441,6 +426,7 @@ void Scheduler::Impl::run_batch() {
   // so indices into running stay valid.
   int64_t n_generated = 0;
   size_t row = 0, tok_i = 0;
+  auto next_row = [&] { return logits.data() + row++ * static_cast<size_t>(n_vocab); };
   std::vector<std::pair<size_t, StreamEvent>> finals;
   for (const StepChunk& c : plan) {
     Sequence& s = *running[c.seq];
@@ -455,28 +441,24 @@ void Scheduler::Impl::run_batch() {
     // (the last prompt token's row, which scores nothing).
     const int64_t n_rows_scored = c.want_logits ? c.n_tokens - 1 : c.n_tokens;
     for (int64_t j = 0; j < n_rows_scored; ++j) {
-      if (!row_wanted[chunk_tok + static_cast<size_t>(j)]) continue;
-      s.score_row(n_before + j, logits.data() + row * static_cast<size_t>(n_vocab), n_vocab);
-      ++row;
+      if (batch.want_logits[chunk_tok + static_cast<size_t>(j)]) s.score_row(n_before + j, next_row(), n_vocab);
     }
     s.n_past += c.n_tokens;
     blocks.publish(s.kv_seq, s.tokens(), n_before, s.n_past);
     if (!c.want_logits) continue;
+    const float* last_row = next_row();
     if (s.warm) {  // the whole prompt is in the cache: pin it, generate nothing
       blocks.pin(s.tokens());
       finals.emplace_back(c.seq, s.end(FinishReason::kStop));
-      ++row;
       continue;
     }
     if (s.options().max_tokens == 0) {  // prompt scored (prompt_logprobs): nothing to generate
       finals.emplace_back(c.seq, s.end(FinishReason::kLength));
-      ++row;
       continue;
     }
     const int64_t before = s.n_generated();
     StreamEvent ev;
-    const bool send = s.next_token(logits.data() + row * static_cast<size_t>(n_vocab), n_vocab, n_ctx, t1, &ev);
-    ++row;
+    const bool send = s.next_token(last_row, n_vocab, n_ctx, t1, &ev);
     n_generated += s.n_generated() - before;
     if (s.finish() != FinishReason::kNone) {
       finals.emplace_back(c.seq, std::move(ev));

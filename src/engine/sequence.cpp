@@ -48,19 +48,21 @@ void Sequence::score_row(int64_t pos, const float* logits, int32_t n_vocab) {
   ++n_scored_;
 }
 
-void Sequence::attach_prompt(StreamEvent* ev) {
-  if (prompt_sent_ || opts_.prompt_logprobs < 0) return;
-  prompt_sent_ = true;
-  ev->prompt_tokens = std::move(scored_);
-  scored_.clear();
-  scored_.shrink_to_fit();
-}
-
-void Sequence::fill_usage(StreamEvent* ev) const {
-  ev->n_prompt = n_prompt_;
-  ev->n_generated = n_generated_;
-  ev->n_cached = std::max<int64_t>(0, n_cached);
-  ev->ttft_ms = ttft_ms_;
+StreamEvent Sequence::event(std::string text, std::string error) {
+  StreamEvent ev;
+  ev.text = std::move(text);
+  ev.tokens = std::exchange(unsent_, {});
+  ev.finish = finish_;
+  ev.error = std::move(error);
+  ev.n_prompt = n_prompt_;
+  ev.n_generated = n_generated_;
+  ev.n_cached = std::max<int64_t>(0, n_cached);
+  ev.ttft_ms = ttft_ms_;
+  if (!prompt_sent_ && opts_.prompt_logprobs >= 0) {
+    prompt_sent_ = true;
+    ev.prompt_tokens = std::exchange(scored_, {});
+  }
+  return ev;
 }
 
 void Sequence::constrain(const grammar::TokenTrie* trie) {
@@ -89,11 +91,8 @@ int32_t Sequence::sample_constrained(const float* logits, int32_t n_vocab, Token
   bool any = false;
   for (int32_t id = 0; id < n_vocab; ++id) {
     const bool ok = id < tok_->n_vocab() && (mask_[static_cast<size_t>(id)] != 0 || (end_ok && tok_->is_eog(id)));
-    if (ok) {
-      any = true;
-    } else {
-      masked_[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
-    }
+    if (ok) any = true;
+    else masked_[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
   }
   if (!any) return -1;
   const int32_t token = sample(masked_.data(), n_vocab, info);
@@ -138,26 +137,13 @@ bool Sequence::next_token(const float* logits, int32_t n_vocab, int64_t n_ctx, S
     text += stops_.flush();
   }
   if (text.empty() && finish_ == FinishReason::kNone) return false;
-  ev->text = std::move(text);
-  ev->tokens = std::move(unsent_);
-  unsent_.clear();
-  ev->finish = finish_;
-  ev->error.clear();
-  fill_usage(ev);
-  attach_prompt(ev);
+  *ev = event(std::move(text), {});
   return true;
 }
 
 StreamEvent Sequence::end(FinishReason why, std::string error) {
   finish_ = why;
-  StreamEvent ev;
-  ev.tokens = std::move(unsent_);
-  unsent_.clear();
-  ev.finish = why;
-  ev.error = std::move(error);
-  fill_usage(&ev);
-  attach_prompt(&ev);
-  return ev;
+  return event({}, std::move(error));
 }
 
 void Sequence::deliver(const StreamEvent& ev) {

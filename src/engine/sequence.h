@@ -49,11 +49,10 @@ class Sequence {
 
   // Prompt scoring (RequestOptions::prompt_logprobs >= 0). The logits row of position p
   // scores prompt token p + 1; scoring() is true while some prompt token is unscored,
-  // and then every prompt position's row is wanted. n_scored() tokens (1..n_scored()) are
-  // done, so the prefix cache may supply at most that many leading positions (the rows
-  // from n_scored() on must run): reuse_limit().
+  // and then every prompt position's row is wanted. Once tokens 1..n are scored, the
+  // prefix cache may supply at most n leading positions (the rows from n on must run):
+  // reuse_limit().
   bool scoring() const { return opts_.prompt_logprobs >= 0 && n_scored_ + 1 < n_prompt_; }
-  int64_t n_scored() const { return n_scored_; }
   int64_t reuse_limit() const;
   // The logits row of position pos: scores prompt token pos + 1 if it is the next one
   // unscored (recomputed rows after a preemption are skipped). Keeps the token's logprob
@@ -80,7 +79,9 @@ class Sequence {
   void deliver(const StreamEvent& ev);
 
  private:
-  void fill_usage(StreamEvent* ev) const;
+  // An event with this text and error, finish_, the tokens sampled since the last event,
+  // the usage, and on the first event the scored prompt tokens.
+  StreamEvent event(std::string text, std::string error);
   // Samples a token the grammar allows: the sampler's own pick when the grammar takes it
   // (most steps), else a second draw from the logits with every disallowed token masked
   // (the distribution is the same as masking first: accepted picks keep their odds, and a
@@ -88,7 +89,6 @@ class Sequence {
   int32_t sample_constrained(const float* logits, int32_t n_vocab, TokenInfo* info);
   bool grammar_allows(int32_t token) const;
   int32_t sample(const float* logits, int32_t n_vocab, TokenInfo* info);
-  void attach_prompt(StreamEvent* ev);  // prompt_tokens on the first event delivered
 
   uint64_t id_;
   RequestOptions opts_;  // opts_.prompt is moved into tokens_

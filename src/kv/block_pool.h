@@ -22,7 +22,6 @@ class BlockPool {
   BlockPool(int64_t n_blocks, int block_size);
 
   int64_t n_blocks() const { return static_cast<int64_t>(ref_.size()); }
-  int block_size() const { return block_size_; }
   // Blocks an allocation may take: free plus cached (evictable).
   int64_t available() const { return static_cast<int64_t>(free_.size()) + n_cached_; }
   int64_t n_free() const { return static_cast<int64_t>(free_.size()); }

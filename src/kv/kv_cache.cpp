@@ -149,10 +149,6 @@ int KvCache::seq_new() {
   return -1;
 }
 
-bool KvCache::seq_valid(int seq) const {
-  return seq >= 0 && seq < cfg_.max_seqs && in_use_[static_cast<size_t>(seq)];
-}
-
 void KvCache::drop_blocks(int seq) {
   for (Group& g : groups_) {
     auto& t = g.tables[static_cast<size_t>(seq)];
@@ -198,29 +194,31 @@ int32_t KvCache::find(const Group& g, const std::vector<uint64_t>& ch, std::span
 }
 
 int64_t KvCache::match(std::span<const int32_t> tokens) const {
-  const int bs = cfg_.block_size;
-  if (tokens.empty()) return 0;
-  const int64_t k_max = (static_cast<int64_t>(tokens.size()) - 1) / bs;
-  if (k_max == 0) return 0;
+  const int64_t k_max = (static_cast<int64_t>(tokens.size()) - 1) / cfg_.block_size;
+  if (k_max <= 0) return 0;
   std::vector<uint64_t> ch;
   chain(tokens, k_max, &ch);
+  auto cached = [&](int g, int64_t i) { return find(groups_[static_cast<size_t>(g)], ch, tokens, i) >= 0; };
+  return reusable_blocks(k_max, cached) * cfg_.block_size;
+}
+
+int64_t KvCache::reusable_blocks(int64_t k_max, const std::function<bool(int g, int64_t i)>& has) const {
   // Global groups need every block before P: the longest run from the start.
   int64_t k = k_max;
-  for (const Group& g : groups_) {
-    if (g.window > 0) continue;
+  for (int g = 0; g < n_groups(); ++g) {
+    if (group_window(g) > 0) continue;
     int64_t run = 0;
-    while (run < k && find(g, ch, tokens, run) >= 0) ++run;
+    while (run < k && has(g, run)) ++run;
     k = run;
   }
   // Local groups need the blocks the query at P reads: [P - window + 1, P).
   for (; k > 0; --k) {
     bool ok = true;
-    for (const Group& g : groups_) {
-      if (g.window <= 0) continue;
-      for (int64_t i = first_block(g, k * bs); i < k && ok; ++i) ok = find(g, ch, tokens, i) >= 0;
-      if (!ok) break;
+    for (int g = 0; g < n_groups() && ok; ++g) {
+      if (group_window(g) <= 0) continue;
+      for (int64_t i = first_block(g, k * cfg_.block_size); i < k && ok; ++i) ok = has(g, i);
     }
-    if (ok) return k * bs;
+    if (ok) return k;
   }
   return 0;
 }
@@ -449,15 +447,8 @@ size_t KvCache::slot_offset(int layer, int seq, int64_t pos) const {
   assert(pos >= 0 && pos < static_cast<int64_t>(t.size()) * cfg_.block_size);
   const int64_t block = t[static_cast<size_t>(pos / cfg_.block_size)];
   assert(block >= 0);
-  return (static_cast<size_t>(block) * cfg_.block_size + static_cast<size_t>(pos % cfg_.block_size)) * row_bytes_;
-}
-
-uint8_t* KvCache::k_slot(int layer, int seq, int64_t pos) {
-  return k_.data() + layer_offset_[static_cast<size_t>(layer)] + slot_offset(layer, seq, pos);
-}
-
-uint8_t* KvCache::v_slot(int layer, int seq, int64_t pos) {
-  return v_.data() + layer_offset_[static_cast<size_t>(layer)] + slot_offset(layer, seq, pos);
+  return layer_offset_[static_cast<size_t>(layer)] +
+         (static_cast<size_t>(block) * cfg_.block_size + static_cast<size_t>(pos % cfg_.block_size)) * row_bytes_;
 }
 
 }  // namespace flashlm

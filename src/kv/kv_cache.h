@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <span>
 #include <string_view>
@@ -88,12 +89,17 @@ class KvCache {
   // Sequence slots: ids in [0, max_seqs). seq_new returns -1 when all are in use.
   int seq_new();
   void seq_free(int seq);  // drops the sequence's references (published blocks stay cached)
-  bool seq_valid(int seq) const;
+  bool seq_valid(int seq) const { return seq >= 0 && seq < cfg_.max_seqs && in_use_[static_cast<size_t>(seq)]; }
 
   // The number of leading tokens whose KV could be reused: a multiple of block_size,
   // below tokens.size() (the last token is always run), such that every group has the
   // blocks the next query reads. Changes nothing.
   int64_t match(std::span<const int32_t> tokens) const;
+  // match()'s rule with another notion of having a block: the largest k <= k_max such that
+  // has(g, i) holds for every block i that a reuse of k blocks needs in every group g.
+  int64_t reusable_blocks(int64_t k_max, const std::function<bool(int g, int64_t i)>& has) const;
+  // First logical block a query at position p reads in group g.
+  int64_t first_block(int g, int64_t p) const { return first_block(groups_[static_cast<size_t>(g)], p); }
   // For a new, empty sequence: takes references to the blocks of the longest reusable
   // prefix (match) and returns its length; the sequence then continues from there.
   int64_t seq_reuse(int seq, std::span<const int32_t> tokens);
@@ -123,9 +129,7 @@ class KvCache {
 
   // Block tables: logical block (pos / block_size) -> physical block of the layer's group;
   // -1 where a local group has released the block.
-  const std::vector<int32_t>& block_table(int layer, int seq) const {
-    return groups_[static_cast<size_t>(group_of(layer))].tables[static_cast<size_t>(seq)];
-  }
+  const std::vector<int32_t>& block_table(int layer, int seq) const { return group_table(group_of(layer), seq); }
   const std::vector<int32_t>& group_table(int g, int seq) const {
     return groups_[static_cast<size_t>(g)].tables[static_cast<size_t>(seq)];
   }
@@ -142,8 +146,8 @@ class KvCache {
 
   // Token slot of (seq, pos) in a layer's K or V pool: row_bytes() bytes holding kv_dim
   // values of config().type.
-  uint8_t* k_slot(int layer, int seq, int64_t pos);
-  uint8_t* v_slot(int layer, int seq, int64_t pos);
+  uint8_t* k_slot(int layer, int seq, int64_t pos) { return k_.data() + slot_offset(layer, seq, pos); }
+  uint8_t* v_slot(int layer, int seq, int64_t pos) { return v_.data() + slot_offset(layer, seq, pos); }
   const uint8_t* k_layer(int layer) const { return k_.data() + layer_offset_[static_cast<size_t>(layer)]; }
   const uint8_t* v_layer(int layer) const { return v_.data() + layer_offset_[static_cast<size_t>(layer)]; }
 
@@ -164,11 +168,10 @@ class KvCache {
   // Chain hashes of the first n_blocks full blocks (group-independent).
   void chain(std::span<const int32_t> tokens, int64_t n_blocks, std::vector<uint64_t>* out) const;
   uint64_t key(const Group& g, uint64_t chain_hash) const;
-  // First logical block a query at position p reads in group g.
   int64_t first_block(const Group& g, int64_t p) const;
   int32_t find(const Group& g, const std::vector<uint64_t>& ch, std::span<const int32_t> tokens, int64_t i) const;
   void drop_blocks(int seq);  // releases every block of seq and forgets its chain
-  size_t slot_offset(int layer, int seq, int64_t pos) const;
+  size_t slot_offset(int layer, int seq, int64_t pos) const;  // in k_ or v_
 
   KvConfig cfg_;
   uint64_t root_ = 0;

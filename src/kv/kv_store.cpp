@@ -56,13 +56,13 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t limit, 
     *vanished = errno == ENOENT;
     return Status::error("cannot open: " + errno_text(errno));
   }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
   struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Status::error("not a regular file");
-  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return Status::error("not a regular file");
   if (static_cast<uint64_t>(st.st_size) > limit) {
-    ::close(fd);
     return Status::error("file too large (" + std::to_string(st.st_size) + " bytes)");
   }
   std::vector<uint8_t> buf(static_cast<size_t>(st.st_size));
@@ -70,14 +70,10 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t limit, 
   while (got < buf.size()) {
     const ssize_t r = ::pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(got));
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      const int e = r < 0 ? errno : 0;
-      ::close(fd);
-      return Status::error(e ? "read failed: " + errno_text(e) : std::string("file shrank while reading"));
-    }
+    if (r < 0) return Status::error("read failed: " + errno_text(errno));
+    if (r == 0) return Status::error("file shrank while reading");
     got += static_cast<size_t>(r);
   }
-  ::close(fd);
   return buf;
 }
 
@@ -248,12 +244,8 @@ bool KvStore::put(uint64_t block_hash, uint64_t parent_hash, std::span<const int
     pending_.emplace(block_hash, nullptr);
     queue_bytes_ += size;
   }
-  KvRecordHeader h;
-  h.namespace_id = ns_;
-  h.block_hash = block_hash;
-  h.parent_hash = parent_hash;
-  h.n_tokens = static_cast<uint32_t>(tokens.size());
-  h.payload_bytes = payload.size();
+  const KvRecordHeader h{.namespace_id = ns_, .block_hash = block_hash, .parent_hash = parent_hash,
+                         .n_tokens = static_cast<uint32_t>(tokens.size()), .payload_bytes = payload.size()};
   // The checksum is left to the writer thread: the caller pays for one copy only.
   auto enc = std::make_shared<const std::vector<uint8_t>>(encode_kv_record(h, tokens, payload, false));
   {
@@ -399,23 +391,19 @@ std::optional<KvStoreBlock> KvStore::get(uint64_t block_hash) {
     discard_corrupt(block_hash, v.message());
     return std::nullopt;
   }
-  KvStoreBlock b;
-  b.block_hash = block_hash;
-  b.parent_hash = v->header.parent_hash;
-  b.tokens = kv_record_tokens(*v);
+  std::vector<int32_t> tokens = kv_record_tokens(*v);
   // Slide the payload to the front of the buffer instead of copying it out.
-  const size_t off = static_cast<size_t>(v->payload.data() - bytes.data());
   const size_t n = v->payload.size();
-  if (n > 0) std::memmove(bytes.data(), bytes.data() + off, n);
+  bytes.erase(bytes.begin(), bytes.begin() + (v->payload.data() - bytes.data()));
   bytes.resize(n);
-  b.payload = std::move(bytes);
   {
     std::lock_guard lk(mu_);
     ++stats_.hits;
   }
   // Recency on disk, so the LRU order survives a restart. Best effort.
   if (!queued) ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
-  return b;
+  return KvStoreBlock{.block_hash = block_hash, .parent_hash = v->header.parent_hash, .tokens = std::move(tokens),
+                      .payload = std::move(bytes)};
 }
 
 bool KvStore::contains(uint64_t block_hash) const {

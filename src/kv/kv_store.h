@@ -101,9 +101,6 @@ class KvStore {
   // Waits until every queued write has finished (written or failed).
   void flush();
 
-  const std::string& directory() const { return dir_; }  // DIR/<namespace hex>
-  uint64_t namespace_id() const { return ns_; }
-
  private:
   struct Entry {
     uint64_t bytes = 0;
@@ -125,7 +122,7 @@ class KvStore {
   // A bad record: warn, drop from the index, delete the file.
   void discard_corrupt(uint64_t hash, const std::string& why);
 
-  const std::string dir_;
+  const std::string dir_;  // DIR/<namespace hex>
   const uint64_t ns_;
   const uint64_t max_bytes_;
   const KvStoreOptions opts_;
