@@ -1,0 +1,324 @@
+#include "train/train_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "formats/gguf.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/rope.h"
+#include "models/registry.h"
+#include "models/weights.h"
+#include "train/grad_ops.h"
+
+namespace flashlm::train {
+namespace {
+
+using Vec = std::vector<float>;
+
+Vec zeros(int64_t n) { return Vec(static_cast<size_t>(n), 0.0f); }
+
+void copy_weights(const TensorView& t, Param* p) {
+  for (int64_t r = 0; r < p->ne1; ++r) dequantize_row(t, r, p->w.data() + r * p->ne0);
+}
+
+std::string blk(int il, const char* suffix) { return "blk." + std::to_string(il) + "." + suffix; }
+
+}  // namespace
+
+int TrainModel::add_param(std::string name, int64_t ne0, int64_t ne1) {
+  Param p;
+  p.name = std::move(name);
+  p.ne0 = ne0;
+  p.ne1 = ne1;
+  p.w = zeros(ne0 * ne1);
+  p.g = zeros(ne0 * ne1);
+  params_.push_back(std::move(p));
+  return static_cast<int>(params_.size()) - 1;
+}
+
+const Param* TrainModel::find(const std::string& name) const {
+  for (const Param& p : params_) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+void TrainModel::zero_grad() {
+  for (Param& p : params_) std::fill(p.g.begin(), p.g.end(), 0.0f);
+}
+
+Result<std::unique_ptr<TrainModel>> TrainModel::load(const std::string& path) {
+  Result<gguf::File> f = gguf::File::open(path);
+  if (!f) return f.status();
+  Result<ModelConfig> cfg = parse_model_config(*f);
+  if (!cfg) return cfg.status().with_context("'" + path + "'");
+  for (const LayerConfig& l : cfg->layers) {
+    if (l.ffn == FfnKind::kMoe) {
+      return Status::error("'" + path + "': training MoE layers is not implemented yet (dense models only)");
+    }
+  }
+  Result<ModelWeights> mw = load_decoder_weights(*f, *cfg);
+  if (!mw) return mw.status().with_context("'" + path + "'");
+  std::unique_ptr<TrainModel> m(new TrainModel());
+  m->cfg_ = std::move(cfg.value());
+  const ModelConfig& c = m->cfg_;
+  const ModelWeights& W = *mw;
+  // Every tensor gets its slot before any is filled: params_ must not move under the
+  // indices being taken.
+  auto take = [&](const TensorView& t, std::string name) {
+    if (t.data == nullptr) return -1;
+    const int i = m->add_param(std::move(name), t.ne[0], t.ne[1]);
+    copy_weights(t, &m->params_[static_cast<size_t>(i)]);
+    return i;
+  };
+  m->tok_embd_ = take(W.tok_embd, "token_embd.weight");
+  for (int il = 0; il < c.n_layer; ++il) {
+    const LayerWeights& lw = W.layers[static_cast<size_t>(il)];
+    Layer L;
+    L.attn_norm = take(lw.attn_norm, blk(il, "attn_norm.weight"));
+    L.wq = take(lw.wq, blk(il, "attn_q.weight"));
+    L.wk = take(lw.wk, blk(il, "attn_k.weight"));
+    L.wv = take(lw.wv, blk(il, "attn_v.weight"));
+    L.bq = take(lw.bq, blk(il, "attn_q.bias"));
+    L.bk = take(lw.bk, blk(il, "attn_k.bias"));
+    L.bv = take(lw.bv, blk(il, "attn_v.bias"));
+    L.q_norm = take(lw.q_norm, blk(il, "attn_q_norm.weight"));
+    L.k_norm = take(lw.k_norm, blk(il, "attn_k_norm.weight"));
+    L.wo = take(lw.wo, blk(il, "attn_output.weight"));
+    L.post_attn_norm = take(lw.post_attn_norm, blk(il, "post_attention_norm.weight"));
+    L.ffn_norm = take(lw.ffn_norm, blk(il, "ffn_norm.weight"));
+    L.gate = take(lw.ffn.gate, blk(il, "ffn_gate.weight"));
+    L.up = take(lw.ffn.up, blk(il, "ffn_up.weight"));
+    L.down = take(lw.ffn.down, blk(il, "ffn_down.weight"));
+    L.post_ffn_norm = take(lw.post_ffn_norm, blk(il, "post_ffw_norm.weight"));
+    m->layers_.push_back(L);
+  }
+  m->output_norm_ = take(W.output_norm, "output_norm.weight");
+  m->output_ = c.tied_embeddings ? m->tok_embd_ : take(W.output, "output.weight");
+  if (W.rope_freqs.data != nullptr) {
+    const auto* ff = static_cast<const float*>(W.rope_freqs.data);
+    m->rope_factors_.assign(ff, ff + W.rope_freqs.ne[0]);
+  }
+  return m;
+}
+
+Status TrainModel::check_ids(const int32_t* tokens, const int32_t* targets, int64_t T) const {
+  if (T < 1) return Status::error("a training sequence needs at least one token");
+  for (int64_t t = 0; t < T; ++t) {
+    if (tokens[t] < 0 || tokens[t] >= cfg_.n_vocab) {
+      return Status::error("token id " + std::to_string(tokens[t]) + " at position " + std::to_string(t) +
+                           " is outside the vocabulary (" + std::to_string(cfg_.n_vocab) + ")");
+    }
+    if (targets != nullptr && targets[t] >= cfg_.n_vocab) {
+      return Status::error("target id " + std::to_string(targets[t]) + " at position " + std::to_string(t) +
+                           " is outside the vocabulary (" + std::to_string(cfg_.n_vocab) + ")");
+    }
+  }
+  return Status::ok();
+}
+
+Result<double> TrainModel::step(const int32_t* tokens, const int32_t* targets, int64_t T, ThreadPool& pool) {
+  if (Status st = check_ids(tokens, targets, T); !st) return st;
+  if (targets == nullptr) return Status::error("a training step needs targets");
+  return run(tokens, targets, T, pool, true, nullptr);
+}
+
+Result<double> TrainModel::forward(const int32_t* tokens, const int32_t* targets, int64_t T, ThreadPool& pool,
+                                   Vec* logits) {
+  if (Status st = check_ids(tokens, targets, T); !st) return st;
+  return run(tokens, targets, T, pool, false, logits);
+}
+
+namespace {
+
+// What one layer's backward needs: its input and the intermediate values the forward
+// made (RMS norms keep their inverse RMS per row).
+struct LayerActs {
+  Vec x_in, r_attn, cur;
+  Vec q_pre, k_pre, q_rstd, k_rstd;  // before QK-norm (iff the layer has it)
+  Vec q, k, v, probs, attn;          // q and k after QK-norm and RoPE
+  Vec proj, r_post_attn;             // attention output projection before its post-norm
+  Vec x_mid, r_ffn, cur2, gate, up, glu;
+  Vec ffn_out, r_post_ffn;           // FFN output before its post-norm
+};
+
+}  // namespace
+
+double TrainModel::run(const int32_t* tokens, const int32_t* targets, int64_t T, ThreadPool& pool, bool backward,
+                       Vec* logits_out) {
+  const ModelConfig& c = cfg_;
+  const int64_t d = c.n_embd;
+  const int64_t V = c.n_vocab;
+  const float eps = c.norm_eps;
+  auto P = [&](int i) -> Param& { return params_[static_cast<size_t>(i)]; };
+  auto W = [&](int i) -> const float* { return i < 0 ? nullptr : P(i).w.data(); };
+  auto G = [&](int i) -> float* { return i < 0 ? nullptr : P(i).g.data(); };
+  const Glu glu = c.act == Activation::kSilu ? Glu::kSilu : Glu::kGeluTanh;
+
+  // RoPE cos/sin per layer configuration, as the inference model fills them.
+  std::vector<Vec> cs(static_cast<size_t>(c.n_layer));
+  for (int il = 0; il < c.n_layer; ++il) {
+    const LayerConfig& L = c.layers[static_cast<size_t>(il)];
+    ops::RopeFreqs rf(c.n_rot, L.rope_base, L.rope_scale, rope_factors_.empty() ? nullptr : rope_factors_.data());
+    Vec& t = cs[static_cast<size_t>(il)];
+    t = zeros(T * c.n_rot);
+    for (int64_t p = 0; p < T; ++p) rf.cos_sin(p, t.data() + p * c.n_rot);
+  }
+
+  // --- forward ---
+  Vec x = zeros(T * d);
+  for (int64_t t = 0; t < T; ++t) {
+    const float* e = W(tok_embd_) + static_cast<int64_t>(tokens[t]) * d;
+    for (int64_t i = 0; i < d; ++i) x[static_cast<size_t>(t * d + i)] = e[i] * c.embd_scale;
+  }
+  std::vector<LayerActs> acts(static_cast<size_t>(c.n_layer));
+  for (int il = 0; il < c.n_layer; ++il) {
+    const LayerConfig& L = c.layers[static_cast<size_t>(il)];
+    const Layer& l = layers_[static_cast<size_t>(il)];
+    LayerActs& a = acts[static_cast<size_t>(il)];
+    const int64_t hd = L.head_dim, qd = L.n_head * hd, kvd = L.n_head_kv * hd, ff = L.n_ff;
+    a.x_in = x;
+    a.r_attn = zeros(T);
+    a.cur = zeros(T * d);
+    rms_norm_fwd(x.data(), W(l.attn_norm), a.cur.data(), a.r_attn.data(), T, d, eps);
+    a.q = zeros(T * qd);
+    a.k = zeros(T * kvd);
+    a.v = zeros(T * kvd);
+    matmul_fwd(a.cur.data(), W(l.wq), a.q.data(), T, d, qd, pool);
+    matmul_fwd(a.cur.data(), W(l.wk), a.k.data(), T, d, kvd, pool);
+    matmul_fwd(a.cur.data(), W(l.wv), a.v.data(), T, d, kvd, pool);
+    if (l.bq >= 0) bias_fwd(a.q.data(), W(l.bq), T, qd);
+    if (l.bk >= 0) bias_fwd(a.k.data(), W(l.bk), T, kvd);
+    if (l.bv >= 0) bias_fwd(a.v.data(), W(l.bv), T, kvd);
+    if (L.qk_norm) {
+      a.q_pre = a.q;
+      a.k_pre = a.k;
+      a.q_rstd = zeros(T * L.n_head);
+      a.k_rstd = zeros(T * L.n_head_kv);
+      rms_norm_fwd(a.q_pre.data(), W(l.q_norm), a.q.data(), a.q_rstd.data(), T * L.n_head, hd, eps);
+      rms_norm_fwd(a.k_pre.data(), W(l.k_norm), a.k.data(), a.k_rstd.data(), T * L.n_head_kv, hd, eps);
+    }
+    const float* rcs = cs[static_cast<size_t>(il)].data();
+    rope_fwd(a.q.data(), rcs, T, L.n_head, hd, c.n_rot, c.rope_style);
+    rope_fwd(a.k.data(), rcs, T, L.n_head_kv, hd, c.n_rot, c.rope_style);
+    AttentionShape as{T, L.n_head, L.n_head_kv, hd, L.sliding_window,
+                      c.attn_scale > 0.0f ? c.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd)), c.attn_softcap};
+    a.probs = zeros(L.n_head * T * T);
+    a.attn = zeros(T * qd);
+    attention_fwd(as, a.q.data(), a.k.data(), a.v.data(), a.attn.data(), a.probs.data());
+    a.proj = zeros(T * d);
+    matmul_fwd(a.attn.data(), W(l.wo), a.proj.data(), T, qd, d, pool);
+    Vec branch = a.proj;
+    if (l.post_attn_norm >= 0) {
+      a.r_post_attn = zeros(T);
+      rms_norm_fwd(a.proj.data(), W(l.post_attn_norm), branch.data(), a.r_post_attn.data(), T, d, eps);
+    }
+    for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
+    a.x_mid = x;
+    a.r_ffn = zeros(T);
+    a.cur2 = zeros(T * d);
+    rms_norm_fwd(x.data(), W(l.ffn_norm), a.cur2.data(), a.r_ffn.data(), T, d, eps);
+    a.gate = zeros(T * ff);
+    a.up = zeros(T * ff);
+    a.glu = zeros(T * ff);
+    matmul_fwd(a.cur2.data(), W(l.gate), a.gate.data(), T, d, ff, pool);
+    matmul_fwd(a.cur2.data(), W(l.up), a.up.data(), T, d, ff, pool);
+    glu_fwd(glu, a.gate.data(), a.up.data(), a.glu.data(), T * ff);
+    a.ffn_out = zeros(T * d);
+    matmul_fwd(a.glu.data(), W(l.down), a.ffn_out.data(), T, ff, d, pool);
+    branch = a.ffn_out;
+    if (l.post_ffn_norm >= 0) {
+      a.r_post_ffn = zeros(T);
+      rms_norm_fwd(a.ffn_out.data(), W(l.post_ffn_norm), branch.data(), a.r_post_ffn.data(), T, d, eps);
+    }
+    for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
+  }
+  Vec r_out = zeros(T), xo = zeros(T * d), raw = zeros(T * V);
+  rms_norm_fwd(x.data(), W(output_norm_), xo.data(), r_out.data(), T, d, eps);
+  matmul_fwd(xo.data(), W(output_), raw.data(), T, d, V, pool);
+  Vec capped;
+  const Vec* logits = &raw;
+  if (c.final_softcap > 0.0f) {
+    capped = zeros(T * V);
+    softcap_fwd(raw.data(), capped.data(), T * V, c.final_softcap);
+    logits = &capped;
+  }
+  if (logits_out != nullptr) *logits_out = *logits;
+  if (targets == nullptr) return 0.0;
+  Vec dlogits = backward ? zeros(T * V) : Vec();
+  int64_t n_scored = 0;
+  const double loss = cross_entropy(logits->data(), targets, T, V, backward ? dlogits.data() : nullptr, &n_scored);
+  if (!backward) return loss;
+
+  // --- backward: each op adds its input gradients; dx is the residual stream's ---
+  if (c.final_softcap > 0.0f) {
+    Vec draw = zeros(T * V);
+    softcap_bwd(capped.data(), dlogits.data(), draw.data(), T * V, c.final_softcap);
+    dlogits.swap(draw);
+  }
+  Vec dxo = zeros(T * d), dx = zeros(T * d);
+  matmul_bwd(xo.data(), W(output_), dlogits.data(), dxo.data(), G(output_), T, d, V, pool);
+  rms_norm_bwd(x.data(), W(output_norm_), r_out.data(), dxo.data(), dx.data(), G(output_norm_), T, d);
+  for (int il = c.n_layer - 1; il >= 0; --il) {
+    const LayerConfig& L = c.layers[static_cast<size_t>(il)];
+    const Layer& l = layers_[static_cast<size_t>(il)];
+    LayerActs& a = acts[static_cast<size_t>(il)];
+    const int64_t hd = L.head_dim, qd = L.n_head * hd, kvd = L.n_head_kv * hd, ff = L.n_ff;
+
+    // FFN branch: x_out = x_mid + post_norm(down(glu(gate(cur2), up(cur2)))).
+    Vec dbranch = dx;
+    if (l.post_ffn_norm >= 0) {
+      dbranch = zeros(T * d);
+      rms_norm_bwd(a.ffn_out.data(), W(l.post_ffn_norm), a.r_post_ffn.data(), dx.data(), dbranch.data(),
+                   G(l.post_ffn_norm), T, d);
+    }
+    Vec dglu = zeros(T * ff), dgate = zeros(T * ff), dup = zeros(T * ff), dcur = zeros(T * d);
+    matmul_bwd(a.glu.data(), W(l.down), dbranch.data(), dglu.data(), G(l.down), T, ff, d, pool);
+    glu_bwd(glu, a.gate.data(), a.up.data(), dglu.data(), dgate.data(), dup.data(), T * ff);
+    matmul_bwd(a.cur2.data(), W(l.gate), dgate.data(), dcur.data(), G(l.gate), T, d, ff, pool);
+    matmul_bwd(a.cur2.data(), W(l.up), dup.data(), dcur.data(), G(l.up), T, d, ff, pool);
+    rms_norm_bwd(a.x_mid.data(), W(l.ffn_norm), a.r_ffn.data(), dcur.data(), dx.data(), G(l.ffn_norm), T, d);
+
+    // Attention branch: x_mid = x_in + post_norm(wo(attention(rope(qk_norm(q)), ...))).
+    dbranch = dx;
+    if (l.post_attn_norm >= 0) {
+      dbranch = zeros(T * d);
+      rms_norm_bwd(a.proj.data(), W(l.post_attn_norm), a.r_post_attn.data(), dx.data(), dbranch.data(),
+                   G(l.post_attn_norm), T, d);
+    }
+    Vec dattn = zeros(T * qd), dq = zeros(T * qd), dk = zeros(T * kvd), dv = zeros(T * kvd);
+    matmul_bwd(a.attn.data(), W(l.wo), dbranch.data(), dattn.data(), G(l.wo), T, qd, d, pool);
+    AttentionShape as{T, L.n_head, L.n_head_kv, hd, L.sliding_window,
+                      c.attn_scale > 0.0f ? c.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd)), c.attn_softcap};
+    attention_bwd(as, a.q.data(), a.k.data(), a.v.data(), a.probs.data(), dattn.data(), dq.data(), dk.data(),
+                  dv.data());
+    const float* rcs = cs[static_cast<size_t>(il)].data();
+    rope_bwd(dq.data(), rcs, T, L.n_head, hd, c.n_rot, c.rope_style);
+    rope_bwd(dk.data(), rcs, T, L.n_head_kv, hd, c.n_rot, c.rope_style);
+    if (L.qk_norm) {
+      Vec dq_pre = zeros(T * qd), dk_pre = zeros(T * kvd);
+      rms_norm_bwd(a.q_pre.data(), W(l.q_norm), a.q_rstd.data(), dq.data(), dq_pre.data(), G(l.q_norm),
+                   T * L.n_head, hd);
+      rms_norm_bwd(a.k_pre.data(), W(l.k_norm), a.k_rstd.data(), dk.data(), dk_pre.data(), G(l.k_norm),
+                   T * L.n_head_kv, hd);
+      dq.swap(dq_pre);
+      dk.swap(dk_pre);
+    }
+    if (l.bq >= 0) bias_bwd(dq.data(), G(l.bq), T, qd);
+    if (l.bk >= 0) bias_bwd(dk.data(), G(l.bk), T, kvd);
+    if (l.bv >= 0) bias_bwd(dv.data(), G(l.bv), T, kvd);
+    std::fill(dcur.begin(), dcur.end(), 0.0f);
+    matmul_bwd(a.cur.data(), W(l.wq), dq.data(), dcur.data(), G(l.wq), T, d, qd, pool);
+    matmul_bwd(a.cur.data(), W(l.wk), dk.data(), dcur.data(), G(l.wk), T, d, kvd, pool);
+    matmul_bwd(a.cur.data(), W(l.wv), dv.data(), dcur.data(), G(l.wv), T, d, kvd, pool);
+    rms_norm_bwd(a.x_in.data(), W(l.attn_norm), a.r_attn.data(), dcur.data(), dx.data(), G(l.attn_norm), T, d);
+  }
+  float* de = G(tok_embd_);
+  for (int64_t t = 0; t < T; ++t) {
+    float* row = de + static_cast<int64_t>(tokens[t]) * d;
+    for (int64_t i = 0; i < d; ++i) row[i] += dx[static_cast<size_t>(t * d + i)] * c.embd_scale;
+  }
+  return loss;
+}
+
+}  // namespace flashlm::train
