@@ -94,5 +94,6 @@ void add_quantize(CLI::App& app, int* exit_code);
 void add_eval(CLI::App& app, int* exit_code);
 void add_imatrix(CLI::App& app, int* exit_code);
 void add_prune(CLI::App& app, int* exit_code);
+void add_finetune(CLI::App& app, int* exit_code);
 
 }  // namespace flashlm::cli

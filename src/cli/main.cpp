@@ -1,4 +1,5 @@
-// flashlm command line: run | chat | tokenize | perplexity | info | bench | serve | moefy | quantize | eval | imatrix | prune.
+// flashlm command line: run | chat | tokenize | perplexity | info | bench | serve | moefy | quantize | eval | imatrix |
+// prune | finetune.
 #include <cstdio>
 
 #include "cli/common.h"
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
   flashlm::cli::add_eval(app, &exit_code);
   flashlm::cli::add_imatrix(app, &exit_code);
   flashlm::cli::add_prune(app, &exit_code);
+  flashlm::cli::add_finetune(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -129,41 +129,176 @@ Result<double> TrainModel::forward(const int32_t* tokens, const int32_t* targets
   return run(tokens, targets, T, pool, false, logits);
 }
 
-namespace {
-
 // What one layer's backward needs: its input and the intermediate values the forward
 // made (RMS norms keep their inverse RMS per row).
-struct LayerActs {
+struct TrainModel::LayerActs {
   Vec x_in, r_attn, cur;
   Vec q_pre, k_pre, q_rstd, k_rstd;  // before QK-norm (iff the layer has it)
   Vec q, k, v, probs, attn;          // q and k after QK-norm and RoPE
   Vec proj, r_post_attn;             // attention output projection before its post-norm
   Vec x_mid, r_ffn, cur2, gate, up, glu;
   Vec ffn_out, r_post_ffn;           // FFN output before its post-norm
+
+  int64_t bytes() const {
+    size_t n = 0;
+    for (const Vec* e : {&x_in, &r_attn, &cur, &q_pre, &k_pre, &q_rstd, &k_rstd, &q, &k, &v, &probs, &attn, &proj,
+                         &r_post_attn, &x_mid, &r_ffn, &cur2, &gate, &up, &glu, &ffn_out, &r_post_ffn}) {
+      n += e->size();
+    }
+    return static_cast<int64_t>(n * sizeof(float));
+  }
 };
 
-}  // namespace
+AttentionShape TrainModel::attention_shape(int il, int64_t T) const {
+  const LayerConfig& L = cfg_.layers[static_cast<size_t>(il)];
+  const float scale = cfg_.attn_scale > 0.0f ? cfg_.attn_scale : 1.0f / std::sqrt(static_cast<float>(L.head_dim));
+  return AttentionShape{T, L.n_head, L.n_head_kv, L.head_dim, L.sliding_window, scale, cfg_.attn_softcap};
+}
+
+const float* TrainModel::W(int i) const { return i < 0 ? nullptr : params_[static_cast<size_t>(i)].w.data(); }
+float* TrainModel::G(int i) { return i < 0 ? nullptr : params_[static_cast<size_t>(i)].g.data(); }
+
+// x_out = x_in + post_norm(attention) then + post_norm(FFN), keeping what the backward needs.
+void TrainModel::layer_forward(int il, const Vec& x_in, const Vec& rope_cs, int64_t T, ThreadPool& pool,
+                               LayerActs* a, Vec* x_out) const {
+  const LayerConfig& L = cfg_.layers[static_cast<size_t>(il)];
+  const Layer& l = layers_[static_cast<size_t>(il)];
+  const int64_t d = cfg_.n_embd, hd = L.head_dim, qd = L.n_head * hd, kvd = L.n_head_kv * hd, ff = L.n_ff;
+  const float eps = cfg_.norm_eps;
+  a->x_in = x_in;
+  a->r_attn = zeros(T);
+  a->cur = zeros(T * d);
+  rms_norm_fwd(x_in.data(), W(l.attn_norm), a->cur.data(), a->r_attn.data(), T, d, eps);
+  a->q = zeros(T * qd);
+  a->k = zeros(T * kvd);
+  a->v = zeros(T * kvd);
+  matmul_fwd(a->cur.data(), W(l.wq), a->q.data(), T, d, qd, pool);
+  matmul_fwd(a->cur.data(), W(l.wk), a->k.data(), T, d, kvd, pool);
+  matmul_fwd(a->cur.data(), W(l.wv), a->v.data(), T, d, kvd, pool);
+  if (l.bq >= 0) bias_fwd(a->q.data(), W(l.bq), T, qd);
+  if (l.bk >= 0) bias_fwd(a->k.data(), W(l.bk), T, kvd);
+  if (l.bv >= 0) bias_fwd(a->v.data(), W(l.bv), T, kvd);
+  if (L.qk_norm) {
+    a->q_pre = a->q;
+    a->k_pre = a->k;
+    a->q_rstd = zeros(T * L.n_head);
+    a->k_rstd = zeros(T * L.n_head_kv);
+    rms_norm_fwd(a->q_pre.data(), W(l.q_norm), a->q.data(), a->q_rstd.data(), T * L.n_head, hd, eps);
+    rms_norm_fwd(a->k_pre.data(), W(l.k_norm), a->k.data(), a->k_rstd.data(), T * L.n_head_kv, hd, eps);
+  }
+  rope_fwd(a->q.data(), rope_cs.data(), T, L.n_head, hd, cfg_.n_rot, cfg_.rope_style);
+  rope_fwd(a->k.data(), rope_cs.data(), T, L.n_head_kv, hd, cfg_.n_rot, cfg_.rope_style);
+  a->probs = zeros(L.n_head * T * T);
+  a->attn = zeros(T * qd);
+  attention_fwd(attention_shape(il, T), a->q.data(), a->k.data(), a->v.data(), a->attn.data(), a->probs.data());
+  a->proj = zeros(T * d);
+  matmul_fwd(a->attn.data(), W(l.wo), a->proj.data(), T, qd, d, pool);
+  Vec branch = a->proj;
+  if (l.post_attn_norm >= 0) {
+    a->r_post_attn = zeros(T);
+    rms_norm_fwd(a->proj.data(), W(l.post_attn_norm), branch.data(), a->r_post_attn.data(), T, d, eps);
+  }
+  a->x_mid = x_in;
+  for (size_t i = 0; i < branch.size(); ++i) a->x_mid[i] += branch[i];
+  a->r_ffn = zeros(T);
+  a->cur2 = zeros(T * d);
+  rms_norm_fwd(a->x_mid.data(), W(l.ffn_norm), a->cur2.data(), a->r_ffn.data(), T, d, eps);
+  a->gate = zeros(T * ff);
+  a->up = zeros(T * ff);
+  a->glu = zeros(T * ff);
+  matmul_fwd(a->cur2.data(), W(l.gate), a->gate.data(), T, d, ff, pool);
+  matmul_fwd(a->cur2.data(), W(l.up), a->up.data(), T, d, ff, pool);
+  glu_fwd(glu_kind(), a->gate.data(), a->up.data(), a->glu.data(), T * ff);
+  a->ffn_out = zeros(T * d);
+  matmul_fwd(a->glu.data(), W(l.down), a->ffn_out.data(), T, ff, d, pool);
+  branch = a->ffn_out;
+  if (l.post_ffn_norm >= 0) {
+    a->r_post_ffn = zeros(T);
+    rms_norm_fwd(a->ffn_out.data(), W(l.post_ffn_norm), branch.data(), a->r_post_ffn.data(), T, d, eps);
+  }
+  *x_out = a->x_mid;
+  for (size_t i = 0; i < branch.size(); ++i) (*x_out)[i] += branch[i];
+}
+
+// dx: the gradient of the layer's output on entry, of its input on return.
+void TrainModel::layer_backward(int il, const LayerActs& a, const Vec& rope_cs, int64_t T, ThreadPool& pool, Vec* dx) {
+  const LayerConfig& L = cfg_.layers[static_cast<size_t>(il)];
+  const Layer& l = layers_[static_cast<size_t>(il)];
+  const int64_t d = cfg_.n_embd, hd = L.head_dim, qd = L.n_head * hd, kvd = L.n_head_kv * hd, ff = L.n_ff;
+
+  // FFN branch: x_out = x_mid + post_norm(down(glu(gate(cur2), up(cur2)))).
+  Vec dbranch = *dx;
+  if (l.post_ffn_norm >= 0) {
+    dbranch = zeros(T * d);
+    rms_norm_bwd(a.ffn_out.data(), W(l.post_ffn_norm), a.r_post_ffn.data(), dx->data(), dbranch.data(),
+                 G(l.post_ffn_norm), T, d);
+  }
+  Vec dglu = zeros(T * ff), dgate = zeros(T * ff), dup = zeros(T * ff), dcur = zeros(T * d);
+  matmul_bwd(a.glu.data(), W(l.down), dbranch.data(), dglu.data(), G(l.down), T, ff, d, pool);
+  glu_bwd(glu_kind(), a.gate.data(), a.up.data(), dglu.data(), dgate.data(), dup.data(), T * ff);
+  matmul_bwd(a.cur2.data(), W(l.gate), dgate.data(), dcur.data(), G(l.gate), T, d, ff, pool);
+  matmul_bwd(a.cur2.data(), W(l.up), dup.data(), dcur.data(), G(l.up), T, d, ff, pool);
+  rms_norm_bwd(a.x_mid.data(), W(l.ffn_norm), a.r_ffn.data(), dcur.data(), dx->data(), G(l.ffn_norm), T, d);
+
+  // Attention branch: x_mid = x_in + post_norm(wo(attention(rope(qk_norm(q)), ...))).
+  dbranch = *dx;
+  if (l.post_attn_norm >= 0) {
+    dbranch = zeros(T * d);
+    rms_norm_bwd(a.proj.data(), W(l.post_attn_norm), a.r_post_attn.data(), dx->data(), dbranch.data(),
+                 G(l.post_attn_norm), T, d);
+  }
+  Vec dattn = zeros(T * qd), dq = zeros(T * qd), dk = zeros(T * kvd), dv = zeros(T * kvd);
+  matmul_bwd(a.attn.data(), W(l.wo), dbranch.data(), dattn.data(), G(l.wo), T, qd, d, pool);
+  attention_bwd(attention_shape(il, T), a.q.data(), a.k.data(), a.v.data(), a.probs.data(), dattn.data(), dq.data(),
+                dk.data(), dv.data());
+  rope_bwd(dq.data(), rope_cs.data(), T, L.n_head, hd, cfg_.n_rot, cfg_.rope_style);
+  rope_bwd(dk.data(), rope_cs.data(), T, L.n_head_kv, hd, cfg_.n_rot, cfg_.rope_style);
+  if (L.qk_norm) {
+    Vec dq_pre = zeros(T * qd), dk_pre = zeros(T * kvd);
+    rms_norm_bwd(a.q_pre.data(), W(l.q_norm), a.q_rstd.data(), dq.data(), dq_pre.data(), G(l.q_norm), T * L.n_head,
+                 hd);
+    rms_norm_bwd(a.k_pre.data(), W(l.k_norm), a.k_rstd.data(), dk.data(), dk_pre.data(), G(l.k_norm),
+                 T * L.n_head_kv, hd);
+    dq.swap(dq_pre);
+    dk.swap(dk_pre);
+  }
+  if (l.bq >= 0) bias_bwd(dq.data(), G(l.bq), T, qd);
+  if (l.bk >= 0) bias_bwd(dk.data(), G(l.bk), T, kvd);
+  if (l.bv >= 0) bias_bwd(dv.data(), G(l.bv), T, kvd);
+  std::fill(dcur.begin(), dcur.end(), 0.0f);
+  matmul_bwd(a.cur.data(), W(l.wq), dq.data(), dcur.data(), G(l.wq), T, d, qd, pool);
+  matmul_bwd(a.cur.data(), W(l.wk), dk.data(), dcur.data(), G(l.wk), T, d, kvd, pool);
+  matmul_bwd(a.cur.data(), W(l.wv), dv.data(), dcur.data(), G(l.wv), T, d, kvd, pool);
+  rms_norm_bwd(a.x_in.data(), W(l.attn_norm), a.r_attn.data(), dcur.data(), dx->data(), G(l.attn_norm), T, d);
+}
 
 double TrainModel::run(const int32_t* tokens, const int32_t* targets, int64_t T, ThreadPool& pool, bool backward,
                        Vec* logits_out) {
   const ModelConfig& c = cfg_;
   const int64_t d = c.n_embd;
   const int64_t V = c.n_vocab;
-  const float eps = c.norm_eps;
-  auto P = [&](int i) -> Param& { return params_[static_cast<size_t>(i)]; };
-  auto W = [&](int i) -> const float* { return i < 0 ? nullptr : P(i).w.data(); };
-  auto G = [&](int i) -> float* { return i < 0 ? nullptr : P(i).g.data(); };
-  const Glu glu = c.act == Activation::kSilu ? Glu::kSilu : Glu::kGeluTanh;
+  const int nl = c.n_layer;
+  // Layers whose activations are kept through the forward: all of them without
+  // checkpointing; otherwise only segment inputs are kept and each segment of
+  // checkpoint_every_ layers is run again, one at a time, during the backward.
+  const int seg = checkpoint_every_ > 0 ? checkpoint_every_ : nl;
+  const bool keep_all = checkpoint_every_ <= 0 || !backward;
 
   // RoPE cos/sin per layer configuration, as the inference model fills them.
-  std::vector<Vec> cs(static_cast<size_t>(c.n_layer));
-  for (int il = 0; il < c.n_layer; ++il) {
+  std::vector<Vec> cs(static_cast<size_t>(nl));
+  for (int il = 0; il < nl; ++il) {
     const LayerConfig& L = c.layers[static_cast<size_t>(il)];
     ops::RopeFreqs rf(c.n_rot, L.rope_base, L.rope_scale, rope_factors_.empty() ? nullptr : rope_factors_.data());
     Vec& t = cs[static_cast<size_t>(il)];
     t = zeros(T * c.n_rot);
     for (int64_t p = 0; p < T; ++p) rf.cos_sin(p, t.data() + p * c.n_rot);
   }
+  int64_t held = 0;  // activation bytes held now; peak_act_bytes_ is its maximum
+  peak_act_bytes_ = 0;
+  auto hold = [&](int64_t bytes) {
+    held += bytes;
+    peak_act_bytes_ = std::max(peak_act_bytes_, held);
+  };
 
   // --- forward ---
   Vec x = zeros(T * d);
@@ -171,70 +306,25 @@ double TrainModel::run(const int32_t* tokens, const int32_t* targets, int64_t T,
     const float* e = W(tok_embd_) + static_cast<int64_t>(tokens[t]) * d;
     for (int64_t i = 0; i < d; ++i) x[static_cast<size_t>(t * d + i)] = e[i] * c.embd_scale;
   }
-  std::vector<LayerActs> acts(static_cast<size_t>(c.n_layer));
-  for (int il = 0; il < c.n_layer; ++il) {
-    const LayerConfig& L = c.layers[static_cast<size_t>(il)];
-    const Layer& l = layers_[static_cast<size_t>(il)];
-    LayerActs& a = acts[static_cast<size_t>(il)];
-    const int64_t hd = L.head_dim, qd = L.n_head * hd, kvd = L.n_head_kv * hd, ff = L.n_ff;
-    a.x_in = x;
-    a.r_attn = zeros(T);
-    a.cur = zeros(T * d);
-    rms_norm_fwd(x.data(), W(l.attn_norm), a.cur.data(), a.r_attn.data(), T, d, eps);
-    a.q = zeros(T * qd);
-    a.k = zeros(T * kvd);
-    a.v = zeros(T * kvd);
-    matmul_fwd(a.cur.data(), W(l.wq), a.q.data(), T, d, qd, pool);
-    matmul_fwd(a.cur.data(), W(l.wk), a.k.data(), T, d, kvd, pool);
-    matmul_fwd(a.cur.data(), W(l.wv), a.v.data(), T, d, kvd, pool);
-    if (l.bq >= 0) bias_fwd(a.q.data(), W(l.bq), T, qd);
-    if (l.bk >= 0) bias_fwd(a.k.data(), W(l.bk), T, kvd);
-    if (l.bv >= 0) bias_fwd(a.v.data(), W(l.bv), T, kvd);
-    if (L.qk_norm) {
-      a.q_pre = a.q;
-      a.k_pre = a.k;
-      a.q_rstd = zeros(T * L.n_head);
-      a.k_rstd = zeros(T * L.n_head_kv);
-      rms_norm_fwd(a.q_pre.data(), W(l.q_norm), a.q.data(), a.q_rstd.data(), T * L.n_head, hd, eps);
-      rms_norm_fwd(a.k_pre.data(), W(l.k_norm), a.k.data(), a.k_rstd.data(), T * L.n_head_kv, hd, eps);
+  std::vector<LayerActs> acts(static_cast<size_t>(keep_all ? nl : seg));
+  std::vector<Vec> seg_in;  // checkpointing: each segment's input
+  LayerActs scratch;
+  for (int il = 0; il < nl; ++il) {
+    if (keep_all) {
+      layer_forward(il, x, cs[static_cast<size_t>(il)], T, pool, &acts[static_cast<size_t>(il)], &x);
+      hold(acts[static_cast<size_t>(il)].bytes());
+      continue;
     }
-    const float* rcs = cs[static_cast<size_t>(il)].data();
-    rope_fwd(a.q.data(), rcs, T, L.n_head, hd, c.n_rot, c.rope_style);
-    rope_fwd(a.k.data(), rcs, T, L.n_head_kv, hd, c.n_rot, c.rope_style);
-    AttentionShape as{T, L.n_head, L.n_head_kv, hd, L.sliding_window,
-                      c.attn_scale > 0.0f ? c.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd)), c.attn_softcap};
-    a.probs = zeros(L.n_head * T * T);
-    a.attn = zeros(T * qd);
-    attention_fwd(as, a.q.data(), a.k.data(), a.v.data(), a.attn.data(), a.probs.data());
-    a.proj = zeros(T * d);
-    matmul_fwd(a.attn.data(), W(l.wo), a.proj.data(), T, qd, d, pool);
-    Vec branch = a.proj;
-    if (l.post_attn_norm >= 0) {
-      a.r_post_attn = zeros(T);
-      rms_norm_fwd(a.proj.data(), W(l.post_attn_norm), branch.data(), a.r_post_attn.data(), T, d, eps);
+    if (il % seg == 0) {
+      seg_in.push_back(x);
+      hold(static_cast<int64_t>(x.size() * sizeof(float)));
     }
-    for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
-    a.x_mid = x;
-    a.r_ffn = zeros(T);
-    a.cur2 = zeros(T * d);
-    rms_norm_fwd(x.data(), W(l.ffn_norm), a.cur2.data(), a.r_ffn.data(), T, d, eps);
-    a.gate = zeros(T * ff);
-    a.up = zeros(T * ff);
-    a.glu = zeros(T * ff);
-    matmul_fwd(a.cur2.data(), W(l.gate), a.gate.data(), T, d, ff, pool);
-    matmul_fwd(a.cur2.data(), W(l.up), a.up.data(), T, d, ff, pool);
-    glu_fwd(glu, a.gate.data(), a.up.data(), a.glu.data(), T * ff);
-    a.ffn_out = zeros(T * d);
-    matmul_fwd(a.glu.data(), W(l.down), a.ffn_out.data(), T, ff, d, pool);
-    branch = a.ffn_out;
-    if (l.post_ffn_norm >= 0) {
-      a.r_post_ffn = zeros(T);
-      rms_norm_fwd(a.ffn_out.data(), W(l.post_ffn_norm), branch.data(), a.r_post_ffn.data(), T, d, eps);
-    }
-    for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
+    layer_forward(il, x, cs[static_cast<size_t>(il)], T, pool, &scratch, &x);
+    peak_act_bytes_ = std::max(peak_act_bytes_, held + scratch.bytes());
   }
+  scratch = LayerActs();
   Vec r_out = zeros(T), xo = zeros(T * d), raw = zeros(T * V);
-  rms_norm_fwd(x.data(), W(output_norm_), xo.data(), r_out.data(), T, d, eps);
+  rms_norm_fwd(x.data(), W(output_norm_), xo.data(), r_out.data(), T, d, c.norm_eps);
   matmul_fwd(xo.data(), W(output_), raw.data(), T, d, V, pool);
   Vec capped;
   const Vec* logits = &raw;
@@ -243,6 +333,7 @@ double TrainModel::run(const int32_t* tokens, const int32_t* targets, int64_t T,
     softcap_fwd(raw.data(), capped.data(), T * V, c.final_softcap);
     logits = &capped;
   }
+  hold(static_cast<int64_t>((x.size() + xo.size() + raw.size() + capped.size()) * sizeof(float)));
   if (logits_out != nullptr) *logits_out = *logits;
   if (targets == nullptr) return 0.0;
   Vec dlogits = backward ? zeros(T * V) : Vec();
@@ -259,59 +350,22 @@ double TrainModel::run(const int32_t* tokens, const int32_t* targets, int64_t T,
   Vec dxo = zeros(T * d), dx = zeros(T * d);
   matmul_bwd(xo.data(), W(output_), dlogits.data(), dxo.data(), G(output_), T, d, V, pool);
   rms_norm_bwd(x.data(), W(output_norm_), r_out.data(), dxo.data(), dx.data(), G(output_norm_), T, d);
-  for (int il = c.n_layer - 1; il >= 0; --il) {
-    const LayerConfig& L = c.layers[static_cast<size_t>(il)];
-    const Layer& l = layers_[static_cast<size_t>(il)];
-    LayerActs& a = acts[static_cast<size_t>(il)];
-    const int64_t hd = L.head_dim, qd = L.n_head * hd, kvd = L.n_head_kv * hd, ff = L.n_ff;
-
-    // FFN branch: x_out = x_mid + post_norm(down(glu(gate(cur2), up(cur2)))).
-    Vec dbranch = dx;
-    if (l.post_ffn_norm >= 0) {
-      dbranch = zeros(T * d);
-      rms_norm_bwd(a.ffn_out.data(), W(l.post_ffn_norm), a.r_post_ffn.data(), dx.data(), dbranch.data(),
-                   G(l.post_ffn_norm), T, d);
+  for (int s0 = ((nl - 1) / seg) * seg; s0 >= 0; s0 -= seg) {
+    const int s1 = std::min(nl, s0 + seg);
+    if (!keep_all) {  // the segment again from its input, this time keeping everything
+      Vec xs = seg_in[static_cast<size_t>(s0 / seg)];
+      int64_t seg_bytes = 0;
+      for (int il = s0; il < s1; ++il) {
+        layer_forward(il, xs, cs[static_cast<size_t>(il)], T, pool, &acts[static_cast<size_t>(il - s0)], &xs);
+        seg_bytes += acts[static_cast<size_t>(il - s0)].bytes();
+      }
+      peak_act_bytes_ = std::max(peak_act_bytes_, held + seg_bytes);
     }
-    Vec dglu = zeros(T * ff), dgate = zeros(T * ff), dup = zeros(T * ff), dcur = zeros(T * d);
-    matmul_bwd(a.glu.data(), W(l.down), dbranch.data(), dglu.data(), G(l.down), T, ff, d, pool);
-    glu_bwd(glu, a.gate.data(), a.up.data(), dglu.data(), dgate.data(), dup.data(), T * ff);
-    matmul_bwd(a.cur2.data(), W(l.gate), dgate.data(), dcur.data(), G(l.gate), T, d, ff, pool);
-    matmul_bwd(a.cur2.data(), W(l.up), dup.data(), dcur.data(), G(l.up), T, d, ff, pool);
-    rms_norm_bwd(a.x_mid.data(), W(l.ffn_norm), a.r_ffn.data(), dcur.data(), dx.data(), G(l.ffn_norm), T, d);
-
-    // Attention branch: x_mid = x_in + post_norm(wo(attention(rope(qk_norm(q)), ...))).
-    dbranch = dx;
-    if (l.post_attn_norm >= 0) {
-      dbranch = zeros(T * d);
-      rms_norm_bwd(a.proj.data(), W(l.post_attn_norm), a.r_post_attn.data(), dx.data(), dbranch.data(),
-                   G(l.post_attn_norm), T, d);
+    for (int il = s1 - 1; il >= s0; --il) {
+      LayerActs& a = acts[static_cast<size_t>(keep_all ? il : il - s0)];
+      layer_backward(il, a, cs[static_cast<size_t>(il)], T, pool, &dx);
+      a = LayerActs();
     }
-    Vec dattn = zeros(T * qd), dq = zeros(T * qd), dk = zeros(T * kvd), dv = zeros(T * kvd);
-    matmul_bwd(a.attn.data(), W(l.wo), dbranch.data(), dattn.data(), G(l.wo), T, qd, d, pool);
-    AttentionShape as{T, L.n_head, L.n_head_kv, hd, L.sliding_window,
-                      c.attn_scale > 0.0f ? c.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd)), c.attn_softcap};
-    attention_bwd(as, a.q.data(), a.k.data(), a.v.data(), a.probs.data(), dattn.data(), dq.data(), dk.data(),
-                  dv.data());
-    const float* rcs = cs[static_cast<size_t>(il)].data();
-    rope_bwd(dq.data(), rcs, T, L.n_head, hd, c.n_rot, c.rope_style);
-    rope_bwd(dk.data(), rcs, T, L.n_head_kv, hd, c.n_rot, c.rope_style);
-    if (L.qk_norm) {
-      Vec dq_pre = zeros(T * qd), dk_pre = zeros(T * kvd);
-      rms_norm_bwd(a.q_pre.data(), W(l.q_norm), a.q_rstd.data(), dq.data(), dq_pre.data(), G(l.q_norm),
-                   T * L.n_head, hd);
-      rms_norm_bwd(a.k_pre.data(), W(l.k_norm), a.k_rstd.data(), dk.data(), dk_pre.data(), G(l.k_norm),
-                   T * L.n_head_kv, hd);
-      dq.swap(dq_pre);
-      dk.swap(dk_pre);
-    }
-    if (l.bq >= 0) bias_bwd(dq.data(), G(l.bq), T, qd);
-    if (l.bk >= 0) bias_bwd(dk.data(), G(l.bk), T, kvd);
-    if (l.bv >= 0) bias_bwd(dv.data(), G(l.bv), T, kvd);
-    std::fill(dcur.begin(), dcur.end(), 0.0f);
-    matmul_bwd(a.cur.data(), W(l.wq), dq.data(), dcur.data(), G(l.wq), T, d, qd, pool);
-    matmul_bwd(a.cur.data(), W(l.wk), dk.data(), dcur.data(), G(l.wk), T, d, kvd, pool);
-    matmul_bwd(a.cur.data(), W(l.wv), dv.data(), dcur.data(), G(l.wv), T, d, kvd, pool);
-    rms_norm_bwd(a.x_in.data(), W(l.attn_norm), a.r_attn.data(), dcur.data(), dx.data(), G(l.attn_norm), T, d);
   }
   float* de = G(tok_embd_);
   for (int64_t t = 0; t < T; ++t) {

@@ -14,6 +14,7 @@
 
 #include "kernels/cpu/thread_pool.h"
 #include "models/config.h"
+#include "train/grad_ops.h"
 #include "util/status.h"
 
 namespace flashlm::train {
@@ -48,6 +49,13 @@ class TrainModel {
                          std::vector<float>* logits);
   void zero_grad();
 
+  // Gradient checkpointing: 0 keeps every layer's activations through the forward; N > 0
+  // keeps only the input of every N-th layer and runs each segment of N layers again in
+  // the backward (1: every layer, "--checkpointing layer").
+  void set_checkpoint_every(int n) { checkpoint_every_ = n; }
+  // The most activation bytes the last step held at once (the planner's own count).
+  int64_t peak_act_bytes() const { return peak_act_bytes_; }
+
  private:
   struct Layer {  // indices into params_ of one layer's tensors; -1: the layer has none
     int attn_norm = -1, wq = -1, wk = -1, wv = -1, wo = -1, bq = -1, bk = -1, bv = -1;
@@ -55,7 +63,17 @@ class TrainModel {
     int ffn_norm = -1, gate = -1, up = -1, down = -1, post_ffn_norm = -1;
   };
 
+  struct LayerActs;
+
   TrainModel() = default;
+  const float* W(int i) const;
+  float* G(int i);
+  Glu glu_kind() const { return cfg_.act == Activation::kSilu ? Glu::kSilu : Glu::kGeluTanh; }
+  AttentionShape attention_shape(int il, int64_t T) const;
+  void layer_forward(int il, const std::vector<float>& x_in, const std::vector<float>& rope_cs, int64_t T,
+                     ThreadPool& pool, LayerActs* a, std::vector<float>* x_out) const;
+  void layer_backward(int il, const LayerActs& a, const std::vector<float>& rope_cs, int64_t T, ThreadPool& pool,
+                      std::vector<float>* dx);
   Status check_ids(const int32_t* tokens, const int32_t* targets, int64_t T) const;
   double run(const int32_t* tokens, const int32_t* targets, int64_t T, ThreadPool& pool, bool backward,
              std::vector<float>* logits_out);
@@ -66,6 +84,8 @@ class TrainModel {
   std::vector<Layer> layers_;
   int tok_embd_ = -1, output_norm_ = -1, output_ = -1;  // output_ == tok_embd_ when tied
   std::vector<float> rope_factors_;                     // optional per-pair frequency factors
+  int checkpoint_every_ = 0;
+  int64_t peak_act_bytes_ = 0;
 };
 
 }  // namespace flashlm::train

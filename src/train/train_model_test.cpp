@@ -176,6 +176,39 @@ TEST(TrainModel, GradientsMatchPyTorch) {
   }
 }
 
+// Recomputing a segment runs the same float operations again, so checkpointing changes
+// memory, never a gradient bit; every setting holds less than keeping everything.
+TEST(TrainModel, CheckpointingGivesTheSameGradientsWithLessMemory) {
+  ThreadPool pool(2);
+  auto m = load("tests/golden/synthetic/tiny-gemma3-f32.gguf");  // 7 layers: segments of 1, 3 (3+3+1), 7
+  ASSERT_NE(m, nullptr);
+  const int64_t T = 24;
+  std::vector<int32_t> tokens = sample_tokens(T + 1, m->config().n_vocab, 3);
+  std::vector<int32_t> targets(tokens.begin() + 1, tokens.end());
+  tokens.pop_back();
+  std::vector<std::vector<float>> base;
+  int64_t base_bytes = 0;
+  for (int every : {0, 1, 3, 7}) {
+    m->set_checkpoint_every(every);
+    m->zero_grad();
+    auto loss = m->step(tokens.data(), targets.data(), T, pool);
+    ASSERT_TRUE(loss.is_ok());
+    if (every == 0) {
+      for (const Param& p : m->params()) base.push_back(p.g);
+      base_bytes = m->peak_act_bytes();
+      continue;
+    }
+    for (size_t i = 0; i < base.size(); ++i) {
+      ASSERT_EQ(m->params()[i].g, base[i]) << "every " << every << ": " << m->params()[i].name;
+    }
+    std::printf("[checkpointing every %d] peak activations %lld bytes (none: %lld)\n", every,
+                static_cast<long long>(m->peak_act_bytes()), static_cast<long long>(base_bytes));
+    if (every < 7) {
+      EXPECT_LT(m->peak_act_bytes(), base_bytes) << every;
+    }
+  }
+}
+
 TEST(TrainModel, RefusesIdsOutsideTheVocabularyAndMoe) {
   ThreadPool pool(1);
   auto m = load("tests/golden/synthetic/tiny-llama-f32.gguf");

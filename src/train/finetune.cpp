@@ -1,0 +1,157 @@
+#include "train/finetune.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "train/train_state.h"
+
+namespace flashlm::train {
+
+Result<std::vector<bool>> trainable_mask(const std::vector<Param>& params, const std::string& mode) {
+  std::vector<bool> mask(params.size(), false);
+  if (mode == "all") {
+    mask.assign(params.size(), true);
+  } else if (mode == "norms") {
+    for (size_t i = 0; i < params.size(); ++i) mask[i] = params[i].name.find("norm") != std::string::npos;
+  } else if (mode == "lora" || mode == "router" || mode == "experts") {
+    return Status::error("--train " + mode + " is not implemented yet (available: all, norms)");
+  } else {
+    return Status::error("unknown --train mode '" + mode + "' (available: all, norms)");
+  }
+  return mask;
+}
+
+double mean_loss(TrainModel& m, const std::vector<int32_t>& stream, int64_t seq, int64_t n, ThreadPool& pool) {
+  double sum = 0.0;
+  int64_t k = 0;
+  for (; k < n && (k + 1) * seq + 1 <= static_cast<int64_t>(stream.size()); ++k) {
+    const int32_t* s = stream.data() + k * seq;
+    sum += m.forward(s, s + 1, seq, pool, nullptr).value();
+  }
+  return k > 0 ? sum / static_cast<double>(k) : -1.0;
+}
+
+namespace {
+
+std::string shaping_options(const FinetuneOptions& o, int64_t n_tokens) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "seq=%lld batch=%lld steps=%lld train=%s lr=%g warmup=%lld min_lr=%g wd=%g tokens=%lld",
+                static_cast<long long>(o.seq), static_cast<long long>(o.batch), static_cast<long long>(o.steps),
+                o.train.c_str(), static_cast<double>(o.adam.lr), static_cast<long long>(o.adam.warmup),
+                static_cast<double>(o.adam.min_lr_ratio), static_cast<double>(o.adam.weight_decay),
+                static_cast<long long>(n_tokens));
+  return buf;
+}
+
+}  // namespace
+
+Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& tokens, const FinetuneOptions& o,
+                                uint64_t base_fingerprint, ThreadPool& pool,
+                                const std::function<void(const StepReport&)>& progress,
+                                const std::atomic<bool>* stop) {
+  if (o.seq < 2 || o.batch < 1) return Status::error("the sequence length must be >= 2 and the batch >= 1");
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const int64_t n_valid = o.valid_fraction > 0.0 ? static_cast<int64_t>(static_cast<double>(n) * o.valid_fraction) : 0;
+  const std::vector<int32_t> train(tokens.begin(), tokens.end() - n_valid);
+  const std::vector<int32_t> valid(tokens.end() - n_valid, tokens.end());
+  const int64_t n_seqs = (static_cast<int64_t>(train.size()) - 1) / o.seq;
+  if (n_seqs < 1) {
+    return Status::error("the training text has " + std::to_string(train.size()) + " tokens after the held-out " +
+                         std::to_string(n_valid) + "; one sequence needs " + std::to_string(o.seq + 1) +
+                         " (a longer text or a smaller --ctx)");
+  }
+  if (n_valid > 0 && static_cast<int64_t>(valid.size()) < o.seq + 1) {
+    return Status::error("the held-out tail (" + std::to_string(valid.size()) + " tokens) is shorter than one " +
+                         "sequence of " + std::to_string(o.seq + 1) + ": a longer text, a larger --valid-fraction " +
+                         "or --valid-fraction 0");
+  }
+  Result<std::vector<bool>> mask = trainable_mask(m.params(), o.train);
+  if (!mask) return mask.status();
+  FinetuneOptions opt = o;
+  opt.steps = o.steps > 0 ? o.steps : std::max<int64_t>(1, n_seqs / o.batch);
+  opt.adam.total_steps = opt.steps;
+  AdamW adam(m.params(), *mask, opt.adam);
+  m.set_checkpoint_every(o.checkpoint_every);
+
+  FinetuneResult res;
+  res.trained = *mask;
+  TrainState st;
+  st.base_fingerprint = base_fingerprint;
+  st.options = shaping_options(opt, n);
+  if (o.resume && !o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
+    TrainState saved;
+    if (Status s = load_checkpoint(o.checkpoint, &saved, m.params(), adam); !s) return s;
+    if (saved.base_fingerprint != base_fingerprint) {
+      return Status::error("checkpoint '" + o.checkpoint + "' belongs to another base model");
+    }
+    if (saved.options != st.options) {
+      return Status::error("checkpoint '" + o.checkpoint + "' was made with other options (" + saved.options +
+                           "); this run has (" + st.options + ")");
+    }
+    st = saved;
+    res.resumed_from = st.step;
+  }
+  auto save = [&]() -> Status {
+    return o.checkpoint.empty() ? Status::ok() : save_checkpoint(o.checkpoint, st, m.params(), adam);
+  };
+  if (n_valid > 0) res.initial_valid_loss = mean_loss(m, valid, o.seq, o.valid_seqs, pool);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t tokens_run = 0;
+  const int64_t first = st.step;
+  while (st.step < opt.steps) {
+    if (stop != nullptr && stop->load()) {  // between steps: the checkpoint is a clean one
+      if (Status s = save(); !s) return s;
+      res.stopped = true;
+      break;
+    }
+    m.zero_grad();
+    double loss = 0.0;
+    for (int64_t b = 0; b < o.batch; ++b) {
+      const int32_t* s = train.data() + (st.cursor % n_seqs) * o.seq;
+      Result<double> l = m.step(s, s + 1, o.seq, pool);
+      if (!l) return l.status();
+      loss += *l / static_cast<double>(o.batch);
+      ++st.cursor;
+      tokens_run += o.seq;
+    }
+    StepReport r;
+    r.lr = lr_at(adam.config(), adam.t());
+    if (!std::isfinite(loss)) {
+      return Status::error("the loss stopped being finite at step " + std::to_string(st.step + 1) +
+                           " (learning rate " + std::to_string(r.lr) + "): stopped before updating the weights" +
+                           (o.checkpoint.empty() ? std::string()
+                                                 : "; the last good checkpoint is '" + o.checkpoint + "'"));
+    }
+    r.grad_norm = adam.step(m.params(), 1.0f / static_cast<float>(o.batch));
+    if (!std::isfinite(r.grad_norm)) {
+      return Status::error("the gradient stopped being finite at step " + std::to_string(st.step + 1) +
+                           ": the weights may be damaged and are not written" +
+                           (o.checkpoint.empty() ? std::string()
+                                                 : "; the last good checkpoint is '" + o.checkpoint + "'"));
+    }
+    ++st.step;
+    st.last_loss = loss;
+    const bool last = st.step == opt.steps;
+    if (n_valid > 0 && (last || (o.eval_every > 0 && st.step % o.eval_every == 0))) {
+      r.valid_loss = mean_loss(m, valid, o.seq, o.valid_seqs, pool);
+      res.final_valid_loss = r.valid_loss;
+    }
+    if (last || (o.save_every > 0 && st.step % o.save_every == 0)) {
+      if (Status s = save(); !s) return s;
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.step = st.step;
+    r.total = opt.steps;
+    r.loss = loss;
+    r.tokens_per_s = static_cast<double>(tokens_run) / std::max(secs, 1e-9);
+    r.eta_s = secs / static_cast<double>(st.step - first) * static_cast<double>(opt.steps - st.step);
+    r.peak_act_bytes = m.peak_act_bytes();
+    if (progress) progress(r);
+  }
+  res.steps_done = st.step;
+  return res;
+}
+
+}  // namespace flashlm::train
