@@ -21,7 +21,7 @@ AdamW::AdamW(const std::vector<Param>& params, std::vector<bool> trainable, Adam
   }
 }
 
-double AdamW::step(std::vector<Param>& params, float grad_scale) {
+double AdamW::step(std::vector<Param>& params, float grad_scale, ThreadPool& pool) {
   double sq = 0.0;
   for (size_t i = 0; i < params.size(); ++i) {
     if (!trainable_[i]) continue;
@@ -42,13 +42,15 @@ double AdamW::step(std::vector<Param>& params, float grad_scale) {
     const bool decay = p.ne1 > 1 && p.name != "token_embd.weight";
     float* m = m_[i].data();
     float* v = v_[i].data();
-    for (size_t k = 0; k < p.w.size(); ++k) {
-      const float g = p.g[k] * scale;
-      m[k] = cfg_.beta1 * m[k] + (1.0f - cfg_.beta1) * g;
-      v[k] = cfg_.beta2 * v[k] + (1.0f - cfg_.beta2) * g * g;
-      const float update = (m[k] / bc1) / (std::sqrt(v[k] / bc2) + cfg_.eps);
-      p.w[k] -= lr * (update + (decay ? cfg_.weight_decay * p.w[k] : 0.0f));
-    }
+    pool.parallel_for(p.size(), [&](int64_t kb, int64_t ke, int) {
+      for (int64_t k = kb; k < ke; ++k) {
+        const float g = p.g[k] * scale;
+        m[k] = cfg_.beta1 * m[k] + (1.0f - cfg_.beta1) * g;
+        v[k] = cfg_.beta2 * v[k] + (1.0f - cfg_.beta2) * g * g;
+        const float update = (m[k] / bc1) / (std::sqrt(v[k] / bc2) + cfg_.eps);
+        p.w[k] -= lr * (update + (decay ? cfg_.weight_decay * p.w[k] : 0.0f));
+      }
+    });
   }
   return norm;
 }

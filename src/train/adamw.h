@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/thread_pool.h"
 #include "train/train_model.h"
 
 namespace flashlm::train {
@@ -32,8 +33,9 @@ class AdamW {
   AdamW(const std::vector<Param>& params, std::vector<bool> trainable, AdamWConfig cfg);
 
   // One update from the gradients in Param::g, scaled by grad_scale (1 / accumulated
-  // micro-batches) and clipped; returns the gradient norm before clipping.
-  double step(std::vector<Param>& params, float grad_scale);
+  // micro-batches) and clipped; returns the gradient norm before clipping. Elements are
+  // independent, so the pool splits each tensor (results do not depend on the split).
+  double step(std::vector<Param>& params, float grad_scale, ThreadPool& pool);
 
   int64_t t() const { return t_; }
   const AdamWConfig& config() const { return cfg_; }

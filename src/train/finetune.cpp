@@ -124,7 +124,7 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
                            (o.checkpoint.empty() ? std::string()
                                                  : "; the last good checkpoint is '" + o.checkpoint + "'"));
     }
-    r.grad_norm = adam.step(m.params(), 1.0f / static_cast<float>(o.batch));
+    r.grad_norm = adam.step(m.params(), 1.0f / static_cast<float>(o.batch), pool);
     if (!std::isfinite(r.grad_norm)) {
       return Status::error("the gradient stopped being finite at step " + std::to_string(st.step + 1) +
                            ": the weights may be damaged and are not written" +

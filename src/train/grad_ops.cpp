@@ -5,60 +5,21 @@
 #include <vector>
 
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/sgemm.h"
 
 namespace flashlm::train {
 
-namespace {
-
-// Weight rows per block: a block stays in cache while every token meets it, so each
-// weight is read from memory once per call instead of once per token.
-constexpr int64_t kRowBlock = 32;
-
-}  // namespace
-
+// y = x . w^T: M = T, N = n_out, K = n_in, w stored [N][K].
 void matmul_fwd(const float* x, const float* w, float* y, int64_t T, int64_t n_in, int64_t n_out, ThreadPool& pool) {
-  const int64_t n_blocks = (n_out + kRowBlock - 1) / kRowBlock;
-  pool.parallel_for(n_blocks, [&](int64_t bb, int64_t be, int) {
-    for (int64_t b = bb; b < be; ++b) {
-      const int64_t o1 = std::min(n_out, (b + 1) * kRowBlock);
-      for (int64_t t = 0; t < T; ++t) {
-        for (int64_t o = b * kRowBlock; o < o1; ++o) y[t * n_out + o] = ops::dot(x + t * n_in, w + o * n_in, n_in);
-      }
-    }
-  });
+  sgemm({T, n_out, n_in, x, n_in, false, w, n_in, true, y, n_out, 0.0f}, pool);
 }
 
+// dx += dy . w (w stored [n_out][n_in] = [K][N]); dw += dy^T . x (dy stored [T][n_out] =
+// [K][M], x [T][n_in] = [K][N]).
 void matmul_bwd(const float* x, const float* w, const float* dy, float* dx, float* dw, int64_t T, int64_t n_in,
                 int64_t n_out, ThreadPool& pool) {
-  if (dx != nullptr) {  // each thread owns a column range of dx: no two write one element
-    pool.parallel_for(n_in, [&](int64_t ib, int64_t ie, int) {
-      for (int64_t o0 = 0; o0 < n_out; o0 += kRowBlock) {
-        const int64_t o1 = std::min(n_out, o0 + kRowBlock);
-        for (int64_t t = 0; t < T; ++t) {
-          float* dxt = dx + t * n_in;
-          for (int64_t o = o0; o < o1; ++o) {
-            const float g = dy[t * n_out + o];
-            if (g == 0.0f) continue;
-            const float* wo = w + o * n_in;
-            for (int64_t i = ib; i < ie; ++i) dxt[i] += g * wo[i];
-          }
-        }
-      }
-    });
-  }
-  if (dw != nullptr) {  // each thread owns a row range of dw
-    pool.parallel_for(n_out, [&](int64_t ob, int64_t oe, int) {
-      for (int64_t o = ob; o < oe; ++o) {
-        float* dwo = dw + o * n_in;
-        for (int64_t t = 0; t < T; ++t) {
-          const float g = dy[t * n_out + o];
-          if (g == 0.0f) continue;
-          const float* xt = x + t * n_in;
-          for (int64_t i = 0; i < n_in; ++i) dwo[i] += g * xt[i];
-        }
-      }
-    });
-  }
+  if (dx != nullptr) sgemm({T, n_in, n_out, dy, n_out, false, w, n_in, false, dx, n_in, 1.0f}, pool);
+  if (dw != nullptr) sgemm({n_out, n_in, T, dy, n_out, true, x, n_in, false, dw, n_in, 1.0f}, pool);
 }
 
 void rms_norm_fwd(const float* x, const float* w, float* y, float* rstd, int64_t T, int64_t n, float eps) {

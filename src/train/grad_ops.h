@@ -5,7 +5,8 @@
 //
 // These are the plain float references, written for clarity; each is checked against
 // central finite differences (grad_ops_test.cpp) and the whole step against PyTorch
-// (train_model_test.cpp). Only the matmuls, nearly all of a step's work, run on the pool.
+// (train_model_test.cpp). Only the matmuls, nearly all of a step's work, run on the pool
+// (kernels/cpu/sgemm.h).
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,17 @@
+// The register tile of kernels/cpu/sgemm.cpp: C[kMR][kNR] (row stride ldc) = or += the
+// product of a packed A micro-panel (kc steps of kMR values) and a packed B micro-panel
+// (kc steps of kNR values). Declarations only (see avx2/avx2_kernels.h for why).
+#pragma once
+
+#include <cstdint>
+
+namespace flashlm::sgemm_tile {
+
+constexpr int64_t kMR = 6;
+constexpr int64_t kNR = 16;
+using TileFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
+
+// 12 accumulators of 8 lanes, one broadcast of A and two loads of B per step.
+void tile_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
+
+}  // namespace flashlm::sgemm_tile
