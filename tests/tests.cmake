@@ -167,3 +167,24 @@ flashlm_cli_error(prune_text_too_short "a chunk needs" ${FLASHLM_BIN} prune -m $
 add_test(NAME cli_error_prune_full_disk COMMAND bash -c
          "trap '' XFSZ; ulimit -f 64; ${EXPECT_ERROR} 'write failed' $<TARGET_FILE:flashlm> prune -m ${TINY_LLAMA} -o ${BAD_DIR}/full.gguf -f ${EVAL_TEXT} -c 64 --chunks 1 --ffn 64 && ! ls ${BAD_DIR}/full.gguf*")
 set_tests_properties(cli_error_prune_random_bytes cli_error_prune_full_disk PROPERTIES FIXTURES_REQUIRED bad_inputs)
+# flashlm finetune: a small end-to-end run on a synthetic model, ^C and --resume, bad inputs.
+add_test(NAME cli_finetune_tiny_llama COMMAND ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/ft.gguf
+         --ctx 32 --batch 2 --steps 4 --lr 1e-3 --valid-fraction 0.02 --checkpointing layer)
+set_tests_properties(cli_finetune_tiny_llama PROPERTIES FIXTURES_REQUIRED bad_inputs
+                     PASS_REGULAR_EXPRESSION "step 4/4 .*held-out loss [0-9.]+ -> [0-9.]+; wrote")
+# ^C is sent once a step has run (the handler is in place then, whatever the machine's speed).
+add_test(NAME cli_finetune_sigint_then_resume COMMAND bash -c
+         "f=${BAD_DIR}/ft_int; rm -f $f.gguf*; args='-m ${TINY_LLAMA} -f ${EVAL_TEXT} -o '$f.gguf' --ctx 16 --steps 1000000 --valid-fraction 0.01'; \
+          interrupt() { for i in $(seq 600); do grep -q 'step ' $f.log && break; sleep 0.1; done; kill -INT $1; wait $1; }; \
+          ${FLASHLM_BIN} finetune $args 2>$f.log & interrupt $!; rc=$?; \
+          [ $rc -eq 130 ] && grep -q 'stopped at step' $f.log && [ -f $f.gguf.ckpt ] || { echo rc=$rc; cat $f.log; exit 1; }; \
+          ${FLASHLM_BIN} finetune $args --resume 2>$f.log & interrupt $!; rc=$?; \
+          [ $rc -eq 130 ] && grep -q 'resumed from step' $f.log || { echo rc=$rc; cat $f.log; exit 1; }")
+set_tests_properties(cli_finetune_sigint_then_resume PROPERTIES FIXTURES_REQUIRED bad_inputs)
+flashlm_cli_error(finetune_missing_text "cannot read" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f /nonexistent/text.txt -o ${BAD_DIR}/never.gguf)
+flashlm_cli_error(finetune_onto_input "is the input file" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${TINY_LLAMA})
+flashlm_cli_error(finetune_no_out_dir "output directory .* does not exist" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o /nonexistent/dir/x.gguf)
+flashlm_cli_error(finetune_bad_checkpointing "--checkpointing takes none, layer or every-N" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --checkpointing every-0)
+flashlm_cli_error(finetune_lora "--train lora is not implemented yet" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --train lora)
+flashlm_cli_error(finetune_text_too_short "one sequence needs" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${CMAKE_SOURCE_DIR}/tests/golden/quant/imatrix-text.txt -o ${BAD_DIR}/never.gguf --ctx 60000)
+flashlm_cli_error(finetune_moe "training MoE layers is not implemented yet" ${FLASHLM_BIN} finetune -m ${CMAKE_SOURCE_DIR}/tests/golden/synthetic/tiny-qwen3moe-f32.gguf -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf)

@@ -5,8 +5,6 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "cli/common.h"
 #include "formats/gguf_fingerprint.h"
@@ -18,6 +16,7 @@ namespace {
 
 struct FinetuneArgs {
   std::string model, file, out, out_type = "f16", checkpointing = "none", checkpoint;
+  bool no_checkpoint = false;
   train::FinetuneOptions o;
   int threads = 0;
 };
@@ -71,7 +70,7 @@ int run_finetune(FinetuneArgs a) {
     print_error("the output directory '" + out_dir.string() + "' does not exist");
     return 1;
   }
-  a.o.checkpoint = a.checkpoint.empty() ? a.out + ".ckpt" : a.checkpoint;
+  a.o.checkpoint = a.no_checkpoint ? "" : a.checkpoint.empty() ? a.out + ".ckpt" : a.checkpoint;
   Result<gguf::File> base = gguf::File::open(a.model);
   if (!base) {
     print_error(base.message());
@@ -82,14 +81,9 @@ int run_finetune(FinetuneArgs a) {
     print_error("'" + a.model + "': " + tok.message());
     return 1;
   }
-  std::ifstream in(a.file, std::ios::binary);
-  if (!in) {
-    print_error("cannot read '" + a.file + "'");
-    return 1;
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::vector<int32_t> tokens = tok->encode(ss.str(), true, false);
+  const std::optional<std::string> text = read_text_file(a.file);
+  if (!text) return 1;
+  const std::vector<int32_t> tokens = tok->encode(*text, true, false);
   Result<std::unique_ptr<train::TrainModel>> m = train::TrainModel::load(a.model);
   if (!m) {
     print_error(m.message());
@@ -98,8 +92,9 @@ int run_finetune(FinetuneArgs a) {
   const int n_threads = a.threads > 0 ? a.threads : default_thread_count();
   note_thread_cap(a.threads);
   ThreadPool pool(n_threads);
-  std::fprintf(stderr, "finetune: %s, %zu tokens of '%s', %d threads, --train %s, checkpoints in '%s'\n",
-               a.model.c_str(), tokens.size(), a.file.c_str(), n_threads, a.o.train.c_str(), a.o.checkpoint.c_str());
+  std::fprintf(stderr, "finetune: %s, %zu tokens of '%s', %d threads, --train %s, checkpoints: %s\n", a.model.c_str(),
+               tokens.size(), a.file.c_str(), n_threads, a.o.train.c_str(),
+               a.o.checkpoint.empty() ? "none" : ("'" + a.o.checkpoint + "'").c_str());
 
   g_stop = false;
   std::signal(SIGINT, on_sigint);
@@ -123,8 +118,13 @@ int run_finetune(FinetuneArgs a) {
     std::fprintf(stderr, "finetune: resumed from step %lld\n", static_cast<long long>(res->resumed_from));
   }
   if (res->stopped) {
-    std::fprintf(stderr, "finetune: stopped at step %lld; checkpoint '%s' (run again with --resume)\n",
-                 static_cast<long long>(res->steps_done), a.o.checkpoint.c_str());
+    if (a.o.checkpoint.empty()) {
+      std::fprintf(stderr, "finetune: stopped at step %lld (no checkpoint: --no-checkpoint)\n",
+                   static_cast<long long>(res->steps_done));
+    } else {
+      std::fprintf(stderr, "finetune: stopped at step %lld; checkpoint '%s' (run again with --resume)\n",
+                   static_cast<long long>(res->steps_done), a.o.checkpoint.c_str());
+    }
     return 130;
   }
   if (Status st = train::write_trained_model(*base, (*m)->params(), res->trained, a.out_type, a.out); !st) {
@@ -169,7 +169,9 @@ void add_finetune(CLI::App& app, int* exit_code) {
   sub->add_option("--checkpointing", args->checkpointing,
                   "gradient checkpointing: none, layer, every-N (keep every N-th layer's input, recompute the rest "
                   "in the backward; default none)");
-  sub->add_option("--checkpoint", args->checkpoint, "checkpoint file (default OUTPUT.ckpt)");
+  auto* ckpt = sub->add_option("--checkpoint", args->checkpoint, "checkpoint file (default OUTPUT.ckpt)");
+  sub->add_flag("--no-checkpoint", args->no_checkpoint, "write no checkpoint (a stopped run cannot resume)")
+      ->excludes(ckpt);
   sub->add_option("--save-every", o.save_every, "steps between checkpoints (default: at the end and on ^C)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   sub->add_flag("--resume", o.resume, "continue from the checkpoint when it exists");

@@ -4,8 +4,6 @@
 // activation mass per token (src/moefy/).
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "cli/common.h"
 #include "moefy/calibrate.h"
@@ -28,13 +26,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 int run_moefy(const MoefyArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::ifstream in(a.calib_file, std::ios::binary);
-  if (!in) {
-    print_error("cannot read '" + a.calib_file + "'");
-    return 1;
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
+  const std::optional<std::string> calib_text = read_text_file(a.calib_file);
+  if (!calib_text) return 1;
   Result<std::unique_ptr<Model>> m = Model::load(a.model);
   if (!m) {
     print_error(m.message());
@@ -51,7 +44,7 @@ int run_moefy(const MoefyArgs& a) {
     print_error("'" + a.model + "': " + tok.message());
     return 1;
   }
-  const std::vector<int32_t> tokens = tok->encode(ss.str(), false, false);
+  const std::vector<int32_t> tokens = tok->encode(*calib_text, false, false);
   moefy::CalibrationOptions co;
   co.max_tokens = a.calib_tokens;
   co.n_ctx = a.calib_ctx;

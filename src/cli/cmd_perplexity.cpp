@@ -5,9 +5,7 @@
 // are stored (factory/kl_divergence.h); with --kl-base a candidate is scored against them.
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <optional>
-#include <sstream>
 
 #include "cli/common.h"
 #include "factory/kl_divergence.h"
@@ -40,14 +38,9 @@ int perplexity(PplArgs a) {
     kl_base = std::move(b).value();
   }
   if (a.common.ctx == 0) a.common.ctx = 512;
-  std::ifstream in(a.file, std::ios::binary);
-  if (!in) {
-    print_error("cannot read '" + a.file + "'");
-    return 1;
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  std::optional<std::string> read = read_text_file(a.file);
+  if (!read) return 1;
+  std::string text = std::move(*read);
   std::unique_ptr<Loaded> l = load(a.common, LoadFor::kRunner);
   if (!l) return 1;
   const Tokenizer& tok = *l->tok;

@@ -194,18 +194,24 @@ void print_timings(const Loaded& l, const GenerateStats& s) {
                s.gen_ms, tg, peak_rss_mib(), l.n_threads, s.finish_reason.c_str());
 }
 
+std::optional<std::string> read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    print_error("cannot read '" + path + "'");
+    return std::nullopt;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 std::unique_ptr<Calibration> run_calibration(const char* label, const std::string& model_path,
                                              const std::string& text_path, int64_t n_ctx, int64_t max_chunks,
                                              int n_threads) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::ifstream in(text_path, std::ios::binary);
-  if (!in) {
-    print_error("cannot read '" + text_path + "'");
-    return nullptr;
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (ss.str().empty()) {
+  const std::optional<std::string> text = read_text_file(text_path);
+  if (!text) return nullptr;
+  if (text->empty()) {
     print_error("the calibration text '" + text_path + "' is empty");
     return nullptr;
   }
@@ -221,7 +227,7 @@ std::unique_ptr<Calibration> run_calibration(const char* label, const std::strin
     print_error("'" + model_path + "': " + tok.message());
     return nullptr;
   }
-  c->tokens = tok->encode(ss.str(), true, false);  // with BOS where the model adds one, as llama-imatrix tokenizes
+  c->tokens = tok->encode(*text, true, false);  // with BOS where the model adds one, as llama-imatrix tokenizes
   c->bos = tok->add_bos() ? tok->bos() : -1;
   note_thread_cap(n_threads);
   factory::CollectOptions co;

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "engine/generate.h"
@@ -72,6 +73,8 @@ std::unique_ptr<Calibration> run_calibration(const char* label, const std::strin
                                              int n_threads);
 
 void print_error(const std::string& msg);
+// A whole file as bytes, or nullopt after printing why it could not be read.
+std::optional<std::string> read_text_file(const std::string& path);
 // Says on stderr when -t asks for more threads than this process may use: the pool then
 // starts only as many (kernels/cpu/thread_pool.h) and splits each op as asked.
 void note_thread_cap(int requested);

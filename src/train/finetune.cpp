@@ -97,7 +97,7 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
   };
   if (n_valid > 0) res.initial_valid_loss = mean_loss(m, valid, o.seq, o.valid_seqs, pool);
 
-  const auto t0 = std::chrono::steady_clock::now();
+  double step_secs = 0.0;  // training steps only: evaluations and checkpoint writes excluded
   int64_t tokens_run = 0;
   const int64_t first = st.step;
   while (st.step < opt.steps) {
@@ -106,6 +106,7 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
       res.stopped = true;
       break;
     }
+    const auto t0 = std::chrono::steady_clock::now();
     m.zero_grad();
     double loss = 0.0;
     for (int64_t b = 0; b < o.batch; ++b) {
@@ -133,6 +134,7 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
     }
     ++st.step;
     st.last_loss = loss;
+    step_secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const bool last = st.step == opt.steps;
     if (n_valid > 0 && (last || (o.eval_every > 0 && st.step % o.eval_every == 0))) {
       r.valid_loss = mean_loss(m, valid, o.seq, o.valid_seqs, pool);
@@ -141,12 +143,11 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
     if (last || (o.save_every > 0 && st.step % o.save_every == 0)) {
       if (Status s = save(); !s) return s;
     }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     r.step = st.step;
     r.total = opt.steps;
     r.loss = loss;
-    r.tokens_per_s = static_cast<double>(tokens_run) / std::max(secs, 1e-9);
-    r.eta_s = secs / static_cast<double>(st.step - first) * static_cast<double>(opt.steps - st.step);
+    r.tokens_per_s = static_cast<double>(tokens_run) / std::max(step_secs, 1e-9);
+    r.eta_s = step_secs / static_cast<double>(st.step - first) * static_cast<double>(opt.steps - st.step);
     r.peak_act_bytes = m.peak_act_bytes();
     if (progress) progress(r);
   }

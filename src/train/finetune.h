@@ -38,7 +38,8 @@ struct StepReport {
   double valid_loss = -1.0;      // < 0: not evaluated at this step
   double grad_norm = 0.0;
   float lr = 0.0f;
-  double tokens_per_s = 0.0;     // this run's training tokens / wall time
+  double tokens_per_s = 0.0;     // this run's training tokens / time in training steps
+                                 // (held-out losses and checkpoint writes excluded)
   double eta_s = 0.0;
   int64_t peak_act_bytes = 0;
 };
