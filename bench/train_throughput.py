@@ -453,7 +453,7 @@ def markdown_compare(args, fl, tr, n_pieces):
             "|---|---:|---:|---:|---:|---|",
             f"| flashlm | {fl['first_loss']:.4f} | {fl['step_s']:.2f} | {fl['tok_s']:.1f} | "
             f"{fl['rss_mib']:.0f} MiB | act {fl['act_mib']} MiB; its last line said {fl['tok_s_printed']:.0f} tok/s "
-            f"(warm-up and checkpoint write included){runs(fl)} |",
+            f"(its warm-up step included){runs(fl)} |",
             f"| PyTorch | {tr['first_loss']:.4f} | {tr['step_s']:.2f} | {tr['tok_s']:.1f} | "
             f"{tr['rss_mib']:.0f} MiB | {tr['base_rss_mib']:.0f} MiB before the model; clip + AdamW "
             f"{sum(tr['opt_times'][1:]) / args.steps:.2f} s/step{runs(tr)} |",
