@@ -186,5 +186,28 @@ flashlm_cli_error(finetune_onto_input "is the input file" ${FLASHLM_BIN} finetun
 flashlm_cli_error(finetune_no_out_dir "output directory .* does not exist" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o /nonexistent/dir/x.gguf)
 flashlm_cli_error(finetune_bad_checkpointing "--checkpointing takes none, layer or every-N" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --checkpointing every-0)
 flashlm_cli_error(finetune_lora "--train lora is not implemented yet" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --train lora)
+flashlm_cli_error(finetune_router_dense "--train router: the model has no MoE layers" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --train router)
+flashlm_cli_error(finetune_router_unit_weights "no gradient reaches the routers" ${FLASHLM_BIN} finetune -m ${CMAKE_SOURCE_DIR}/tests/golden/synthetic/tiny-gemma3-moefied-f32.gguf -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --train router)
 flashlm_cli_error(finetune_text_too_short "one sequence needs" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${CMAKE_SOURCE_DIR}/tests/golden/quant/imatrix-text.txt -o ${BAD_DIR}/never.gguf --ctx 60000)
-flashlm_cli_error(finetune_moe "training MoE layers is not implemented yet" ${FLASHLM_BIN} finetune -m ${CMAKE_SOURCE_DIR}/tests/golden/synthetic/tiny-qwen3moe-f32.gguf -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf)
+# MoE: the routers of a softmax top-k model, in Q4_0 (QAT keeps the routers F32).
+add_test(NAME cli_finetune_moe_router_qat COMMAND ${FLASHLM_BIN} finetune -m ${CMAKE_SOURCE_DIR}/tests/golden/synthetic/tiny-qwen3moe-f32.gguf
+         -f ${EVAL_TEXT} -o ${BAD_DIR}/ft_moe.gguf --ctx 32 --batch 2 --steps 3 --lr 1e-3 --valid-fraction 0.02 --train router --qat Q4_0)
+set_tests_properties(cli_finetune_moe_router_qat PROPERTIES FIXTURES_REQUIRED bad_inputs
+                     PASS_REGULAR_EXPRESSION "step 3/3 .*held-out loss [0-9.]+ -> [0-9.]+; wrote .* in Q4_0")
+# flashlm distill (KL from a teacher run on the fly) with QAT, end to end on a synthetic
+# model: the student is the teacher's file, so the held-out KL starts at Q4_0's damage.
+add_test(NAME cli_distill_qat_tiny_llama COMMAND ${FLASHLM_BIN} distill --teacher ${TINY_LLAMA} -m ${TINY_LLAMA}
+         -f ${EVAL_TEXT} -o ${BAD_DIR}/kd.gguf --ctx 32 --batch 2 --steps 4 --lr 1e-3 --valid-fraction 0.02
+         --qat Q4_0 --temperature 2 --ce-weight 0.5 --kl-top 16)
+set_tests_properties(cli_distill_qat_tiny_llama PROPERTIES FIXTURES_REQUIRED bad_inputs
+                     PASS_REGULAR_EXPRESSION "step 4/4 .*held-out KL [0-9.]+ -> [0-9.]+; wrote .* in Q4_0")
+flashlm_cli_error(distill_other_vocabulary "distillation needs one vocabulary" ${FLASHLM_BIN} distill --teacher ${SMOLLM} -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf)
+flashlm_cli_error(distill_text_too_short "one sequence needs" ${FLASHLM_BIN} distill --teacher ${TINY_LLAMA} -m ${TINY_LLAMA} -f ${CMAKE_SOURCE_DIR}/tests/golden/quant/imatrix-text.txt -o ${BAD_DIR}/never.gguf --ctx 60000)
+# A moefied student (Gemma 3 cut into experts) distilled from its dense parent.
+add_test(NAME cli_distill_moefied_student COMMAND ${FLASHLM_BIN} distill --teacher ${CMAKE_SOURCE_DIR}/tests/golden/synthetic/tiny-gemma3-f32.gguf
+         -m ${CMAKE_SOURCE_DIR}/tests/golden/synthetic/tiny-gemma3-moefied-f32.gguf -f ${EVAL_TEXT} -o ${BAD_DIR}/kd_moe.gguf
+         --ctx 32 --batch 2 --steps 3 --lr 1e-3 --valid-fraction 0.02 --train experts)
+set_tests_properties(cli_distill_moefied_student PROPERTIES FIXTURES_REQUIRED bad_inputs
+                     PASS_REGULAR_EXPRESSION "step 3/3 .*held-out KL [0-9.]+ -> [0-9.]+; wrote")
+flashlm_cli_error(finetune_qat_unknown_type "--qat: .*Q9_9" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --qat Q9_9)
+flashlm_cli_error(finetune_qat_with_out_type "excludes" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --qat Q4_0 --out-type f16)

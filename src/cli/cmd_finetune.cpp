@@ -1,23 +1,30 @@
-// flashlm finetune: full or norms-only fine-tuning of a dense model on a text file, on
-// the CPU (train/finetune.h), with checkpoints a killed run resumes from.
+// flashlm finetune and flashlm distill: training a dense model on a text file on the CPU
+// (train/finetune.h), with next-token cross-entropy or with KL distillation from a
+// teacher run on the fly (train/distill.h), optionally quantization-aware (--qat:
+// train/qat.h), with checkpoints a killed run resumes from. One run, two objectives.
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "cli/common.h"
 #include "formats/gguf_fingerprint.h"
+#include "train/distill.h"
 #include "train/finetune.h"
+#include "train/qat.h"
 #include "train/write_model.h"
 
 namespace flashlm::cli {
 namespace {
 
-struct FinetuneArgs {
-  std::string model, file, out, out_type = "f16", checkpointing = "none", checkpoint;
+struct TrainArgs {
+  bool distill = false;
+  std::string model, teacher, file, out, out_type = "f16", checkpointing = "none", checkpoint, qat;
   bool no_checkpoint = false;
   train::FinetuneOptions o;
+  train::DistillOptions d;
   int threads = 0;
 };
 
@@ -55,7 +62,17 @@ bool parse_checkpointing(const std::string& s, int* every) {
   }
 }
 
-int run_finetune(FinetuneArgs a) {
+std::optional<tok::Tokenizer> open_tokenizer(const gguf::File& f, const std::string& path) {
+  Result<tok::Tokenizer> tok = tok::Tokenizer::from_gguf(f);
+  if (!tok) {
+    print_error("'" + path + "': " + tok.message());
+    return std::nullopt;
+  }
+  return std::move(tok).value();
+}
+
+int run_training(TrainArgs a) {
+  const char* cmd = a.distill ? "distill" : "finetune";
   if (!parse_checkpointing(a.checkpointing, &a.o.checkpoint_every)) {
     print_error("--checkpointing takes none, layer or every-N (N >= 1); it was '" + a.checkpointing + "'");
     return 1;
@@ -71,15 +88,47 @@ int run_finetune(FinetuneArgs a) {
     return 1;
   }
   a.o.checkpoint = a.no_checkpoint ? "" : a.checkpoint.empty() ? a.out + ".ckpt" : a.checkpoint;
+  std::optional<factory::QuantType> qat;
+  const bool qat_same = a.qat == "same" || a.qat == "SAME";
+  if (!a.qat.empty() && !qat_same) {
+    Result<factory::QuantType> q = factory::parse_quant_type(a.qat);
+    if (!q) {
+      print_error("--qat: " + q.message());
+      return 1;
+    }
+    qat = *q;
+  }
   Result<gguf::File> base = gguf::File::open(a.model);
   if (!base) {
     print_error(base.message());
     return 1;
   }
-  Result<tok::Tokenizer> tok = tok::Tokenizer::from_gguf(*base);
-  if (!tok) {
-    print_error("'" + a.model + "': " + tok.message());
-    return 1;
+  std::optional<tok::Tokenizer> tok = open_tokenizer(*base, a.model);
+  if (!tok) return 1;
+  std::unique_ptr<train::TrainModel> teacher;
+  if (a.distill) {
+    Result<gguf::File> tf = gguf::File::open(a.teacher);
+    if (!tf) {
+      print_error(tf.message());
+      return 1;
+    }
+    std::optional<tok::Tokenizer> ttok = open_tokenizer(*tf, a.teacher);
+    if (!ttok) return 1;
+    if (Status st = train::check_same_vocabulary(*ttok, *tok); !st) {
+      print_error(st.message());
+      return 1;
+    }
+    Result<std::unique_ptr<train::TrainModel>> t = train::TrainModel::load(a.teacher, /*trainable=*/false);
+    if (!t) {
+      print_error(t.message());
+      return 1;
+    }
+    teacher = std::move(t).value();
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "distill teacher=%016llx tau=%g ce=%g top_k=%d",
+                  static_cast<unsigned long long>(gguf::model_fingerprint(*tf)),
+                  static_cast<double>(a.d.loss.temperature), static_cast<double>(a.d.loss.ce_weight), a.d.top_k);
+    a.o.objective = buf;
   }
   const std::optional<std::string> text = read_text_file(a.file);
   if (!text) return 1;
@@ -92,22 +141,45 @@ int run_finetune(FinetuneArgs a) {
   const int n_threads = a.threads > 0 ? a.threads : default_thread_count();
   note_thread_cap(a.threads);
   ThreadPool pool(n_threads);
-  std::fprintf(stderr, "finetune: %s, %zu tokens of '%s', %d threads, --train %s, checkpoints: %s\n", a.model.c_str(),
-               tokens.size(), a.file.c_str(), n_threads, a.o.train.c_str(),
+  if (qat_same) {
+    if (Status st = (*m)->set_fake_quant(train::qat_types_same(*base, (*m)->params()), pool); !st) {
+      print_error("--qat same: " + st.message());
+      return 1;
+    }
+    a.o.objective += a.o.objective.empty() ? "qat=same" : " qat=same";
+    a.out_type = "same";
+  } else if (qat) {
+    Result<std::vector<DType>> types = train::qat_types(*base, (*m)->params(), *qat);
+    Status st = types ? (*m)->set_fake_quant(*types, pool) : types.status();
+    if (!st) {
+      print_error("--qat " + a.qat + ": " + st.message());
+      return 1;
+    }
+    a.o.objective += (a.o.objective.empty() ? "qat=" : " qat=") + qat->name;
+  }
+  std::fprintf(stderr, "%s: %s, %zu tokens of '%s', %d threads, --train %s%s%s, checkpoints: %s\n", cmd,
+               a.model.c_str(), tokens.size(), a.file.c_str(), n_threads, a.o.train.c_str(),
+               a.distill ? (", teacher " + a.teacher).c_str() : "",
+               qat ? (", QAT " + qat->name).c_str() : qat_same ? ", QAT in the file's own types" : "",
                a.o.checkpoint.empty() ? "none" : ("'" + a.o.checkpoint + "'").c_str());
+  train::CrossEntropyObjective ce;
+  std::optional<train::DistillObjective> kd;
+  if (teacher) kd.emplace(*teacher, a.d);
+  train::Objective& objective = kd ? static_cast<train::Objective&>(*kd) : ce;
+  const std::string held_name = objective.held_out_name();
 
   g_stop = false;
   std::signal(SIGINT, on_sigint);
   auto progress = [&](const train::StepReport& r) {
     std::fprintf(stderr, "\rstep %lld/%lld | loss %.4f", static_cast<long long>(r.step),
                  static_cast<long long>(r.total), r.loss);
-    if (r.valid_loss >= 0.0) std::fprintf(stderr, " | held-out %.4f", r.valid_loss);
+    if (r.valid_loss >= 0.0) std::fprintf(stderr, " | %s %.4f", held_name.c_str(), r.valid_loss);
     std::fprintf(stderr, " | lr %.2e | %.0f tok/s | ETA %s | act %.0f MiB   ", static_cast<double>(r.lr),
                  r.tokens_per_s, clock_text(r.eta_s).c_str(), static_cast<double>(r.peak_act_bytes) / 1048576.0);
     if (r.valid_loss >= 0.0) std::fprintf(stderr, "\n");
   };
   Result<train::FinetuneResult> res =
-      train::finetune(**m, tokens, a.o, gguf::model_fingerprint(*base), pool, progress, &g_stop);
+      train::finetune(**m, tokens, a.o, objective, gguf::model_fingerprint(*base), pool, progress, &g_stop);
   std::signal(SIGINT, SIG_DFL);
   std::fprintf(stderr, "\n");
   if (!res) {
@@ -115,42 +187,44 @@ int run_finetune(FinetuneArgs a) {
     return 1;
   }
   if (res->resumed_from >= 0) {
-    std::fprintf(stderr, "finetune: resumed from step %lld\n", static_cast<long long>(res->resumed_from));
+    std::fprintf(stderr, "%s: resumed from step %lld\n", cmd, static_cast<long long>(res->resumed_from));
   }
   if (res->stopped) {
     if (a.o.checkpoint.empty()) {
-      std::fprintf(stderr, "finetune: stopped at step %lld (no checkpoint: --no-checkpoint)\n",
+      std::fprintf(stderr, "%s: stopped at step %lld (no checkpoint: --no-checkpoint)\n", cmd,
                    static_cast<long long>(res->steps_done));
     } else {
-      std::fprintf(stderr, "finetune: stopped at step %lld; checkpoint '%s' (run again with --resume)\n",
+      std::fprintf(stderr, "%s: stopped at step %lld; checkpoint '%s' (run again with --resume)\n", cmd,
                    static_cast<long long>(res->steps_done), a.o.checkpoint.c_str());
     }
     return 130;
   }
-  if (Status st = train::write_trained_model(*base, (*m)->params(), res->trained, a.out_type, a.out); !st) {
-    print_error(st.message());
+  const Status written = qat ? train::write_qat_model(*base, (*m)->params(), res->trained, *qat, a.out)
+                             : train::write_trained_model(*base, (*m)->params(), res->trained, a.out_type, a.out);
+  if (!written) {
+    print_error(written.message());
     return 1;
   }
-  std::fprintf(stderr, "finetune: held-out loss %.4f -> %.4f; wrote '%s' (peak RSS %.0f MiB)\n",
-               res->initial_valid_loss, res->final_valid_loss, a.out.c_str(), peak_rss_mib());
+  std::fprintf(stderr, "%s: %s %.4f -> %.4f; wrote '%s'%s (peak RSS %.0f MiB)\n", cmd, held_name.c_str(),
+               res->initial_valid_loss, res->final_valid_loss, a.out.c_str(),
+               qat ? (" in " + qat->name).c_str() : "", peak_rss_mib());
   return 0;
 }
 
-}  // namespace
-
-void add_finetune(CLI::App& app, int* exit_code) {
-  auto args = std::make_shared<FinetuneArgs>();
-  CLI::App* sub = app.add_subcommand(
-      "finetune",
-      "fine-tune a dense model (llama, qwen2, qwen3, gemma3) on a text file: next-token cross-entropy, AdamW with "
-      "warm-up and cosine decay, gradient accumulation, F32 master weights. ^C stops after the step in flight and "
-      "writes a checkpoint; --resume continues from it.");
-  train::FinetuneOptions& o = args->o;
-  sub->add_option("-m,--model", args->model, "base GGUF model")->required();
-  sub->add_option("-f,--file", args->file, "training text (its tail is held out: --valid-fraction)")->required();
-  sub->add_option("-o,--output", args->out, "fine-tuned GGUF to write")->required();
-  sub->add_option("--out-type", args->out_type, "type of the trained tensors: f32, f16, bf16, same (default f16)")
-      ->check(CLI::IsMember({"f32", "f16", "bf16", "same"}));
+// The options finetune and distill share: the text, the output, the optimizer, what
+// trains, QAT, checkpointing and checkpoints.
+void add_training_options(CLI::App* sub, TrainArgs& a) {
+  train::FinetuneOptions& o = a.o;
+  sub->add_option("-f,--file", a.file, "training text (its tail is held out: --valid-fraction)")->required();
+  sub->add_option("-o,--output", a.out, "trained GGUF to write")->required();
+  auto* qat = sub->add_option("--qat", a.qat,
+                              "quantization-aware training for TYPE (as flashlm quantize --type: Q4_0, Q4_K_M, ...), "
+                              "or 'same' (each tensor in its own type in the input file): the forward uses the "
+                              "weights quantized as that type and back, the gradient updates the F32 master "
+                              "weights, and the output is written in TYPE");
+  sub->add_option("--out-type", a.out_type, "type of the trained tensors: f32, f16, bf16, same (default f16)")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "same"}))
+      ->excludes(qat);
   sub->add_option("-c,--ctx", o.seq, "tokens per training sequence (default 128)")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 16));
   sub->add_option("-b,--batch", o.batch, "sequences per optimizer step, gradients accumulated (default 4)")
@@ -165,22 +239,56 @@ void add_finetune(CLI::App& app, int* exit_code) {
   sub->add_option("--weight-decay", o.adam.weight_decay, "AdamW weight decay on matrices (default 0)")
       ->check(CLI::Range(0.0f, 1.0f));
   sub->add_option("--clip", o.adam.clip, "gradient norm limit, 0 for none (default 1)")->check(CLI::NonNegativeNumber);
-  sub->add_option("--train", o.train, "what trains: all, norms (default all)");
-  sub->add_option("--checkpointing", args->checkpointing,
+  sub->add_option("--train", o.train, "what trains: all, norms, router (MoE routers), experts (MoE experts) (default all)");
+  sub->add_option("--checkpointing", a.checkpointing,
                   "gradient checkpointing: none, layer, every-N (keep every N-th layer's input, recompute the rest "
                   "in the backward; default none)");
-  auto* ckpt = sub->add_option("--checkpoint", args->checkpoint, "checkpoint file (default OUTPUT.ckpt)");
-  sub->add_flag("--no-checkpoint", args->no_checkpoint, "write no checkpoint (a stopped run cannot resume)")
+  auto* ckpt = sub->add_option("--checkpoint", a.checkpoint, "checkpoint file (default OUTPUT.ckpt)");
+  sub->add_flag("--no-checkpoint", a.no_checkpoint, "write no checkpoint (a stopped run cannot resume)")
       ->excludes(ckpt);
   sub->add_option("--save-every", o.save_every, "steps between checkpoints (default: at the end and on ^C)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   sub->add_flag("--resume", o.resume, "continue from the checkpoint when it exists");
-  sub->add_option("--valid-fraction", o.valid_fraction, "tail of the text held out for the validation loss (0.1)")
+  sub->add_option("--valid-fraction", o.valid_fraction, "tail of the text held out for the validation figure (0.1)")
       ->check(CLI::Range(0.0, 0.9));
-  sub->add_option("--eval-every", o.eval_every, "steps between held-out losses (default: at the end)")
+  sub->add_option("--eval-every", o.eval_every, "steps between held-out figures (default: at the end)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
-  sub->add_option("-t,--threads", args->threads, "threads (0: the CPUs this process may use)")->check(CLI::Range(0, 1024));
-  sub->final_callback([args, exit_code] { *exit_code = run_finetune(*args); });
+  sub->add_option("-t,--threads", a.threads, "threads (0: the CPUs this process may use)")->check(CLI::Range(0, 1024));
+}
+
+}  // namespace
+
+void add_finetune(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<TrainArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "finetune",
+      "fine-tune a dense model (llama, qwen2, qwen3, gemma3) on a text file: next-token cross-entropy, AdamW with "
+      "warm-up and cosine decay, gradient accumulation, F32 master weights, optionally quantization-aware (--qat). "
+      "^C stops after the step in flight and writes a checkpoint; --resume continues from it.");
+  sub->add_option("-m,--model", args->model, "base GGUF model")->required();
+  add_training_options(sub, *args);
+  sub->final_callback([args, exit_code] { *exit_code = run_training(*args); });
+}
+
+void add_distill(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<TrainArgs>();
+  args->distill = true;
+  CLI::App* sub = app.add_subcommand(
+      "distill",
+      "distill a teacher into a student of the same vocabulary (a pruned, quantized or fine-tuned form of it): "
+      "loss = T^2 KL(teacher || student) over the teacher's top-k log-probabilities at temperature T, plus "
+      "--ce-weight times the next-token cross-entropy; the teacher runs on the fly. With --qat the student learns "
+      "to be quantized. Training options as flashlm finetune.");
+  sub->add_option("--teacher", args->teacher, "teacher GGUF model (the base)")->required();
+  sub->add_option("-m,--student", args->model, "student GGUF model (trained and written to --output)")->required();
+  sub->add_option("--temperature", args->d.loss.temperature, "softmax temperature of both distributions (default 1)")
+      ->check(CLI::Range(0.05f, 100.0f));
+  sub->add_option("--ce-weight", args->d.loss.ce_weight, "weight of the next-token cross-entropy (default 0)")
+      ->check(CLI::Range(0.0f, 100.0f));
+  sub->add_option("--kl-top", args->d.top_k, "teacher log-probabilities kept per position (default 64)")
+      ->check(CLI::Range(1, 1 << 20));
+  add_training_options(sub, *args);
+  sub->final_callback([args, exit_code] { *exit_code = run_training(*args); });
 }
 
 }  // namespace flashlm::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   flashlm::cli::add_imatrix(app, &exit_code);
   flashlm::cli::add_prune(app, &exit_code);
   flashlm::cli::add_finetune(app, &exit_code);
+  flashlm::cli::add_distill(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -14,20 +14,33 @@ Result<std::vector<bool>> trainable_mask(const std::vector<Param>& params, const
     mask.assign(params.size(), true);
   } else if (mode == "norms") {
     for (size_t i = 0; i < params.size(); ++i) mask[i] = params[i].name.find("norm") != std::string::npos;
-  } else if (mode == "lora" || mode == "router" || mode == "experts") {
-    return Status::error("--train " + mode + " is not implemented yet (available: all, norms)");
+  } else if (mode == "router" || mode == "experts") {
+    // router: the MoE routers (and shared-expert gates); experts: the routed and shared
+    // experts' matrices.
+    bool any = false;
+    for (size_t i = 0; i < params.size(); ++i) {
+      const std::string& n = params[i].name;
+      mask[i] = mode == "router" ? n.find("ffn_gate_inp") != std::string::npos
+                                 : n.find("_exps.") != std::string::npos || n.find("_shexp.") != std::string::npos;
+      any = any || mask[i];
+    }
+    if (!any) return Status::error("--train " + mode + ": the model has no MoE layers");
+  } else if (mode == "lora") {
+    return Status::error("--train lora is not implemented yet (available: all, norms, router, experts)");
   } else {
-    return Status::error("unknown --train mode '" + mode + "' (available: all, norms)");
+    return Status::error("unknown --train mode '" + mode + "' (available: all, norms, router, experts)");
   }
   return mask;
 }
 
-double mean_loss(TrainModel& m, const std::vector<int32_t>& stream, int64_t seq, int64_t n, ThreadPool& pool) {
+Result<double> mean_held_out(TrainModel& m, Objective& objective, const std::vector<int32_t>& stream, int64_t seq,
+                             int64_t n, ThreadPool& pool) {
   double sum = 0.0;
   int64_t k = 0;
   for (; k < n && (k + 1) * seq + 1 <= static_cast<int64_t>(stream.size()); ++k) {
-    const int32_t* s = stream.data() + k * seq;
-    sum += m.forward(s, s + 1, seq, pool, nullptr).value();
+    Result<double> v = objective.held_out(m, stream.data() + k * seq, seq, pool);
+    if (!v) return v.status();
+    sum += *v;
   }
   return k > 0 ? sum / static_cast<double>(k) : -1.0;
 }
@@ -41,13 +54,21 @@ std::string shaping_options(const FinetuneOptions& o, int64_t n_tokens) {
                 o.train.c_str(), static_cast<double>(o.adam.lr), static_cast<long long>(o.adam.warmup),
                 static_cast<double>(o.adam.min_lr_ratio), static_cast<double>(o.adam.weight_decay),
                 static_cast<long long>(n_tokens));
-  return buf;
+  return o.objective.empty() ? std::string(buf) : std::string(buf) + " " + o.objective;
 }
 
 }  // namespace
 
 Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& tokens, const FinetuneOptions& o,
                                 uint64_t base_fingerprint, ThreadPool& pool,
+                                const std::function<void(const StepReport&)>& progress,
+                                const std::atomic<bool>* stop) {
+  CrossEntropyObjective ce;
+  return finetune(m, tokens, o, ce, base_fingerprint, pool, progress, stop);
+}
+
+Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& tokens, const FinetuneOptions& o,
+                                Objective& objective, uint64_t base_fingerprint, ThreadPool& pool,
                                 const std::function<void(const StepReport&)>& progress,
                                 const std::atomic<bool>* stop) {
   if (o.seq < 2 || o.batch < 1) return Status::error("the sequence length must be >= 2 and the batch >= 1");
@@ -68,6 +89,14 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
   }
   Result<std::vector<bool>> mask = trainable_mask(m.params(), o.train);
   if (!mask) return mask.status();
+  if (o.train == "router") {
+    bool any_weighted = false;  // a unit-weight layer's router gets no gradient (moe_grad.h)
+    for (const LayerConfig& l : m.config().layers) any_weighted |= l.ffn == FfnKind::kMoe && !l.moe.unit_weights;
+    if (!any_weighted) {
+      return Status::error("--train router: every MoE layer sums its experts with unit weights "
+                           "(flashlm.moe.unit_weights), so no gradient reaches the routers; train experts instead");
+    }
+  }
   FinetuneOptions opt = o;
   opt.steps = o.steps > 0 ? o.steps : std::max<int64_t>(1, n_seqs / o.batch);
   opt.adam.total_steps = opt.steps;
@@ -91,11 +120,17 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
     }
     st = saved;
     res.resumed_from = st.step;
+    if (!m.fake_quant_types().empty()) m.refresh_fake_quant(pool);
   }
   auto save = [&]() -> Status {
     return o.checkpoint.empty() ? Status::ok() : save_checkpoint(o.checkpoint, st, m.params(), adam);
   };
-  if (n_valid > 0) res.initial_valid_loss = mean_loss(m, valid, o.seq, o.valid_seqs, pool);
+  auto held_out = [&]() { return mean_held_out(m, objective, valid, o.seq, o.valid_seqs, pool); };
+  if (n_valid > 0) {
+    Result<double> v = held_out();
+    if (!v) return v.status();
+    res.initial_valid_loss = *v;
+  }
 
   double step_secs = 0.0;  // training steps only: evaluations and checkpoint writes excluded
   int64_t tokens_run = 0;
@@ -111,7 +146,7 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
     double loss = 0.0;
     for (int64_t b = 0; b < o.batch; ++b) {
       const int32_t* s = train.data() + (st.cursor % n_seqs) * o.seq;
-      Result<double> l = m.step(s, s + 1, o.seq, pool);
+      Result<double> l = objective.step(m, s, o.seq, pool);
       if (!l) return l.status();
       loss += *l / static_cast<double>(o.batch);
       ++st.cursor;
@@ -132,13 +167,16 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
                            (o.checkpoint.empty() ? std::string()
                                                  : "; the last good checkpoint is '" + o.checkpoint + "'"));
     }
+    if (!m.fake_quant_types().empty()) m.refresh_fake_quant(pool);
     ++st.step;
     st.last_loss = loss;
     step_secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.peak_act_bytes = m.peak_act_bytes();  // the step's, before a held-out forward
     const bool last = st.step == opt.steps;
     if (n_valid > 0 && (last || (o.eval_every > 0 && st.step % o.eval_every == 0))) {
-      r.valid_loss = mean_loss(m, valid, o.seq, o.valid_seqs, pool);
-      res.final_valid_loss = r.valid_loss;
+      Result<double> v = held_out();
+      if (!v) return v.status();
+      r.valid_loss = res.final_valid_loss = *v;
     }
     if (last || (o.save_every > 0 && st.step % o.save_every == 0)) {
       if (Status s = save(); !s) return s;
@@ -148,7 +186,6 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
     r.loss = loss;
     r.tokens_per_s = static_cast<double>(tokens_run) / std::max(step_secs, 1e-9);
     r.eta_s = step_secs / static_cast<double>(st.step - first) * static_cast<double>(opt.steps - st.step);
-    r.peak_act_bytes = m.peak_act_bytes();
     if (progress) progress(r);
   }
   res.steps_done = st.step;

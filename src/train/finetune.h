@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "train/adamw.h"
+#include "train/objective.h"
 #include "train/train_model.h"
 
 namespace flashlm::train {
@@ -29,6 +30,8 @@ struct FinetuneOptions {
   std::string checkpoint;        // checkpoint file; empty: none
   int64_t save_every = 0;        // steps between checkpoints; 0: at the end and on stop
   bool resume = false;           // continue from the checkpoint file when it exists
+  std::string objective;         // what else shapes the run (distillation's teacher and
+                                 // settings, QAT's type): a checkpoint resumes only with it
 };
 
 struct StepReport {
@@ -55,9 +58,17 @@ struct FinetuneResult {
 
 // The tensors a --train mode updates, or an error naming what is not available.
 Result<std::vector<bool>> trainable_mask(const std::vector<Param>& params, const std::string& mode);
-// Mean loss over up to n sequences of seq + 1 tokens from the stream.
-double mean_loss(TrainModel& m, const std::vector<int32_t>& stream, int64_t seq, int64_t n, ThreadPool& pool);
+// Mean held-out figure over up to n sequences of seq + 1 tokens from the stream.
+Result<double> mean_held_out(TrainModel& m, Objective& objective, const std::vector<int32_t>& stream, int64_t seq,
+                             int64_t n, ThreadPool& pool);
 
+// Trains m on the objective. With fake quantization set on m (QAT), the quantized
+// copies are refreshed after every update and after a resume.
+Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& tokens, const FinetuneOptions& o,
+                                Objective& objective, uint64_t base_fingerprint, ThreadPool& pool,
+                                const std::function<void(const StepReport&)>& progress,
+                                const std::atomic<bool>* stop);
+// Fine-tuning: the next-token cross-entropy objective.
 Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& tokens, const FinetuneOptions& o,
                                 uint64_t base_fingerprint, ThreadPool& pool,
                                 const std::function<void(const StepReport&)>& progress,

@@ -8,7 +8,9 @@
 #include "kernels/cpu/rope.h"
 #include "models/registry.h"
 #include "models/weights.h"
+#include "quant/quant.h"
 #include "train/grad_ops.h"
+#include "train/moe_grad.h"
 
 namespace flashlm::train {
 namespace {
@@ -31,7 +33,7 @@ int TrainModel::add_param(std::string name, int64_t ne0, int64_t ne1) {
   p.ne0 = ne0;
   p.ne1 = ne1;
   p.w = zeros(ne0 * ne1);
-  p.g = zeros(ne0 * ne1);
+  if (trainable_) p.g = zeros(ne0 * ne1);
   params_.push_back(std::move(p));
   return static_cast<int>(params_.size()) - 1;
 }
@@ -47,19 +49,15 @@ void TrainModel::zero_grad() {
   for (Param& p : params_) std::fill(p.g.begin(), p.g.end(), 0.0f);
 }
 
-Result<std::unique_ptr<TrainModel>> TrainModel::load(const std::string& path) {
+Result<std::unique_ptr<TrainModel>> TrainModel::load(const std::string& path, bool trainable) {
   Result<gguf::File> f = gguf::File::open(path);
   if (!f) return f.status();
   Result<ModelConfig> cfg = parse_model_config(*f);
   if (!cfg) return cfg.status().with_context("'" + path + "'");
-  for (const LayerConfig& l : cfg->layers) {
-    if (l.ffn == FfnKind::kMoe) {
-      return Status::error("'" + path + "': training MoE layers is not implemented yet (dense models only)");
-    }
-  }
   Result<ModelWeights> mw = load_decoder_weights(*f, *cfg);
   if (!mw) return mw.status().with_context("'" + path + "'");
   std::unique_ptr<TrainModel> m(new TrainModel());
+  m->trainable_ = trainable;
   m->cfg_ = std::move(cfg.value());
   const ModelConfig& c = m->cfg_;
   const ModelWeights& W = *mw;
@@ -90,6 +88,22 @@ Result<std::unique_ptr<TrainModel>> TrainModel::load(const std::string& path) {
     L.gate = take(lw.ffn.gate, blk(il, "ffn_gate.weight"));
     L.up = take(lw.ffn.up, blk(il, "ffn_up.weight"));
     L.down = take(lw.ffn.down, blk(il, "ffn_down.weight"));
+    if (c.layers[static_cast<size_t>(il)].ffn == FfnKind::kMoe) {
+      const MoeWeights& mo = lw.moe;
+      // Expert 0's view widened to every expert: the 3-D tensor's rows are contiguous.
+      auto all_experts = [&](TensorView v) {
+        v.ne[1] *= static_cast<int64_t>(mo.experts.size());
+        return v;
+      };
+      L.router = take(mo.router, blk(il, "ffn_gate_inp.weight"));
+      L.gate_exps = take(all_experts(mo.experts[0].gate), blk(il, "ffn_gate_exps.weight"));
+      L.up_exps = take(all_experts(mo.experts[0].up), blk(il, "ffn_up_exps.weight"));
+      L.down_exps = take(all_experts(mo.experts[0].down), blk(il, "ffn_down_exps.weight"));
+      L.gate_shexp = take(mo.shexp.gate, blk(il, "ffn_gate_shexp.weight"));
+      L.up_shexp = take(mo.shexp.up, blk(il, "ffn_up_shexp.weight"));
+      L.down_shexp = take(mo.shexp.down, blk(il, "ffn_down_shexp.weight"));
+      L.gate_inp_shexp = take(mo.shexp_gate, blk(il, "ffn_gate_inp_shexp.weight"));
+    }
     L.post_ffn_norm = take(lw.post_ffn_norm, blk(il, "post_ffw_norm.weight"));
     m->layers_.push_back(L);
   }
@@ -117,16 +131,69 @@ Status TrainModel::check_ids(const int32_t* tokens, const int32_t* targets, int6
   return Status::ok();
 }
 
+namespace {
+
+LogitLoss cross_entropy_loss(const int32_t* targets) {
+  return [targets](const float* logits, int64_t T, int64_t V, float* dlogits) {
+    int64_t n_scored = 0;
+    return cross_entropy(logits, targets, T, V, dlogits, &n_scored);
+  };
+}
+
+}  // namespace
+
 Result<double> TrainModel::step(const int32_t* tokens, const int32_t* targets, int64_t T, ThreadPool& pool) {
   if (Status st = check_ids(tokens, targets, T); !st) return st;
   if (targets == nullptr) return Status::error("a training step needs targets");
-  return run(tokens, targets, T, pool, true, nullptr);
+  return step(tokens, T, cross_entropy_loss(targets), pool);
+}
+
+Result<double> TrainModel::step(const int32_t* tokens, int64_t T, const LogitLoss& loss, ThreadPool& pool) {
+  if (Status st = check_ids(tokens, nullptr, T); !st) return st;
+  if (!trainable_) return Status::error("this model was loaded for inference only (no gradients)");
+  return run(tokens, T, &loss, true, pool, nullptr);
 }
 
 Result<double> TrainModel::forward(const int32_t* tokens, const int32_t* targets, int64_t T, ThreadPool& pool,
                                    Vec* logits) {
   if (Status st = check_ids(tokens, targets, T); !st) return st;
-  return run(tokens, targets, T, pool, false, logits);
+  if (targets == nullptr) return run(tokens, T, nullptr, false, pool, logits);
+  const LogitLoss ce = cross_entropy_loss(targets);
+  return run(tokens, T, &ce, false, pool, logits);
+}
+
+Status TrainModel::set_fake_quant(const std::vector<DType>& types, ThreadPool& pool) {
+  if (types.size() != params_.size()) return Status::error("fake quantization needs one type per parameter");
+  for (size_t i = 0; i < types.size(); ++i) {
+    if (types[i] == DType::F32) continue;
+    const TypeTraits& tt = type_traits(types[i]);
+    if (tt.from_float == nullptr || tt.to_float == nullptr || params_[i].ne0 % tt.block_size != 0) {
+      return Status::error("tensor '" + params_[i].name + "' (rows of " + std::to_string(params_[i].ne0) +
+                           ") cannot be quantized to " + std::string(tt.name != nullptr ? tt.name : "that type"));
+    }
+  }
+  fq_types_ = types;
+  fq_w_.assign(params_.size(), Vec());
+  refresh_fake_quant(pool);
+  return Status::ok();
+}
+
+void TrainModel::refresh_fake_quant(ThreadPool& pool) {
+  for (size_t i = 0; i < fq_types_.size(); ++i) {
+    if (fq_types_[i] == DType::F32) continue;
+    const Param& p = params_[i];
+    Vec& out = fq_w_[i];
+    out.resize(p.w.size());
+    const TypeTraits& tt = type_traits(fq_types_[i]);
+    const size_t row = row_size(fq_types_[i], p.ne0);
+    pool.parallel_for(p.ne1, [&](int64_t r0, int64_t r1, int) {
+      std::vector<uint8_t> buf(row);
+      for (int64_t r = r0; r < r1; ++r) {
+        tt.from_float(p.w.data() + r * p.ne0, buf.data(), p.ne0);
+        tt.to_float(buf.data(), out.data() + r * p.ne0, p.ne0);
+      }
+    });
+  }
 }
 
 // What one layer's backward needs: its input and the intermediate values the forward
@@ -138,6 +205,7 @@ struct TrainModel::LayerActs {
   Vec proj, r_post_attn;             // attention output projection before its post-norm
   Vec x_mid, r_ffn, cur2, gate, up, glu;
   Vec ffn_out, r_post_ffn;           // FFN output before its post-norm
+  MoeActs moe;                       // an MoE layer's FFN (instead of gate, up, glu)
 
   int64_t bytes() const {
     size_t n = 0;
@@ -145,7 +213,7 @@ struct TrainModel::LayerActs {
                          &r_post_attn, &x_mid, &r_ffn, &cur2, &gate, &up, &glu, &ffn_out, &r_post_ffn}) {
       n += e->size();
     }
-    return static_cast<int64_t>(n * sizeof(float));
+    return static_cast<int64_t>(n * sizeof(float)) + moe.bytes();
   }
 };
 
@@ -155,8 +223,17 @@ AttentionShape TrainModel::attention_shape(int il, int64_t T) const {
   return AttentionShape{T, L.n_head, L.n_head_kv, L.head_dim, L.sliding_window, scale, cfg_.attn_softcap};
 }
 
-const float* TrainModel::W(int i) const { return i < 0 ? nullptr : params_[static_cast<size_t>(i)].w.data(); }
+const float* TrainModel::W(int i) const {
+  if (i < 0) return nullptr;
+  const auto k = static_cast<size_t>(i);
+  return k < fq_w_.size() && !fq_w_[k].empty() ? fq_w_[k].data() : params_[k].w.data();
+}
 float* TrainModel::G(int i) { return i < 0 ? nullptr : params_[static_cast<size_t>(i)].g.data(); }
+
+MoeParamPtrs TrainModel::moe_params(const Layer& l) const {
+  return MoeParamPtrs{W(l.router),     W(l.gate_exps), W(l.up_exps),   W(l.down_exps),
+                      W(l.gate_shexp), W(l.up_shexp),  W(l.down_shexp), W(l.gate_inp_shexp)};
+}
 
 // x_out = x_in + post_norm(attention) then + post_norm(FFN), keeping what the backward needs.
 void TrainModel::layer_forward(int il, const Vec& x_in, const Vec& rope_cs, int64_t T, ThreadPool& pool,
@@ -203,14 +280,18 @@ void TrainModel::layer_forward(int il, const Vec& x_in, const Vec& rope_cs, int6
   a->r_ffn = zeros(T);
   a->cur2 = zeros(T * d);
   rms_norm_fwd(a->x_mid.data(), W(l.ffn_norm), a->cur2.data(), a->r_ffn.data(), T, d, eps);
-  a->gate = zeros(T * ff);
-  a->up = zeros(T * ff);
-  a->glu = zeros(T * ff);
-  matmul_fwd(a->cur2.data(), W(l.gate), a->gate.data(), T, d, ff, pool);
-  matmul_fwd(a->cur2.data(), W(l.up), a->up.data(), T, d, ff, pool);
-  glu_fwd(glu_kind(), a->gate.data(), a->up.data(), a->glu.data(), T * ff);
   a->ffn_out = zeros(T * d);
-  matmul_fwd(a->glu.data(), W(l.down), a->ffn_out.data(), T, ff, d, pool);
+  if (L.ffn == FfnKind::kMoe) {
+    moe_fwd(L.moe, glu_kind(), moe_params(l), a->cur2.data(), T, d, a->ffn_out.data(), &a->moe, pool);
+  } else {
+    a->gate = zeros(T * ff);
+    a->up = zeros(T * ff);
+    a->glu = zeros(T * ff);
+    matmul_fwd(a->cur2.data(), W(l.gate), a->gate.data(), T, d, ff, pool);
+    matmul_fwd(a->cur2.data(), W(l.up), a->up.data(), T, d, ff, pool);
+    glu_fwd(glu_kind(), a->gate.data(), a->up.data(), a->glu.data(), T * ff);
+    matmul_fwd(a->glu.data(), W(l.down), a->ffn_out.data(), T, ff, d, pool);
+  }
   branch = a->ffn_out;
   if (l.post_ffn_norm >= 0) {
     a->r_post_ffn = zeros(T);
@@ -233,11 +314,18 @@ void TrainModel::layer_backward(int il, const LayerActs& a, const Vec& rope_cs, 
     rms_norm_bwd(a.ffn_out.data(), W(l.post_ffn_norm), a.r_post_ffn.data(), dx->data(), dbranch.data(),
                  G(l.post_ffn_norm), T, d);
   }
-  Vec dglu = zeros(T * ff), dgate = zeros(T * ff), dup = zeros(T * ff), dcur = zeros(T * d);
-  matmul_bwd(a.glu.data(), W(l.down), dbranch.data(), dglu.data(), G(l.down), T, ff, d, pool);
-  glu_bwd(glu_kind(), a.gate.data(), a.up.data(), dglu.data(), dgate.data(), dup.data(), T * ff);
-  matmul_bwd(a.cur2.data(), W(l.gate), dgate.data(), dcur.data(), G(l.gate), T, d, ff, pool);
-  matmul_bwd(a.cur2.data(), W(l.up), dup.data(), dcur.data(), G(l.up), T, d, ff, pool);
+  Vec dcur = zeros(T * d);
+  if (L.ffn == FfnKind::kMoe) {
+    const MoeGradPtrs mg{G(l.router),     G(l.gate_exps), G(l.up_exps),   G(l.down_exps),
+                         G(l.gate_shexp), G(l.up_shexp),  G(l.down_shexp), G(l.gate_inp_shexp)};
+    moe_bwd(L.moe, glu_kind(), moe_params(l), a.moe, a.cur2.data(), dbranch.data(), T, d, dcur.data(), mg, pool);
+  } else {
+    Vec dglu = zeros(T * ff), dgate = zeros(T * ff), dup = zeros(T * ff);
+    matmul_bwd(a.glu.data(), W(l.down), dbranch.data(), dglu.data(), G(l.down), T, ff, d, pool);
+    glu_bwd(glu_kind(), a.gate.data(), a.up.data(), dglu.data(), dgate.data(), dup.data(), T * ff);
+    matmul_bwd(a.cur2.data(), W(l.gate), dgate.data(), dcur.data(), G(l.gate), T, d, ff, pool);
+    matmul_bwd(a.cur2.data(), W(l.up), dup.data(), dcur.data(), G(l.up), T, d, ff, pool);
+  }
   rms_norm_bwd(a.x_mid.data(), W(l.ffn_norm), a.r_ffn.data(), dcur.data(), dx->data(), G(l.ffn_norm), T, d);
 
   // Attention branch: x_mid = x_in + post_norm(wo(attention(rope(qk_norm(q)), ...))).
@@ -272,7 +360,7 @@ void TrainModel::layer_backward(int il, const LayerActs& a, const Vec& rope_cs, 
   rms_norm_bwd(a.x_in.data(), W(l.attn_norm), a.r_attn.data(), dcur.data(), dx->data(), G(l.attn_norm), T, d);
 }
 
-double TrainModel::run(const int32_t* tokens, const int32_t* targets, int64_t T, ThreadPool& pool, bool backward,
+double TrainModel::run(const int32_t* tokens, int64_t T, const LogitLoss* loss, bool backward, ThreadPool& pool,
                        Vec* logits_out) {
   const ModelConfig& c = cfg_;
   const int64_t d = c.n_embd;
@@ -282,7 +370,7 @@ double TrainModel::run(const int32_t* tokens, const int32_t* targets, int64_t T,
   // checkpointing; otherwise only segment inputs are kept and each segment of
   // checkpoint_every_ layers is run again, one at a time, during the backward.
   const int seg = checkpoint_every_ > 0 ? checkpoint_every_ : nl;
-  const bool keep_all = checkpoint_every_ <= 0 || !backward;
+  const bool keep_all = checkpoint_every_ <= 0;
 
   // RoPE cos/sin per layer configuration, as the inference model fills them.
   std::vector<Vec> cs(static_cast<size_t>(nl));
@@ -306,10 +394,15 @@ double TrainModel::run(const int32_t* tokens, const int32_t* targets, int64_t T,
     const float* e = W(tok_embd_) + static_cast<int64_t>(tokens[t]) * d;
     for (int64_t i = 0; i < d; ++i) x[static_cast<size_t>(t * d + i)] = e[i] * c.embd_scale;
   }
-  std::vector<LayerActs> acts(static_cast<size_t>(keep_all ? nl : seg));
+  std::vector<LayerActs> acts(backward ? static_cast<size_t>(keep_all ? nl : seg) : 0);
   std::vector<Vec> seg_in;  // checkpointing: each segment's input
   LayerActs scratch;
   for (int il = 0; il < nl; ++il) {
+    if (!backward) {  // nothing is kept: one layer's values at a time
+      layer_forward(il, x, cs[static_cast<size_t>(il)], T, pool, &scratch, &x);
+      peak_act_bytes_ = std::max(peak_act_bytes_, scratch.bytes());
+      continue;
+    }
     if (keep_all) {
       layer_forward(il, x, cs[static_cast<size_t>(il)], T, pool, &acts[static_cast<size_t>(il)], &x);
       hold(acts[static_cast<size_t>(il)].bytes());
@@ -335,11 +428,10 @@ double TrainModel::run(const int32_t* tokens, const int32_t* targets, int64_t T,
   }
   hold(static_cast<int64_t>((x.size() + xo.size() + raw.size() + capped.size()) * sizeof(float)));
   if (logits_out != nullptr) *logits_out = *logits;
-  if (targets == nullptr) return 0.0;
+  if (loss == nullptr) return 0.0;
   Vec dlogits = backward ? zeros(T * V) : Vec();
-  int64_t n_scored = 0;
-  const double loss = cross_entropy(logits->data(), targets, T, V, backward ? dlogits.data() : nullptr, &n_scored);
-  if (!backward) return loss;
+  const double value = (*loss)(logits->data(), T, V, backward ? dlogits.data() : nullptr);
+  if (!backward) return value;
 
   // --- backward: each op adds its input gradients; dx is the residual stream's ---
   if (c.final_softcap > 0.0f) {
@@ -372,7 +464,7 @@ double TrainModel::run(const int32_t* tokens, const int32_t* targets, int64_t T,
     float* row = de + static_cast<int64_t>(tokens[t]) * d;
     for (int64_t i = 0; i < d; ++i) row[i] += dx[static_cast<size_t>(t * d + i)] * c.embd_scale;
   }
-  return loss;
+  return value;
 }
 
 }  // namespace flashlm::train

@@ -8,10 +8,14 @@
 //    whose torch forward is itself checked against llama.cpp's logits first).
 #include "train/train_model.h"
 
+#include "factory/quantize.h"
+#include "models/model.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -35,6 +39,9 @@ float logsumexp(const float* x, int64_t n) {
 }
 
 const char* const kModels[] = {"tiny-llama-f32", "tiny-qwen3-f32", "tiny-gemma3-f32"};
+// The MoE forms: softmax top-k normalised (qwen3moe), with a gated shared expert
+// (qwen2moe, F16 weights), Mixtral's (Q8_0 weights, dequantized to the master copy).
+const char* const kMoeModels[] = {"tiny-qwen3moe-f32", "tiny-qwen2moe-f16", "tiny-mixtral-q8_0"};
 
 // F32 weights and F32 activations on both sides: float noise, measured on x86-64 as a
 // worst |log-prob difference| over each position's top 64 of 8.6e-6 (llama) and 3.8e-6
@@ -43,7 +50,7 @@ const char* const kModels[] = {"tiny-llama-f32", "tiny-qwen3-f32", "tiny-gemma3-
 // bound 5e-3.
 TEST(TrainModel, ForwardMatchesLlamaCppLogits) {
   ThreadPool pool(2);
-  for (const char* name : kModels) {
+  for (const char* name : {"tiny-llama-f32", "tiny-qwen3-f32", "tiny-gemma3-f32", "tiny-qwen3moe-f32"}) {
     const float bound = std::string(name) == "tiny-gemma3-f32" ? 5e-3f : 1e-4f;
     std::ifstream in(repo(std::string("tests/golden/logits/") + name + ".json"));
     ASSERT_TRUE(in.good()) << name;
@@ -73,6 +80,46 @@ TEST(TrainModel, ForwardMatchesLlamaCppLogits) {
   }
 }
 
+// The MoE models with F16 and Q8_0 weights: llama.cpp (and the inference model, which
+// meets its logits there) rounds activations to those types too, and a routing choice
+// that close scores decide can flip on that rounding, so they are compared with the
+// inference model on an F32 copy of the same weights instead, where both compute in F32.
+TEST(TrainModel, MoeForwardMatchesTheInferenceModelOnF32Weights) {
+  ThreadPool pool(2);
+  for (const char* name : {"tiny-qwen2moe-f16", "tiny-mixtral-q8_0"}) {
+    const std::string f32 = (std::filesystem::temp_directory_path() / (std::string(name) + "-as-f32.gguf")).string();
+    auto src = gguf::File::open(repo(std::string("tests/golden/synthetic/") + name + ".gguf"));
+    ASSERT_TRUE(src.is_ok());
+    ASSERT_TRUE(factory::quantize_model(*src, *factory::parse_quant_type("F32"), f32, {}).is_ok());
+    auto m = TrainModel::load(f32);
+    auto model = Model::load(f32);
+    ASSERT_TRUE(m.is_ok() && model.is_ok()) << name;
+    const int64_t V = (*m)->config().n_vocab, T = 40;
+    std::vector<int32_t> tokens(static_cast<size_t>(T));
+    for (int64_t i = 0; i < T; ++i) tokens[static_cast<size_t>(i)] = static_cast<int32_t>((i * 37 + 5) % V);
+    std::vector<float> mine, theirs;
+    ASSERT_TRUE((*m)->forward(tokens.data(), nullptr, T, pool, &mine).is_ok());
+    KvCache kv((*model)->kv_config(T, 1));
+    const int seq = kv.seq_new();
+    ASSERT_TRUE(kv.seq_prepare(seq, 0, T).is_ok());
+    Batch batch;
+    for (int64_t i = 0; i < T; ++i) batch.add(tokens[static_cast<size_t>(i)], static_cast<int32_t>(i), seq, true);
+    ForwardScratch scratch;
+    ASSERT_TRUE((*model)->forward(batch, kv, scratch, pool, &theirs).is_ok());
+    ASSERT_EQ(mine.size(), theirs.size());
+    float worst = 0.0f;
+    for (int64_t t = 0; t < T; ++t) {
+      const float* a = mine.data() + t * V;
+      const float* b = theirs.data() + t * V;
+      const float la = logsumexp(a, V), lb = logsumexp(b, V);
+      for (int64_t i = 0; i < V; ++i) worst = std::max(worst, std::fabs((a[i] - la) - (b[i] - lb)));
+    }
+    std::printf("[train forward %s as F32] max |logprob diff| vs the inference model = %.2e\n", name, worst);
+    EXPECT_LT(worst, 1e-4f) << name;
+    std::filesystem::remove(f32);
+  }
+}
+
 std::vector<int32_t> sample_tokens(int64_t n, int64_t vocab, uint32_t seed) {
   std::mt19937 rng(seed);
   std::vector<int32_t> t(static_cast<size_t>(n));
@@ -85,9 +132,14 @@ std::vector<int32_t> sample_tokens(int64_t n, int64_t vocab, uint32_t seed) {
 // each tensor's sampled gradient not all zero (every tensor is reached).
 TEST(TrainModel, GradientsMatchFiniteDifferences) {
   ThreadPool pool(2);
-  for (const char* name : kModels) {
+  std::vector<const char*> names(std::begin(kModels), std::end(kModels));
+  names.insert(names.end(), std::begin(kMoeModels), std::end(kMoeModels));
+  for (const char* name : names) {
     auto m = load(std::string("tests/golden/synthetic/") + name + ".gguf");
     ASSERT_NE(m, nullptr);
+    // Smaller steps on MoE models: a step that changes a token's experts is a jump, not
+    // a slope (Mixtral's 4 experts have close router scores).
+    const bool moe = std::string(name).find("moe") != std::string::npos || std::string(name).find("mixtral") != std::string::npos;
     const int64_t T = 12;
     std::vector<int32_t> tokens = sample_tokens(T + 1, m->config().n_vocab, 11);
     std::vector<int32_t> targets(tokens.begin() + 1, tokens.end());
@@ -97,11 +149,17 @@ TEST(TrainModel, GradientsMatchFiniteDifferences) {
     double num = 0.0, den = 0.0;
     std::mt19937 rng(5);
     for (Param& p : m->params()) {
+      // Sampled elements of an expert tensor may all fall in experts no token chose (and of
+      // an untied embedding in rows no token reads): its whole gradient must be non-zero.
+      const bool experts = p.name.find("_exps.") != std::string::npos || p.name == "token_embd.weight";
       double tensor_abs = 0.0;
+      if (experts) {
+        for (float v : p.g) tensor_abs += std::fabs(v);
+      }
       for (int k = 0; k < 4; ++k) {
         const size_t i = rng() % static_cast<size_t>(p.size());
         const float keep = p.w[i];
-        const float h = 1e-2f * std::max(1.0f, std::fabs(keep));
+        const float h = (moe ? 2e-3f : 1e-2f) * std::max(1.0f, std::fabs(keep));
         p.w[i] = keep + h;
         const double lp = *m->forward(tokens.data(), targets.data(), T, pool, nullptr);
         p.w[i] = keep - h;
@@ -209,7 +267,7 @@ TEST(TrainModel, CheckpointingGivesTheSameGradientsWithLessMemory) {
   }
 }
 
-TEST(TrainModel, RefusesIdsOutsideTheVocabularyAndMoe) {
+TEST(TrainModel, RefusesIdsOutsideTheVocabulary) {
   ThreadPool pool(1);
   auto m = load("tests/golden/synthetic/tiny-llama-f32.gguf");
   ASSERT_NE(m, nullptr);
@@ -218,9 +276,6 @@ TEST(TrainModel, RefusesIdsOutsideTheVocabularyAndMoe) {
   EXPECT_FALSE(m->step(bad, ok, 2, pool).is_ok());
   EXPECT_FALSE(m->step(ok, bad, 2, pool).is_ok());
   EXPECT_FALSE(m->step(ok, ok, 0, pool).is_ok());
-  auto moe = TrainModel::load(repo("tests/golden/synthetic/tiny-qwen3moe-f32.gguf"));
-  ASSERT_FALSE(moe.is_ok());
-  EXPECT_NE(moe.message().find("MoE"), std::string::npos) << moe.message();
 }
 
 }  // namespace

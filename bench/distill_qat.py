@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Quantization-aware training with distillation against post-training quantization, on
+one model, in one run on one machine.
+
+The base (teacher) is the shipped SmolLM2-135M-Instruct file. Rows, each measured the same
+way:
+  - base: the file itself;
+  - PTQ: `flashlm quantize --type TYPE` of the base (llama-quantize's choice of types);
+  - PTQ + imatrix: the same with an importance matrix from the calibration text;
+  - QAT + KD: `flashlm distill --teacher BASE -m BASE --qat TYPE` for --steps optimizer
+    steps on the calibration text (Numbers and Deuteronomy: data/factory-calibration.txt),
+    written in TYPE with the same types per tensor as the PTQ row.
+Measured: file size, mean KL / top-1 agreement / perplexity against the base on held-out
+text (data/eval.txt, Genesis: `flashlm perplexity --kl-base`), task accuracy
+(`flashlm eval`, kjv-last-word, the first --limit items). The distillation's progress
+(training loss and held-out KL per step) goes to a CSV that
+scripts/plot_training_curves.py draws.
+
+Usage:
+  .venv/bin/python bench/distill_qat.py [-t 2] [--type Q4_0] [--steps 60] [--lr 5e-5]
+      [--chunks 16] [--limit 200] [--curve docs/distill_qat_curve.csv] [--work DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import os
+import platform
+import re
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+CALIB = ROOT / "data" / "factory-calibration.txt"
+HELD_OUT = ROOT / "data" / "eval.txt"
+TASK = "kjv-last-word"
+
+
+def run(*args) -> subprocess.CompletedProcess:
+    r = subprocess.run([str(a) for a in args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(map(str, args))}\n{r.stderr[-3000:]}")
+    return r
+
+
+def measure(flashlm: str, model: Path, kl: Path, args) -> dict:
+    out = run(flashlm, "perplexity", "-m", model, "-f", HELD_OUT, "--kl-base", kl, "-t", args.threads).stdout
+    ev = run(flashlm, "eval", "-m", model, "--task", TASK, "--limit", args.limit, "-t", args.threads).stdout
+    acc = re.search(r"^acc = ([0-9.]+) \+/- ([0-9.]+)", ev, re.M)
+    return {"kl": float(re.search(r"mean ([0-9.e+-]+), p90", out).group(1)),
+            "top1": float(re.search(r"top-1 agreement with base: ([0-9.]+)%", out).group(1)),
+            "ppl": float(re.search(r"PPL = ([0-9.]+)", out).group(1)),
+            "acc": float(acc.group(1)), "acc_se": float(acc.group(2)),
+            "mib": model.stat().st_size / 2**20}
+
+
+def progress_rows(stderr: str) -> list[dict]:
+    """The distillation's progress lines: step, training loss, held-out KL (when measured)."""
+    rows = []
+    for line in re.split(r"[\r\n]+", stderr):
+        m = re.match(r"step (\d+)/\d+ \| loss ([0-9.]+)(?: \| held-out KL ([0-9.]+))?", line.strip())
+        if m:
+            rows.append({"step": int(m.group(1)), "loss": float(m.group(2)),
+                         "held_out_kl": float(m.group(3)) if m.group(3) else ""})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-t", "--threads", type=int, default=2)
+    ap.add_argument("--type", default="Q4_0")
+    ap.add_argument("--steps", type=int, default=60, help="distillation steps of 4 x 128 tokens")
+    ap.add_argument("--lr", default="5e-5")
+    ap.add_argument("--chunks", type=int, default=16, help="held-out KL chunks of 512 tokens")
+    ap.add_argument("--limit", type=int, default=200, help="task items")
+    ap.add_argument("--flashlm", default=str(ROOT / "build" / "flashlm"))
+    ap.add_argument("--curve", default=str(ROOT / "docs" / "distill_qat_curve.csv"))
+    ap.add_argument("--work", default="/tmp/flashlm-distill-qat")
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
+               platform.machine())
+    print(f"Machine: {cpu}, {os.cpu_count()} logical CPUs, {args.threads} threads; {datetime.date.today()}. "
+          f"Base/teacher: {BASE.name}. Held-out: {HELD_OUT.name}, {args.chunks} chunks of 512; task {TASK}, "
+          f"first {args.limit} items. Calibration/training text: {CALIB.name}.\n", flush=True)
+    kl = work / "base.kl"
+    run(args.flashlm, "perplexity", "-m", BASE, "-f", HELD_OUT, "-c", 512, "--chunks", args.chunks, "--kl-save", kl,
+        "-t", args.threads)
+    imatrix = work / "imatrix.gguf"
+    run(args.flashlm, "imatrix", "-m", BASE, "-f", CALIB, "-c", 512, "--chunks", 40, "-o", imatrix,
+        "-t", args.threads)
+    t = args.type
+    ptq, ptq_im, qat = work / f"ptq-{t}.gguf", work / f"ptq-im-{t}.gguf", work / f"qat-kd-{t}.gguf"
+    run(args.flashlm, "quantize", "-m", BASE, "-o", ptq, "--type", t, "-t", args.threads)
+    run(args.flashlm, "quantize", "-m", BASE, "-o", ptq_im, "--type", t, "--imatrix", imatrix, "-t", args.threads)
+    t0 = time.time()
+    kd = run(args.flashlm, "distill", "--teacher", BASE, "-m", BASE, "-f", CALIB, "-o", qat, "--qat", t,
+             "--ctx", 128, "--batch", 4, "--steps", args.steps, "--lr", args.lr, "--valid-fraction", 0.05,
+             "--eval-every", 10, "--no-checkpoint", "-t", args.threads)
+    minutes = (time.time() - t0) / 60
+    curve = progress_rows(kd.stderr)
+    with open(args.curve, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["step", "loss", "held_out_kl"])
+        w.writeheader()
+        w.writerows(curve)
+    print(f"distillation: {args.steps} steps of 4 x 128 tokens, lr {args.lr}, {minutes:.1f} min; "
+          f"curve in {args.curve}\n")
+    print(f"| model | size MiB | mean KL | top-1 % | PPL | acc ({TASK}) |\n|---|---:|---:|---:|---:|---:|")
+    for name, path in [("base", BASE), (f"PTQ {t}", ptq), (f"PTQ {t} + imatrix", ptq_im),
+                       (f"QAT + KD {t} ({args.steps} steps)", qat)]:
+        r = measure(args.flashlm, path, kl, args)
+        print(f"| {name} | {r['mib']:.1f} | {r['kl']:.4f} | {r['top1']:.2f} | {r['ppl']:.4f} | "
+              f"{r['acc']:.3f} ± {r['acc_se']:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
