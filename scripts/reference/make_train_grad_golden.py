@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Golden loss and gradients for flashlm's training step, from PyTorch autograd.
 
-For each synthetic F32 model (tests/golden/synthetic/tiny-{llama,qwen3,gemma3}-f32.gguf)
-this script builds the decoder in torch (float64) straight from the GGUF tensors, as
-llama.cpp defines the architecture (ggml RoPE styles, RMS norms, GQA, Gemma 3's
-sliding-window layers, QK-norm, post-norms, GeGLU and embedding scale, tied output), and:
+For each synthetic model (tests/golden/synthetic/tiny-{llama,qwen3,gemma3}-f32.gguf and
+the MoE forms tiny-qwen3moe-f32, tiny-qwen2moe-f16) this script builds the decoder in torch
+(float64) straight from the GGUF tensors, as llama.cpp defines the architecture (ggml RoPE
+styles, RMS norms, GQA, q/k/v biases, Gemma 3's sliding-window layers, QK-norm,
+post-norms, GeGLU and embedding scale, tied output; MoE FFNs: softmax router, top-k
+experts with weights renormalised or not, a shared expert scaled by a sigmoid gate, the
+choice of experts held fixed by autograd as it is by every MoE trainer), and:
 
   1. checks its logits against llama.cpp's own (tests/golden/logits/<model>.json, made by
      make_logits_golden.py with llama-cpp-python), so the reference is itself anchored;
@@ -32,12 +35,16 @@ import torch
 from gguf import GGUFReader
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MODELS = ["tiny-llama-f32", "tiny-qwen3-f32", "tiny-gemma3-f32"]
+MODELS = ["tiny-llama-f32", "tiny-qwen3-f32", "tiny-gemma3-f32", "tiny-qwen3moe-f32", "tiny-qwen2moe-f16"]
 T = 20
 N_SAMPLES = 16
 # Logit check against llama.cpp: F32 noise, except Gemma 3 whose GELU llama.cpp reads from
 # an f16 table.
-LOGIT_BOUND = {"tiny-llama-f32": 1e-4, "tiny-qwen3-f32": 1e-4, "tiny-gemma3-f32": 5e-3}
+# qwen2moe's weights are F16, and llama.cpp rounds the activations to F16 for them too.
+LOGIT_BOUND = {"tiny-llama-f32": 1e-4, "tiny-qwen3-f32": 1e-4, "tiny-gemma3-f32": 5e-3, "tiny-qwen3moe-f32": 1e-4,
+               "tiny-qwen2moe-f16": 2e-2}
+# llama.cpp's default for {arch}.expert_weights_norm when a file does not say.
+NORM_DEFAULT = {"qwen3moe": True, "qwen2moe": False, "llama": True}
 
 
 def field(reader, key, default=None):
@@ -62,7 +69,9 @@ class Decoder:
         self.n_rot = int(g("rope.dimension_count", self.head_dim))
         self.eps = float(g("attention.layer_norm_rms_epsilon"))
         base = float(g("rope.freq_base", 10000.0))
-        self.neox = arch in ("qwen2", "qwen3", "gemma3")
+        self.neox = arch in ("qwen2", "qwen3", "gemma3", "qwen2moe", "qwen3moe")
+        self.n_expert_used = int(g("expert_used_count", 0))
+        self.norm_experts = bool(g("expert_weights_norm", NORM_DEFAULT.get(arch, False)))
         self.gemma = arch == "gemma3"
         window = int(g("attention.sliding_window", 0)) if self.gemma else 0
         local_base = float(g("rope.freq_base_swa", 10000.0))
@@ -95,6 +104,31 @@ class Decoder:
     def norm(self, x, w):
         return x / torch.sqrt((x * x).mean(-1, keepdim=True) + self.eps) * w
 
+    def ffn(self, x, gate_w, up_w, down_w):
+        gate = x @ gate_w.T
+        act = torch.nn.functional.gelu(gate, approximate="tanh") if self.gemma else torch.nn.functional.silu(gate)
+        return (act * (x @ up_w.T)) @ down_w.T
+
+    def moe(self, p, x):
+        W = self.w
+        probs = torch.softmax(x @ W[p + "ffn_gate_inp.weight"].T, dim=-1)
+        # The choice is made on the values (no gradient through it); the weights carry it.
+        top = torch.topk(probs.detach(), self.n_expert_used, dim=-1).indices
+        out = torch.zeros_like(x)
+        for t in range(x.shape[0]):
+            w = probs[t, top[t]]
+            if self.norm_experts:
+                w = w / w.sum()
+            for j, e in enumerate(top[t].tolist()):
+                out[t] = out[t] + w[j] * self.ffn(x[t : t + 1], W[p + "ffn_gate_exps.weight"][e],
+                                                  W[p + "ffn_up_exps.weight"][e], W[p + "ffn_down_exps.weight"][e])[0]
+        if p + "ffn_gate_shexp.weight" in W:
+            sh = self.ffn(x, W[p + "ffn_gate_shexp.weight"], W[p + "ffn_up_shexp.weight"], W[p + "ffn_down_shexp.weight"])
+            if p + "ffn_gate_inp_shexp.weight" in W:
+                sh = sh * torch.sigmoid(x @ W[p + "ffn_gate_inp_shexp.weight"])[:, None]
+            out = out + sh
+        return out
+
     def logits(self, tokens):
         W = self.w
         n = len(tokens)
@@ -104,9 +138,13 @@ class Decoder:
         for i in range(self.n_layer):
             p = f"blk.{i}."
             cur = self.norm(x, W[p + "attn_norm.weight"])
-            q = (cur @ W[p + "attn_q.weight"].T).view(n, self.n_head, self.head_dim)
-            k = (cur @ W[p + "attn_k.weight"].T).view(n, self.n_head_kv, self.head_dim)
-            v = (cur @ W[p + "attn_v.weight"].T).view(n, self.n_head_kv, self.head_dim)
+            proj3 = [cur @ W[p + f"attn_{c}.weight"].T for c in "qkv"]
+            for j, c in enumerate("qkv"):
+                if p + f"attn_{c}.bias" in W:
+                    proj3[j] = proj3[j] + W[p + f"attn_{c}.bias"]
+            q = proj3[0].view(n, self.n_head, self.head_dim)
+            k = proj3[1].view(n, self.n_head_kv, self.head_dim)
+            v = proj3[2].view(n, self.n_head_kv, self.head_dim)
             if p + "attn_q_norm.weight" in W:
                 q = self.norm(q, W[p + "attn_q_norm.weight"])
                 k = self.norm(k, W[p + "attn_k_norm.weight"])
@@ -127,10 +165,10 @@ class Decoder:
                 proj = self.norm(proj, W[p + "post_attention_norm.weight"])
             x = x + proj
             cur = self.norm(x, W[p + "ffn_norm.weight"])
-            gate = cur @ W[p + "ffn_gate.weight"].T
-            up = cur @ W[p + "ffn_up.weight"].T
-            act = torch.nn.functional.gelu(gate, approximate="tanh") if self.gemma else torch.nn.functional.silu(gate)
-            f = (act * up) @ W[p + "ffn_down.weight"].T
+            if p + "ffn_gate_inp.weight" in W:
+                f = self.moe(p, cur)
+            else:
+                f = self.ffn(cur, W[p + "ffn_gate.weight"], W[p + "ffn_up.weight"], W[p + "ffn_down.weight"])
             if p + "post_ffw_norm.weight" in W:
                 f = self.norm(f, W[p + "post_ffw_norm.weight"])
             x = x + f

@@ -179,12 +179,13 @@ TEST(TrainModel, GradientsMatchFiniteDifferences) {
 }
 
 // PyTorch's float64 autograd on the same weights and tokens: the loss, each tensor's
-// gradient norm and 16 of its elements. Measured on x86-64: loss within 4e-8 relative,
-// worst tensor (norm and sampled elements) within 1.6e-6 relative, all three models;
-// bounds 1e-6 and 1e-4.
+// gradient norm and 16 of its elements. Measured on x86-64: loss within 6e-8 relative,
+// worst tensor (norm and sampled elements) within 2.1e-6 relative on the dense models and
+// 5.9e-6 on the MoE ones (qwen3moe's router); bounds 1e-6 and 1e-4.
 TEST(TrainModel, GradientsMatchPyTorch) {
   ThreadPool pool(2);
-  for (const char* name : kModels) {
+  for (const char* name : {"tiny-llama-f32", "tiny-qwen3-f32", "tiny-gemma3-f32", "tiny-qwen3moe-f32",
+                           "tiny-qwen2moe-f16"}) {
     std::ifstream in(repo(std::string("tests/golden/train/") + name + ".json"));
     ASSERT_TRUE(in.good()) << name;
     const nlohmann::json g = nlohmann::json::parse(in);
