@@ -60,6 +60,9 @@ def measure(flashlm: str, model: Path, kl: Path, args) -> dict:
 def progress_rows(stderr: str) -> list[dict]:
     """The distillation's progress lines: step, training loss, held-out KL (when measured)."""
     rows = []
+    first = re.search(r"held-out KL ([0-9.]+) -> ", stderr)  # before the first step
+    if first:
+        rows.append({"step": 0, "loss": "", "held_out_kl": float(first.group(1))})
     for line in re.split(r"[\r\n]+", stderr):
         m = re.match(r"step (\d+)/\d+ \| loss ([0-9.]+)(?: \| held-out KL ([0-9.]+))?", line.strip())
         if m:

@@ -19,11 +19,12 @@ def main() -> None:
     src, dst = sys.argv[1], sys.argv[2]
     title = sys.argv[3] if len(sys.argv) > 3 else src
     rows = list(csv.DictReader(open(src)))
-    steps = [int(r["step"]) for r in rows]
-    loss = [float(r["loss"]) for r in rows]
+    trained = [r for r in rows if r["loss"]]  # step 0 has only the held-out figure
+    steps = [int(r["step"]) for r in trained]
+    loss = [float(r["loss"]) for r in trained]
     held = [(int(r["step"]), float(r["held_out_kl"])) for r in rows if r["held_out_kl"]]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(steps, loss, color="tab:blue", alpha=0.6, label="training loss (T^2 KL + CE)")
+    ax.plot(steps, loss, color="tab:blue", alpha=0.6, label="training loss (per step)")
     if held:
         ax.plot([s for s, _ in held], [v for _, v in held], "o-", color="tab:red", label="held-out KL (T = 1)")
     ax.set_xlabel("optimizer step")

@@ -211,3 +211,17 @@ set_tests_properties(cli_distill_moefied_student PROPERTIES FIXTURES_REQUIRED ba
                      PASS_REGULAR_EXPRESSION "step 3/3 .*held-out KL [0-9.]+ -> [0-9.]+; wrote")
 flashlm_cli_error(finetune_qat_unknown_type "--qat: .*Q9_9" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --qat Q9_9)
 flashlm_cli_error(finetune_qat_with_out_type "excludes" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --qat Q4_0 --out-type f16)
+# Distillation from a stored teacher: perplexity --kl-save, then distill --teacher-logits
+# over the same text (its chunks are the training sequences).
+add_test(NAME cli_distill_stored_teacher COMMAND bash -c
+         "${FLASHLM_BIN} perplexity -m ${TINY_LLAMA} -f ${EVAL_TEXT} -c 32 --chunks 12 --kl-save ${BAD_DIR}/tiny.kl --kl-top 16 2>/dev/null >/dev/null && \
+          ${FLASHLM_BIN} distill --teacher-logits ${BAD_DIR}/tiny.kl -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/kd_stored.gguf --batch 2 --steps 3 --lr 1e-3 --valid-fraction 0.2 --qat Q8_0")
+set_tests_properties(cli_distill_stored_teacher PROPERTIES FIXTURES_REQUIRED bad_inputs FIXTURES_SETUP stored_teacher
+                     PASS_REGULAR_EXPRESSION "stored teacher .*step 3/3 .*held-out KL [0-9.]+ -> [0-9.]+; wrote .* in Q8_0")
+flashlm_cli_error(distill_stored_other_text "differs from the stored teacher's" ${FLASHLM_BIN} distill --teacher-logits ${BAD_DIR}/tiny.kl -m ${TINY_LLAMA} -f ${CMAKE_SOURCE_DIR}/data/factory-calibration.txt -o ${BAD_DIR}/never.gguf)
+flashlm_cli_error(distill_stored_temperature "temperature 1 only" ${FLASHLM_BIN} distill --teacher-logits ${BAD_DIR}/tiny.kl -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --temperature 2)
+flashlm_cli_error(distill_stored_ctx "excludes" ${FLASHLM_BIN} distill --teacher-logits ${BAD_DIR}/tiny.kl -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --ctx 64)
+flashlm_cli_error(distill_no_teacher "needs a teacher" ${FLASHLM_BIN} distill -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf)
+flashlm_cli_error(distill_stored_damaged "not a GGUF file|kl|KL" ${FLASHLM_BIN} distill --teacher-logits ${BAD_DIR}/random.gguf -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf)
+set_tests_properties(cli_error_distill_stored_other_text cli_error_distill_stored_temperature PROPERTIES FIXTURES_REQUIRED stored_teacher)
+set_tests_properties(cli_error_distill_stored_damaged PROPERTIES FIXTURES_REQUIRED bad_inputs)

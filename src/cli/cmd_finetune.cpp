@@ -21,7 +21,7 @@ namespace {
 
 struct TrainArgs {
   bool distill = false;
-  std::string model, teacher, file, out, out_type = "f16", checkpointing = "none", checkpoint, qat;
+  std::string model, teacher, teacher_logits, file, out, out_type = "f16", checkpointing = "none", checkpoint, qat;
   bool no_checkpoint = false;
   train::FinetuneOptions o;
   train::DistillOptions d;
@@ -106,7 +106,34 @@ int run_training(TrainArgs a) {
   std::optional<tok::Tokenizer> tok = open_tokenizer(*base, a.model);
   if (!tok) return 1;
   std::unique_ptr<train::TrainModel> teacher;
-  if (a.distill) {
+  std::optional<factory::KlBase> stored;  // --teacher-logits
+  if (a.distill && a.teacher.empty() && a.teacher_logits.empty()) {
+    print_error("distill needs a teacher: --teacher MODEL.gguf or --teacher-logits FILE (perplexity --kl-save)");
+    return 1;
+  }
+  if (!a.teacher_logits.empty()) {
+    Result<factory::KlBase> kb = factory::load_kl_base(a.teacher_logits);
+    if (!kb) {
+      print_error(kb.message());
+      return 1;
+    }
+    if (static_cast<int32_t>(kb->n_vocab) != tok->n_vocab()) {
+      print_error("the stored teacher's vocabulary (" + std::to_string(kb->n_vocab) + ") differs from the student's (" +
+                  std::to_string(tok->n_vocab()) + "): distillation needs one vocabulary");
+      return 1;
+    }
+    if (a.d.loss.temperature != 1.0f) {
+      print_error("--temperature: a stored teacher holds log-probabilities at temperature 1 only");
+      return 1;
+    }
+    stored = std::move(kb).value();
+    train::stored_teacher_shape(*stored, &a.o.seq, &a.o.stride);
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "distill stored=%zu positions top_k=%u ce=%g", stored->n_positions(),
+                  stored->top_k, static_cast<double>(a.d.loss.ce_weight));
+    a.o.objective = buf;
+  }
+  if (a.distill && !a.teacher.empty()) {
     Result<gguf::File> tf = gguf::File::open(a.teacher);
     if (!tf) {
       print_error(tf.message());
@@ -132,7 +159,25 @@ int run_training(TrainArgs a) {
   }
   const std::optional<std::string> text = read_text_file(a.file);
   if (!text) return 1;
-  const std::vector<int32_t> tokens = tok->encode(*text, true, false);
+  std::vector<int32_t> tokens = tok->encode(*text, true, false);
+  if (stored) {
+    // The file's chunks are the text's, cut as perplexity cuts them (BOS first): checked,
+    // so a stored teacher of another text or tokenizer is refused, then trained on as is.
+    const auto n_ctx = static_cast<int64_t>(stored->n_ctx);
+    const int64_t n_chunks = static_cast<int64_t>(stored->tokens.size()) / n_ctx;
+    for (int64_t c = 0; c < n_chunks; ++c) {
+      const bool fits = static_cast<int64_t>(tokens.size()) >= (c + 1) * n_ctx;
+      std::vector<int32_t> chunk = fits ? std::vector<int32_t>(tokens.begin() + c * n_ctx, tokens.begin() + (c + 1) * n_ctx)
+                                        : std::vector<int32_t>();
+      if (fits && tok->add_bos() && tok->bos() >= 0) chunk[0] = tok->bos();
+      if (!fits || !std::equal(chunk.begin(), chunk.end(), stored->tokens.begin() + c * n_ctx)) {
+        print_error("chunk " + std::to_string(c + 1) + " of '" + a.file + "' differs from the stored teacher's: " +
+                    "another text or tokenizer than its perplexity --kl-save run");
+        return 1;
+      }
+    }
+    tokens = stored->tokens;
+  }
   Result<std::unique_ptr<train::TrainModel>> m = train::TrainModel::load(a.model);
   if (!m) {
     print_error(m.message());
@@ -159,13 +204,19 @@ int run_training(TrainArgs a) {
   }
   std::fprintf(stderr, "%s: %s, %zu tokens of '%s', %d threads, --train %s%s%s, checkpoints: %s\n", cmd,
                a.model.c_str(), tokens.size(), a.file.c_str(), n_threads, a.o.train.c_str(),
-               a.distill ? (", teacher " + a.teacher).c_str() : "",
+               !a.teacher.empty()          ? (", teacher " + a.teacher).c_str()
+               : !a.teacher_logits.empty() ? (", stored teacher " + a.teacher_logits).c_str()
+                                           : "",
                qat ? (", QAT " + qat->name).c_str() : qat_same ? ", QAT in the file's own types" : "",
                a.o.checkpoint.empty() ? "none" : ("'" + a.o.checkpoint + "'").c_str());
   train::CrossEntropyObjective ce;
   std::optional<train::DistillObjective> kd;
+  std::optional<train::StoredTeacherObjective> kd_stored;
   if (teacher) kd.emplace(*teacher, a.d);
-  train::Objective& objective = kd ? static_cast<train::Objective&>(*kd) : ce;
+  if (stored) kd_stored.emplace(*stored, a.d.loss);
+  train::Objective& objective = kd          ? static_cast<train::Objective&>(*kd)
+                                : kd_stored ? static_cast<train::Objective&>(*kd_stored)
+                                            : ce;
   const std::string held_name = objective.held_out_name();
 
   g_stop = false;
@@ -277,17 +328,24 @@ void add_distill(CLI::App& app, int* exit_code) {
       "distill",
       "distill a teacher into a student of the same vocabulary (a pruned, quantized or fine-tuned form of it): "
       "loss = T^2 KL(teacher || student) over the teacher's top-k log-probabilities at temperature T, plus "
-      "--ce-weight times the next-token cross-entropy; the teacher runs on the fly. With --qat the student learns "
+      "--ce-weight times the next-token cross-entropy; the teacher runs on the fly (--teacher) or comes from a "
+      "perplexity --kl-save file of the same text (--teacher-logits). With --qat the student learns "
       "to be quantized. Training options as flashlm finetune.");
-  sub->add_option("--teacher", args->teacher, "teacher GGUF model (the base)")->required();
+  auto* teacher = sub->add_option("--teacher", args->teacher, "teacher GGUF model (the base), run on the fly");
+  auto* stored = sub->add_option("--teacher-logits", args->teacher_logits,
+                                 "the teacher's top-k log-probabilities from `perplexity --kl-save FILE` over the same "
+                                 "--file: its chunks become the training sequences (temperature 1)")
+                     ->excludes(teacher);
   sub->add_option("-m,--student", args->model, "student GGUF model (trained and written to --output)")->required();
   sub->add_option("--temperature", args->d.loss.temperature, "softmax temperature of both distributions (default 1)")
       ->check(CLI::Range(0.05f, 100.0f));
   sub->add_option("--ce-weight", args->d.loss.ce_weight, "weight of the next-token cross-entropy (default 0)")
       ->check(CLI::Range(0.0f, 100.0f));
   sub->add_option("--kl-top", args->d.top_k, "teacher log-probabilities kept per position (default 64)")
+      ->excludes(stored)
       ->check(CLI::Range(1, 1 << 20));
   add_training_options(sub, *args);
+  sub->get_option("--ctx")->excludes(stored);  // the stored teacher's chunks set the length
   sub->final_callback([args, exit_code] { *exit_code = run_training(*args); });
 }
 

@@ -1,5 +1,7 @@
 #include "train/distill.h"
 
+#include <algorithm>
+#include <string_view>
 #include <vector>
 
 namespace flashlm::train {
@@ -48,6 +50,65 @@ Result<double> DistillObjective::held_out(TrainModel& m, const int32_t* tokens, 
   for (int64_t t = 0; t < T; ++t) index[static_cast<size_t>(t)] = t;
   DistillLossParts parts;
   distill_loss(logits.data(), T, m.config().n_vocab, *rows, index, tokens + 1, DistillLossConfig{}, nullptr, &parts);
+  return parts.kl;
+}
+
+namespace {
+
+size_t hash_tokens(const int32_t* tokens, int64_t n) {
+  return std::hash<std::string_view>{}(
+      std::string_view(reinterpret_cast<const char*>(tokens), static_cast<size_t>(n) * sizeof(int32_t)));
+}
+
+}  // namespace
+
+StoredTeacherObjective::StoredTeacherObjective(const factory::KlBase& base, const DistillLossConfig& loss)
+    : base_(base), loss_(loss) {
+  const auto n_ctx = static_cast<int64_t>(base.n_ctx);
+  const int64_t n_chunks = n_ctx > 0 ? static_cast<int64_t>(base.tokens.size()) / n_ctx : 0;
+  for (int64_t c = 0; c < n_chunks; ++c) chunk_by_hash_.emplace(hash_tokens(base.tokens.data() + c * n_ctx, n_ctx), c);
+}
+
+// Position t of a sequence (a chunk's first n_ctx - 1 tokens) has the file's row when it
+// is scored: first = n_ctx / 2 <= t <= n_ctx - 2, rows stored chunk after chunk.
+Result<std::vector<int64_t>> StoredTeacherObjective::rows_for(const int32_t* tokens, int64_t T) const {
+  const auto n_ctx = static_cast<int64_t>(base_.n_ctx);
+  if (T != n_ctx - 1) {
+    return Status::error("a stored teacher's sequences are its chunks of " + std::to_string(n_ctx) + " tokens");
+  }
+  const auto range = chunk_by_hash_.equal_range(hash_tokens(tokens, n_ctx));
+  for (auto it = range.first; it != range.second; ++it) {
+    const int64_t c = it->second;
+    if (!std::equal(tokens, tokens + n_ctx, base_.tokens.begin() + c * n_ctx)) continue;
+    const int64_t first = n_ctx / 2, per_chunk = n_ctx - 1 - first;
+    std::vector<int64_t> rows(static_cast<size_t>(T), -1);
+    for (int64_t t = first; t < T; ++t) rows[static_cast<size_t>(t)] = c * per_chunk + (t - first);
+    return rows;
+  }
+  return Status::error("a training sequence is not one of the stored teacher's chunks");
+}
+
+Result<double> StoredTeacherObjective::step(TrainModel& m, const int32_t* tokens, int64_t T, ThreadPool& pool) {
+  Result<std::vector<int64_t>> rows = rows_for(tokens, T);
+  if (!rows) return rows.status();
+  const DistillLossConfig cfg = loss_;
+  const factory::KlBase& teacher = base_;
+  const std::vector<int64_t>& index = *rows;
+  const int32_t* next = tokens + 1;
+  return m.step(tokens, T,
+                [&](const float* logits, int64_t n, int64_t V, float* dlogits) {
+                  return distill_loss(logits, n, V, teacher, index, next, cfg, dlogits, nullptr);
+                },
+                pool);
+}
+
+Result<double> StoredTeacherObjective::held_out(TrainModel& m, const int32_t* tokens, int64_t T, ThreadPool& pool) {
+  Result<std::vector<int64_t>> rows = rows_for(tokens, T);
+  if (!rows) return rows.status();
+  std::vector<float> logits;
+  if (Result<double> r = m.forward(tokens, nullptr, T, pool, &logits); !r) return r.status();
+  DistillLossParts parts;
+  distill_loss(logits.data(), T, m.config().n_vocab, base_, *rows, tokens + 1, DistillLossConfig{}, nullptr, &parts);
   return parts.kl;
 }
 

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <memory>
+#include <unordered_map>
+#include <vector>
 
 #include "tokenizer/tokenizer.h"
 #include "train/distill_loss.h"
@@ -35,6 +37,33 @@ class DistillObjective final : public Objective {
   DistillOptions o_;
   DistillLossParts last_;
 };
+
+// Distillation from a `perplexity --kl-save` file: the teacher's stored top-k
+// log-probabilities (temperature 1) at the scored positions of each of its chunks (the
+// second half). The training sequences must be the file's chunks: seq = n_ctx - 1 and
+// stride = n_ctx over the file's own tokens (stored_teacher_shape). A sequence is matched
+// to its chunk by content; one the file does not hold is an error.
+class StoredTeacherObjective final : public Objective {
+ public:
+  StoredTeacherObjective(const factory::KlBase& base, const DistillLossConfig& loss);
+  Result<double> step(TrainModel& m, const int32_t* tokens, int64_t T, ThreadPool& pool) override;
+  Result<double> held_out(TrainModel& m, const int32_t* tokens, int64_t T, ThreadPool& pool) override;
+  std::string held_out_name() const override { return "held-out KL"; }
+
+ private:
+  Result<std::vector<int64_t>> rows_for(const int32_t* tokens, int64_t T) const;
+
+  const factory::KlBase& base_;
+  DistillLossConfig loss_;
+  std::unordered_multimap<size_t, int64_t> chunk_by_hash_;
+};
+
+// The training shape a stored teacher needs: sequences of n_ctx - 1 inputs every n_ctx
+// tokens.
+inline void stored_teacher_shape(const factory::KlBase& base, int64_t* seq, int64_t* stride) {
+  *seq = static_cast<int64_t>(base.n_ctx) - 1;
+  *stride = base.n_ctx;
+}
 
 // A teacher and a student can be distilled only with one vocabulary: the same size and
 // the same token text at every id. The error names the first difference.

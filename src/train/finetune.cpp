@@ -34,11 +34,11 @@ Result<std::vector<bool>> trainable_mask(const std::vector<Param>& params, const
 }
 
 Result<double> mean_held_out(TrainModel& m, Objective& objective, const std::vector<int32_t>& stream, int64_t seq,
-                             int64_t n, ThreadPool& pool) {
+                             int64_t stride, int64_t n, ThreadPool& pool) {
   double sum = 0.0;
   int64_t k = 0;
-  for (; k < n && (k + 1) * seq + 1 <= static_cast<int64_t>(stream.size()); ++k) {
-    Result<double> v = objective.held_out(m, stream.data() + k * seq, seq, pool);
+  for (; k < n && k * stride + seq + 1 <= static_cast<int64_t>(stream.size()); ++k) {
+    Result<double> v = objective.held_out(m, stream.data() + k * stride, seq, pool);
     if (!v) return v.status();
     sum += *v;
   }
@@ -54,7 +54,9 @@ std::string shaping_options(const FinetuneOptions& o, int64_t n_tokens) {
                 o.train.c_str(), static_cast<double>(o.adam.lr), static_cast<long long>(o.adam.warmup),
                 static_cast<double>(o.adam.min_lr_ratio), static_cast<double>(o.adam.weight_decay),
                 static_cast<long long>(n_tokens));
-  return o.objective.empty() ? std::string(buf) : std::string(buf) + " " + o.objective;
+  std::string s = buf;
+  if (o.stride > 0) s += " stride=" + std::to_string(o.stride);
+  return o.objective.empty() ? s : s + " " + o.objective;
 }
 
 }  // namespace
@@ -73,10 +75,13 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
                                 const std::atomic<bool>* stop) {
   if (o.seq < 2 || o.batch < 1) return Status::error("the sequence length must be >= 2 and the batch >= 1");
   const int64_t n = static_cast<int64_t>(tokens.size());
-  const int64_t n_valid = o.valid_fraction > 0.0 ? static_cast<int64_t>(static_cast<double>(n) * o.valid_fraction) : 0;
+  const int64_t stride = o.stride > 0 ? o.stride : o.seq;
+  int64_t n_valid = o.valid_fraction > 0.0 ? static_cast<int64_t>(static_cast<double>(n) * o.valid_fraction) : 0;
+  if (o.stride > 0) n_valid -= n_valid % o.stride;  // the held-out part starts on a sequence boundary
   const std::vector<int32_t> train(tokens.begin(), tokens.end() - n_valid);
   const std::vector<int32_t> valid(tokens.end() - n_valid, tokens.end());
-  const int64_t n_seqs = (static_cast<int64_t>(train.size()) - 1) / o.seq;
+  const auto n_train = static_cast<int64_t>(train.size());
+  const int64_t n_seqs = n_train >= o.seq + 1 ? (n_train - o.seq - 1) / stride + 1 : 0;
   if (n_seqs < 1) {
     return Status::error("the training text has " + std::to_string(train.size()) + " tokens after the held-out " +
                          std::to_string(n_valid) + "; one sequence needs " + std::to_string(o.seq + 1) +
@@ -125,7 +130,7 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
   auto save = [&]() -> Status {
     return o.checkpoint.empty() ? Status::ok() : save_checkpoint(o.checkpoint, st, m.params(), adam);
   };
-  auto held_out = [&]() { return mean_held_out(m, objective, valid, o.seq, o.valid_seqs, pool); };
+  auto held_out = [&]() { return mean_held_out(m, objective, valid, o.seq, stride, o.valid_seqs, pool); };
   if (n_valid > 0) {
     Result<double> v = held_out();
     if (!v) return v.status();
@@ -145,7 +150,7 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
     m.zero_grad();
     double loss = 0.0;
     for (int64_t b = 0; b < o.batch; ++b) {
-      const int32_t* s = train.data() + (st.cursor % n_seqs) * o.seq;
+      const int32_t* s = train.data() + (st.cursor % n_seqs) * stride;
       Result<double> l = objective.step(m, s, o.seq, pool);
       if (!l) return l.status();
       loss += *l / static_cast<double>(o.batch);

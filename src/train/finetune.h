@@ -19,6 +19,7 @@ namespace flashlm::train {
 
 struct FinetuneOptions {
   int64_t seq = 128;             // tokens per training sequence
+  int64_t stride = 0;            // tokens between sequence starts; 0: seq (back to back)
   int64_t batch = 4;             // sequences per optimizer step (gradient accumulation)
   int64_t steps = 0;             // optimizer steps; 0: one pass over the training split
   AdamWConfig adam;              // total_steps is set from steps
@@ -58,9 +59,10 @@ struct FinetuneResult {
 
 // The tensors a --train mode updates, or an error naming what is not available.
 Result<std::vector<bool>> trainable_mask(const std::vector<Param>& params, const std::string& mode);
-// Mean held-out figure over up to n sequences of seq + 1 tokens from the stream.
+// Mean held-out figure over up to n sequences of seq + 1 tokens from the stream, starting
+// every stride tokens.
 Result<double> mean_held_out(TrainModel& m, Objective& objective, const std::vector<int32_t>& stream, int64_t seq,
-                             int64_t n, ThreadPool& pool);
+                             int64_t stride, int64_t n, ThreadPool& pool);
 
 // Trains m on the objective. With fake quantization set on m (QAT), the quantized
 // copies are refreshed after every update and after a resume.
