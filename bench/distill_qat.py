@@ -26,35 +26,14 @@ import argparse
 import csv
 import datetime
 import os
-import platform
 import re
-import subprocess
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from factory_common import HELD_OUT, ROOT, TASK, cpu_name, quality, quality_row, run
+
 BASE = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 CALIB = ROOT / "data" / "factory-calibration.txt"
-HELD_OUT = ROOT / "data" / "eval.txt"
-TASK = "kjv-last-word"
-
-
-def run(*args) -> subprocess.CompletedProcess:
-    r = subprocess.run([str(a) for a in args], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(map(str, args))}\n{r.stderr[-3000:]}")
-    return r
-
-
-def measure(flashlm: str, model: Path, kl: Path, args) -> dict:
-    out = run(flashlm, "perplexity", "-m", model, "-f", HELD_OUT, "--kl-base", kl, "-t", args.threads).stdout
-    ev = run(flashlm, "eval", "-m", model, "--task", TASK, "--limit", args.limit, "-t", args.threads).stdout
-    acc = re.search(r"^acc = ([0-9.]+) \+/- ([0-9.]+)", ev, re.M)
-    return {"kl": float(re.search(r"mean ([0-9.e+-]+), p90", out).group(1)),
-            "top1": float(re.search(r"top-1 agreement with base: ([0-9.]+)%", out).group(1)),
-            "ppl": float(re.search(r"PPL = ([0-9.]+)", out).group(1)),
-            "acc": float(acc.group(1)), "acc_se": float(acc.group(2)),
-            "mib": model.stat().st_size / 2**20}
 
 
 def progress_rows(stderr: str) -> list[dict]:
@@ -85,9 +64,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
-               platform.machine())
-    print(f"Machine: {cpu}, {os.cpu_count()} logical CPUs, {args.threads} threads; {datetime.date.today()}. "
+    print(f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, {args.threads} threads; {datetime.date.today()}. "
           f"Base/teacher: {BASE.name}. Held-out: {HELD_OUT.name}, {args.chunks} chunks of 512; task {TASK}, "
           f"first {args.limit} items. Calibration/training text: {CALIB.name}.\n", flush=True)
     kl = work / "base.kl"
@@ -115,9 +92,7 @@ def main() -> None:
     print(f"| model | size MiB | mean KL | top-1 % | PPL | acc ({TASK}) |\n|---|---:|---:|---:|---:|---:|")
     for name, path in [("base", BASE), (f"PTQ {t}", ptq), (f"PTQ {t} + imatrix", ptq_im),
                        (f"QAT + KD {t} ({args.steps} steps)", qat)]:
-        r = measure(args.flashlm, path, kl, args)
-        print(f"| {name} | {r['mib']:.1f} | {r['kl']:.4f} | {r['top1']:.2f} | {r['ppl']:.4f} | "
-              f"{r['acc']:.3f} ± {r['acc_se']:.3f} |", flush=True)
+        print(f"| {name} | {quality_row(quality(args.flashlm, path, kl, args.threads, args.limit))} |", flush=True)
 
 
 if __name__ == "__main__":

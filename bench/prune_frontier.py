@@ -24,19 +24,13 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 
+from factory_common import run
+
 ROOT = Path(__file__).resolve().parent.parent
 TASK = "kjv-last-word"
-
-
-def run(*args) -> subprocess.CompletedProcess:
-    r = subprocess.run([str(a) for a in args], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(map(str, args))}\n{r.stderr[-3000:]}")
-    return r
 
 
 def quality(flashlm: str, model: Path, kl: Path, args) -> dict:

@@ -31,9 +31,10 @@ import json
 import os
 import platform
 import re
-import subprocess
 import tempfile
 from pathlib import Path
+
+from factory_common import run
 
 from gguf import GGUFReader
 
@@ -42,13 +43,6 @@ MODELS = {"smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf", "gemma": "gemma-3-270m-q
 TYPES = ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K"]
 IMATRIX_TYPES = {"Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K"}  # Q8_0 ignores it; the rest change little
 TASK = "kjv-last-word"
-
-
-def run(*args) -> subprocess.CompletedProcess:
-    r = subprocess.run([str(a) for a in args], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(map(str, args))}\n{r.stderr[-3000:]}")
-    return r
 
 
 def n_params(path: Path) -> int:

@@ -71,6 +71,82 @@ std::optional<tok::Tokenizer> open_tokenizer(const gguf::File& f, const std::str
   return std::move(tok).value();
 }
 
+// --teacher-logits: the stored teacher, checked against the student; sets the sequence
+// shape and the run's description. False after printing why it cannot be used.
+bool load_stored_teacher(TrainArgs& a, const tok::Tokenizer& tok, std::optional<factory::KlBase>* stored) {
+  Result<factory::KlBase> kb = factory::load_kl_base(a.teacher_logits);
+  if (!kb) {
+    print_error(kb.message());
+    return false;
+  }
+  if (static_cast<int32_t>(kb->n_vocab) != tok.n_vocab()) {
+    print_error("the stored teacher's vocabulary (" + std::to_string(kb->n_vocab) + ") differs from the student's (" +
+                std::to_string(tok.n_vocab()) + "): distillation needs one vocabulary");
+    return false;
+  }
+  if (a.d.loss.temperature != 1.0f) {
+    print_error("--temperature: a stored teacher holds log-probabilities at temperature 1 only");
+    return false;
+  }
+  *stored = std::move(kb).value();
+  train::stored_teacher_shape(**stored, &a.o.seq, &a.o.stride);
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "distill stored=%zu positions top_k=%u ce=%g", (*stored)->n_positions(),
+                (*stored)->top_k, static_cast<double>(a.d.loss.ce_weight));
+  a.o.objective = buf;
+  return true;
+}
+
+// --teacher: the teacher model (no gradients), its vocabulary checked token by token
+// against the student's; sets the run's description.
+bool load_teacher_model(TrainArgs& a, const tok::Tokenizer& tok, std::unique_ptr<train::TrainModel>* teacher) {
+  Result<gguf::File> tf = gguf::File::open(a.teacher);
+  if (!tf) {
+    print_error(tf.message());
+    return false;
+  }
+  std::optional<tok::Tokenizer> ttok = open_tokenizer(*tf, a.teacher);
+  if (!ttok) return false;
+  if (Status st = train::check_same_vocabulary(*ttok, tok); !st) {
+    print_error(st.message());
+    return false;
+  }
+  Result<std::unique_ptr<train::TrainModel>> t = train::TrainModel::load(a.teacher, /*trainable=*/false);
+  if (!t) {
+    print_error(t.message());
+    return false;
+  }
+  *teacher = std::move(t).value();
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "distill teacher=%016llx tau=%g ce=%g top_k=%d",
+                static_cast<unsigned long long>(gguf::model_fingerprint(*tf)),
+                static_cast<double>(a.d.loss.temperature), static_cast<double>(a.d.loss.ce_weight), a.d.top_k);
+  a.o.objective = buf;
+  return true;
+}
+
+// --qat TYPE or --qat same: the fake-quantized types set on m; the run's description.
+bool setup_qat(TrainArgs& a, const gguf::File& base, const std::optional<factory::QuantType>& qat,
+               train::TrainModel& m, ThreadPool& pool) {
+  if (!qat) {  // same
+    if (Status st = m.set_fake_quant(train::qat_types_same(base, m.params()), pool); !st) {
+      print_error("--qat same: " + st.message());
+      return false;
+    }
+    a.o.objective += a.o.objective.empty() ? "qat=same" : " qat=same";
+    a.out_type = "same";
+    return true;
+  }
+  Result<std::vector<DType>> types = train::qat_types(base, m.params(), *qat);
+  Status st = types ? m.set_fake_quant(*types, pool) : types.status();
+  if (!st) {
+    print_error("--qat " + a.qat + ": " + st.message());
+    return false;
+  }
+  a.o.objective += (a.o.objective.empty() ? "qat=" : " qat=") + qat->name;
+  return true;
+}
+
 int run_training(TrainArgs a) {
   const char* cmd = a.distill ? "distill" : "finetune";
   if (!parse_checkpointing(a.checkpointing, &a.o.checkpoint_every)) {
@@ -111,70 +187,15 @@ int run_training(TrainArgs a) {
     print_error("distill needs a teacher: --teacher MODEL.gguf or --teacher-logits FILE (perplexity --kl-save)");
     return 1;
   }
-  if (!a.teacher_logits.empty()) {
-    Result<factory::KlBase> kb = factory::load_kl_base(a.teacher_logits);
-    if (!kb) {
-      print_error(kb.message());
-      return 1;
-    }
-    if (static_cast<int32_t>(kb->n_vocab) != tok->n_vocab()) {
-      print_error("the stored teacher's vocabulary (" + std::to_string(kb->n_vocab) + ") differs from the student's (" +
-                  std::to_string(tok->n_vocab()) + "): distillation needs one vocabulary");
-      return 1;
-    }
-    if (a.d.loss.temperature != 1.0f) {
-      print_error("--temperature: a stored teacher holds log-probabilities at temperature 1 only");
-      return 1;
-    }
-    stored = std::move(kb).value();
-    train::stored_teacher_shape(*stored, &a.o.seq, &a.o.stride);
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "distill stored=%zu positions top_k=%u ce=%g", stored->n_positions(),
-                  stored->top_k, static_cast<double>(a.d.loss.ce_weight));
-    a.o.objective = buf;
-  }
-  if (a.distill && !a.teacher.empty()) {
-    Result<gguf::File> tf = gguf::File::open(a.teacher);
-    if (!tf) {
-      print_error(tf.message());
-      return 1;
-    }
-    std::optional<tok::Tokenizer> ttok = open_tokenizer(*tf, a.teacher);
-    if (!ttok) return 1;
-    if (Status st = train::check_same_vocabulary(*ttok, *tok); !st) {
-      print_error(st.message());
-      return 1;
-    }
-    Result<std::unique_ptr<train::TrainModel>> t = train::TrainModel::load(a.teacher, /*trainable=*/false);
-    if (!t) {
-      print_error(t.message());
-      return 1;
-    }
-    teacher = std::move(t).value();
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "distill teacher=%016llx tau=%g ce=%g top_k=%d",
-                  static_cast<unsigned long long>(gguf::model_fingerprint(*tf)),
-                  static_cast<double>(a.d.loss.temperature), static_cast<double>(a.d.loss.ce_weight), a.d.top_k);
-    a.o.objective = buf;
-  }
+  if (!a.teacher_logits.empty() && !load_stored_teacher(a, *tok, &stored)) return 1;
+  if (a.distill && !a.teacher.empty() && !load_teacher_model(a, *tok, &teacher)) return 1;
   const std::optional<std::string> text = read_text_file(a.file);
   if (!text) return 1;
   std::vector<int32_t> tokens = tok->encode(*text, true, false);
-  if (stored) {
-    // The file's chunks are the text's, cut as perplexity cuts them (BOS first): checked,
-    // so a stored teacher of another text or tokenizer is refused, then trained on as is.
-    const auto n_ctx = static_cast<int64_t>(stored->n_ctx);
-    const int64_t n_chunks = static_cast<int64_t>(stored->tokens.size()) / n_ctx;
-    for (int64_t c = 0; c < n_chunks; ++c) {
-      const bool fits = static_cast<int64_t>(tokens.size()) >= (c + 1) * n_ctx;
-      std::vector<int32_t> chunk = fits ? std::vector<int32_t>(tokens.begin() + c * n_ctx, tokens.begin() + (c + 1) * n_ctx)
-                                        : std::vector<int32_t>();
-      if (fits && tok->add_bos() && tok->bos() >= 0) chunk[0] = tok->bos();
-      if (!fits || !std::equal(chunk.begin(), chunk.end(), stored->tokens.begin() + c * n_ctx)) {
-        print_error("chunk " + std::to_string(c + 1) + " of '" + a.file + "' differs from the stored teacher's: " +
-                    "another text or tokenizer than its perplexity --kl-save run");
-        return 1;
-      }
+  if (stored) {  // its chunks, checked against the text, are the training sequences
+    if (Status st = train::check_stored_chunks(*stored, tokens, tok->add_bos() ? tok->bos() : -1); !st) {
+      print_error("'" + a.file + "': " + st.message());
+      return 1;
     }
     tokens = stored->tokens;
   }
@@ -186,22 +207,7 @@ int run_training(TrainArgs a) {
   const int n_threads = a.threads > 0 ? a.threads : default_thread_count();
   note_thread_cap(a.threads);
   ThreadPool pool(n_threads);
-  if (qat_same) {
-    if (Status st = (*m)->set_fake_quant(train::qat_types_same(*base, (*m)->params()), pool); !st) {
-      print_error("--qat same: " + st.message());
-      return 1;
-    }
-    a.o.objective += a.o.objective.empty() ? "qat=same" : " qat=same";
-    a.out_type = "same";
-  } else if (qat) {
-    Result<std::vector<DType>> types = train::qat_types(*base, (*m)->params(), *qat);
-    Status st = types ? (*m)->set_fake_quant(*types, pool) : types.status();
-    if (!st) {
-      print_error("--qat " + a.qat + ": " + st.message());
-      return 1;
-    }
-    a.o.objective += (a.o.objective.empty() ? "qat=" : " qat=") + qat->name;
-  }
+  if ((qat || qat_same) && !setup_qat(a, *base, qat, **m, pool)) return 1;
   std::fprintf(stderr, "%s: %s, %zu tokens of '%s', %d threads, --train %s%s%s, checkpoints: %s\n", cmd,
                a.model.c_str(), tokens.size(), a.file.c_str(), n_threads, a.o.train.c_str(),
                !a.teacher.empty()          ? (", teacher " + a.teacher).c_str()

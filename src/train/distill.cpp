@@ -112,6 +112,24 @@ Result<double> StoredTeacherObjective::held_out(TrainModel& m, const int32_t* to
   return parts.kl;
 }
 
+Status check_stored_chunks(const factory::KlBase& base, const std::vector<int32_t>& text_tokens, int32_t bos) {
+  const auto n_ctx = static_cast<int64_t>(base.n_ctx);
+  const int64_t n_chunks = n_ctx > 0 ? static_cast<int64_t>(base.tokens.size()) / n_ctx : 0;
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    const int32_t* want = base.tokens.data() + c * n_ctx;
+    bool same = static_cast<int64_t>(text_tokens.size()) >= (c + 1) * n_ctx;
+    for (int64_t i = 0; same && i < n_ctx; ++i) {
+      const int32_t got = i == 0 && bos >= 0 ? bos : text_tokens[static_cast<size_t>(c * n_ctx + i)];
+      same = got == want[i];
+    }
+    if (!same) {
+      return Status::error("chunk " + std::to_string(c + 1) + " differs from the stored teacher's: another text or " +
+                           "tokenizer than its perplexity --kl-save run");
+    }
+  }
+  return Status::ok();
+}
+
 Status check_same_vocabulary(const tok::Tokenizer& teacher, const tok::Tokenizer& student) {
   if (teacher.n_vocab() != student.n_vocab()) {
     return Status::error("the teacher's vocabulary has " + std::to_string(teacher.n_vocab()) +

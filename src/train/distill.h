@@ -65,6 +65,11 @@ inline void stored_teacher_shape(const factory::KlBase& base, int64_t* seq, int6
   *stride = base.n_ctx;
 }
 
+// The stored teacher's chunks are the text's tokens cut as `perplexity` cuts them (n_ctx
+// each, the first replaced by bos when bos >= 0): an error naming the first chunk that
+// differs (another text or tokenizer) or is missing.
+Status check_stored_chunks(const factory::KlBase& base, const std::vector<int32_t>& text_tokens, int32_t bos);
+
 // A teacher and a student can be distilled only with one vocabulary: the same size and
 // the same token text at every id. The error names the first difference.
 Status check_same_vocabulary(const tok::Tokenizer& teacher, const tok::Tokenizer& student);

@@ -202,5 +202,20 @@ TEST(Distill, FromAStoredTeacher) {
   EXPECT_FALSE(kd.step(**student, stream.data(), 14, pool).is_ok());
 }
 
+TEST(Distill, StoredChunksAreCheckedAgainstTheText) {
+  factory::KlBase base;
+  base.n_ctx = 4;
+  base.tokens = {1, 5, 6, 7, 1, 9, 10, 11};  // two chunks, BOS (1) first in each
+  const std::vector<int32_t> text = {1, 5, 6, 7, 8, 9, 10, 11, 12};
+  EXPECT_TRUE(check_stored_chunks(base, text, 1).is_ok());
+  EXPECT_FALSE(check_stored_chunks(base, text, -1).is_ok());  // chunk 2 starts with 8 without BOS
+  std::vector<int32_t> other = text;
+  other[6] = 3;
+  const Status st = check_stored_chunks(base, other, 1);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("chunk 2"), std::string::npos) << st.message();
+  EXPECT_FALSE(check_stored_chunks(base, std::vector<int32_t>(text.begin(), text.begin() + 6), 1).is_ok());
+}
+
 }  // namespace
 }  // namespace flashlm::train
