@@ -148,8 +148,10 @@ TEST(Distill, BringsADamagedStudentBackTowardsItsTeacher) {
   EXPECT_GT(r->initial_valid_loss, 0.01);
   EXPECT_LT(r->final_valid_loss, 0.6 * r->initial_valid_loss)
       << "held-out KL " << r->initial_valid_loss << " -> " << r->final_valid_loss;
-  // The teacher's own KL to itself is zero: the held-out figure measures the distance.
-  EXPECT_NEAR(mean_held_out(**teacher, kd, phrase_stream(100), 16, 16, 2, pool).value(), 0.0, 1e-9);
+  // The teacher's own KL to itself is zero (to rounding: the stored log-probabilities are
+  // floats; -2.2e-9 under aarch64's fused multiply-adds): the held-out figure measures the
+  // distance.
+  EXPECT_NEAR(mean_held_out(**teacher, kd, phrase_stream(100), 16, 16, 2, pool).value(), 0.0, 1e-6);
   // A teacher has no gradients to step with.
   const std::vector<int32_t> s = phrase_stream(17);
   EXPECT_FALSE(kd.step(**teacher, s.data(), 16, pool).is_ok());
