@@ -225,3 +225,4 @@ flashlm_cli_error(distill_no_teacher "needs a teacher" ${FLASHLM_BIN} distill -m
 flashlm_cli_error(distill_stored_damaged "not a GGUF file|kl|KL" ${FLASHLM_BIN} distill --teacher-logits ${BAD_DIR}/random.gguf -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf)
 set_tests_properties(cli_error_distill_stored_other_text cli_error_distill_stored_temperature PROPERTIES FIXTURES_REQUIRED stored_teacher)
 set_tests_properties(cli_error_distill_stored_damaged PROPERTIES FIXTURES_REQUIRED bad_inputs)
+flashlm_cli_error(finetune_qat_same_unquantized "--qat same: .* holds no quantized weight matrix" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --qat same)

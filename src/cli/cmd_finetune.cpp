@@ -2,6 +2,7 @@
 // (train/finetune.h), with next-token cross-entropy or with KL distillation from a
 // teacher run on the fly (train/distill.h), optionally quantization-aware (--qat:
 // train/qat.h), with checkpoints a killed run resumes from. One run, two objectives.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -129,7 +130,13 @@ bool load_teacher_model(TrainArgs& a, const tok::Tokenizer& tok, std::unique_ptr
 bool setup_qat(TrainArgs& a, const gguf::File& base, const std::optional<factory::QuantType>& qat,
                train::TrainModel& m, ThreadPool& pool) {
   if (!qat) {  // same
-    if (Status st = m.set_fake_quant(train::qat_types_same(base, m.params()), pool); !st) {
+    const std::vector<DType> types = train::qat_types_same(base, m.params());
+    if (std::all_of(types.begin(), types.end(), [](DType t) { return t == DType::F32; })) {
+      print_error("--qat same: '" + a.model + "' holds no quantized weight matrix, so there is nothing to train "
+                  "for; name a type (--qat Q4_0, ...)");
+      return false;
+    }
+    if (Status st = m.set_fake_quant(types, pool); !st) {
       print_error("--qat same: " + st.message());
       return false;
     }

@@ -5,6 +5,36 @@
 #include <vector>
 
 namespace flashlm::train {
+namespace {
+
+// One training step of m against a teacher's rows (rows[t] < 0: position t not scored).
+Result<double> step_against(TrainModel& m, const int32_t* tokens, int64_t T, const factory::KlBase& teacher,
+                            const std::vector<int64_t>& rows, const DistillLossConfig& cfg, ThreadPool& pool) {
+  return m.step(tokens, T,
+                [&](const float* logits, int64_t n, int64_t V, float* dlogits) {
+                  return distill_loss(logits, n, V, teacher, rows, tokens + 1, cfg, dlogits, nullptr);
+                },
+                pool);
+}
+
+// The plain KL of m to a teacher's rows at temperature 1 (no gradient).
+Result<double> kl_against(TrainModel& m, const int32_t* tokens, int64_t T, const factory::KlBase& teacher,
+                          const std::vector<int64_t>& rows, ThreadPool& pool) {
+  std::vector<float> logits;
+  if (Result<double> r = m.forward(tokens, nullptr, T, pool, &logits); !r) return r.status();
+  DistillLossParts parts;
+  distill_loss(logits.data(), T, m.config().n_vocab, teacher, rows, tokens + 1, DistillLossConfig{}, nullptr, &parts);
+  return parts.kl;
+}
+
+// Every position of a sequence scored, row t for position t.
+std::vector<int64_t> all_rows(int64_t T) {
+  std::vector<int64_t> rows(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) rows[static_cast<size_t>(t)] = t;
+  return rows;
+}
+
+}  // namespace
 
 Result<factory::KlBase> DistillObjective::teacher_rows(const int32_t* tokens, int64_t T, float tau, ThreadPool& pool) {
   std::vector<float> logits;
@@ -28,29 +58,13 @@ Result<double> DistillObjective::step(TrainModel& m, const int32_t* tokens, int6
   }
   Result<factory::KlBase> rows = teacher_rows(tokens, T, o_.loss.temperature, pool);
   if (!rows) return rows.status();
-  std::vector<int64_t> index(static_cast<size_t>(T));
-  for (int64_t t = 0; t < T; ++t) index[static_cast<size_t>(t)] = t;
-  const factory::KlBase& teacher = *rows;
-  const DistillLossConfig cfg = o_.loss;
-  DistillLossParts* parts = &last_;
-  const int32_t* next = tokens + 1;
-  return m.step(tokens, T,
-                [&](const float* logits, int64_t n, int64_t V, float* dlogits) {
-                  return distill_loss(logits, n, V, teacher, index, next, cfg, dlogits, parts);
-                },
-                pool);
+  return step_against(m, tokens, T, *rows, all_rows(T), o_.loss, pool);
 }
 
 Result<double> DistillObjective::held_out(TrainModel& m, const int32_t* tokens, int64_t T, ThreadPool& pool) {
   Result<factory::KlBase> rows = teacher_rows(tokens, T, 1.0f, pool);
   if (!rows) return rows.status();
-  std::vector<float> logits;
-  if (Result<double> r = m.forward(tokens, nullptr, T, pool, &logits); !r) return r.status();
-  std::vector<int64_t> index(static_cast<size_t>(T));
-  for (int64_t t = 0; t < T; ++t) index[static_cast<size_t>(t)] = t;
-  DistillLossParts parts;
-  distill_loss(logits.data(), T, m.config().n_vocab, *rows, index, tokens + 1, DistillLossConfig{}, nullptr, &parts);
-  return parts.kl;
+  return kl_against(m, tokens, T, *rows, all_rows(T), pool);
 }
 
 namespace {
@@ -91,25 +105,13 @@ Result<std::vector<int64_t>> StoredTeacherObjective::rows_for(const int32_t* tok
 Result<double> StoredTeacherObjective::step(TrainModel& m, const int32_t* tokens, int64_t T, ThreadPool& pool) {
   Result<std::vector<int64_t>> rows = rows_for(tokens, T);
   if (!rows) return rows.status();
-  const DistillLossConfig cfg = loss_;
-  const factory::KlBase& teacher = base_;
-  const std::vector<int64_t>& index = *rows;
-  const int32_t* next = tokens + 1;
-  return m.step(tokens, T,
-                [&](const float* logits, int64_t n, int64_t V, float* dlogits) {
-                  return distill_loss(logits, n, V, teacher, index, next, cfg, dlogits, nullptr);
-                },
-                pool);
+  return step_against(m, tokens, T, base_, *rows, loss_, pool);
 }
 
 Result<double> StoredTeacherObjective::held_out(TrainModel& m, const int32_t* tokens, int64_t T, ThreadPool& pool) {
   Result<std::vector<int64_t>> rows = rows_for(tokens, T);
   if (!rows) return rows.status();
-  std::vector<float> logits;
-  if (Result<double> r = m.forward(tokens, nullptr, T, pool, &logits); !r) return r.status();
-  DistillLossParts parts;
-  distill_loss(logits.data(), T, m.config().n_vocab, base_, *rows, tokens + 1, DistillLossConfig{}, nullptr, &parts);
-  return parts.kl;
+  return kl_against(m, tokens, T, base_, *rows, pool);
 }
 
 Status check_stored_chunks(const factory::KlBase& base, const std::vector<int32_t>& text_tokens, int32_t bos) {

@@ -26,8 +26,6 @@ class DistillObjective final : public Objective {
   Result<double> step(TrainModel& m, const int32_t* tokens, int64_t T, ThreadPool& pool) override;
   Result<double> held_out(TrainModel& m, const int32_t* tokens, int64_t T, ThreadPool& pool) override;
   std::string held_out_name() const override { return "held-out KL"; }
-  // The parts of the last step's loss.
-  const DistillLossParts& last_parts() const { return last_; }
 
  private:
   // The teacher's distributions at every position of the sequence, at temperature tau.
@@ -35,7 +33,6 @@ class DistillObjective final : public Objective {
 
   TrainModel& teacher_;
   DistillOptions o_;
-  DistillLossParts last_;
 };
 
 // Distillation from a `perplexity --kl-save` file: the teacher's stored top-k

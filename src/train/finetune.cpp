@@ -8,7 +8,8 @@
 
 namespace flashlm::train {
 
-Result<std::vector<bool>> trainable_mask(const std::vector<Param>& params, const std::string& mode) {
+Result<std::vector<bool>> trainable_mask(const TrainModel& m, const std::string& mode) {
+  const std::vector<Param>& params = m.params();
   std::vector<bool> mask(params.size(), false);
   if (mode == "all") {
     mask.assign(params.size(), true);
@@ -25,6 +26,12 @@ Result<std::vector<bool>> trainable_mask(const std::vector<Param>& params, const
       any = any || mask[i];
     }
     if (!any) return Status::error("--train " + mode + ": the model has no MoE layers");
+    bool any_weighted = false;  // a unit-weight layer's router gets no gradient (moe_grad.h)
+    for (const LayerConfig& l : m.config().layers) any_weighted |= l.ffn == FfnKind::kMoe && !l.moe.unit_weights;
+    if (mode == "router" && !any_weighted) {
+      return Status::error("--train router: every MoE layer sums its experts with unit weights "
+                           "(flashlm.moe.unit_weights), so no gradient reaches the routers; train experts instead");
+    }
   } else if (mode == "lora") {
     return Status::error("--train lora is not implemented yet (available: all, norms, router, experts)");
   } else {
@@ -92,16 +99,8 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
                          "sequence of " + std::to_string(o.seq + 1) + ": a longer text, a larger --valid-fraction " +
                          "or --valid-fraction 0");
   }
-  Result<std::vector<bool>> mask = trainable_mask(m.params(), o.train);
+  Result<std::vector<bool>> mask = trainable_mask(m, o.train);
   if (!mask) return mask.status();
-  if (o.train == "router") {
-    bool any_weighted = false;  // a unit-weight layer's router gets no gradient (moe_grad.h)
-    for (const LayerConfig& l : m.config().layers) any_weighted |= l.ffn == FfnKind::kMoe && !l.moe.unit_weights;
-    if (!any_weighted) {
-      return Status::error("--train router: every MoE layer sums its experts with unit weights "
-                           "(flashlm.moe.unit_weights), so no gradient reaches the routers; train experts instead");
-    }
-  }
   FinetuneOptions opt = o;
   opt.steps = o.steps > 0 ? o.steps : std::max<int64_t>(1, n_seqs / o.batch);
   opt.adam.total_steps = opt.steps;
@@ -125,7 +124,7 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
     }
     st = saved;
     res.resumed_from = st.step;
-    if (!m.fake_quant_types().empty()) m.refresh_fake_quant(pool);
+    m.refresh_fake_quant(pool, &*mask);  // the checkpoint's weights
   }
   auto save = [&]() -> Status {
     return o.checkpoint.empty() ? Status::ok() : save_checkpoint(o.checkpoint, st, m.params(), adam);
@@ -172,7 +171,7 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
                            (o.checkpoint.empty() ? std::string()
                                                  : "; the last good checkpoint is '" + o.checkpoint + "'"));
     }
-    if (!m.fake_quant_types().empty()) m.refresh_fake_quant(pool);
+    m.refresh_fake_quant(pool, &*mask);  // only what the update moved
     ++st.step;
     st.last_loss = loss;
     step_secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

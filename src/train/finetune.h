@@ -58,7 +58,7 @@ struct FinetuneResult {
 };
 
 // The tensors a --train mode updates, or an error naming what is not available.
-Result<std::vector<bool>> trainable_mask(const std::vector<Param>& params, const std::string& mode);
+Result<std::vector<bool>> trainable_mask(const TrainModel& m, const std::string& mode);
 // Mean held-out figure over up to n sequences of seq + 1 tokens from the stream, starting
 // every stride tokens.
 Result<double> mean_held_out(TrainModel& m, Objective& objective, const std::vector<int32_t>& stream, int64_t seq,

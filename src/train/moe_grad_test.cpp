@@ -66,12 +66,11 @@ void check(const MoeConfig& m, const char* what) {
   MoeActs a;
   std::vector<float> out(static_cast<size_t>(T * d)), dx(static_cast<size_t>(T * d), 0.0f);
   moe_fwd(m, Glu::kSilu, w.ptrs(), x.data(), T, d, out.data(), &a, pool);
-  Weights g;
-  for (auto [src, dst] : {std::pair{&w.router, &g.router}, {&w.gate, &g.gate}, {&w.up, &g.up}, {&w.down, &g.down},
-                          {&w.sh_gate, &g.sh_gate}, {&w.sh_up, &g.sh_up}, {&w.sh_down, &g.sh_down},
-                          {&w.sh_inp, &g.sh_inp}}) {
-    dst->assign(src->size(), 0.0f);
-  }
+  Weights g;  // each weight beside its gradient, zeroed to the weight's size
+  const std::vector<std::pair<std::vector<float>*, std::vector<float>*>> tensors = {
+      {&w.router, &g.router}, {&w.gate, &g.gate},       {&w.up, &g.up},         {&w.down, &g.down},
+      {&w.sh_gate, &g.sh_gate}, {&w.sh_up, &g.sh_up}, {&w.sh_down, &g.sh_down}, {&w.sh_inp, &g.sh_inp}};
+  for (auto [wt, gt] : tensors) gt->assign(wt->size(), 0.0f);
   auto gp = [](std::vector<float>& v) { return v.empty() ? nullptr : v.data(); };
   const MoeGradPtrs grads{gp(g.router), gp(g.gate),  gp(g.up),      gp(g.down),
                           gp(g.sh_gate), gp(g.sh_up), gp(g.sh_down), gp(g.sh_inp)};
@@ -99,9 +98,6 @@ void check(const MoeConfig& m, const char* what) {
     den += fd * fd;
     ++checked;
   };
-  std::vector<std::pair<std::vector<float>*, std::vector<float>*>> tensors = {
-      {&w.router, &g.router}, {&w.gate, &g.gate},       {&w.up, &g.up},         {&w.down, &g.down},
-      {&w.sh_gate, &g.sh_gate}, {&w.sh_up, &g.sh_up}, {&w.sh_down, &g.sh_down}, {&w.sh_inp, &g.sh_inp}};
   for (auto [wt, gt] : tensors) {
     if (wt->empty()) continue;
     for (int s = 0; s < 12; ++s) {

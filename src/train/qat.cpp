@@ -27,12 +27,10 @@ Result<std::vector<DType>> qat_types(const gguf::File& base, const std::vector<P
 std::vector<DType> qat_types_same(const gguf::File& base, const std::vector<Param>& params) {
   std::vector<DType> types(params.size(), DType::F32);
   for (size_t i = 0; i < params.size(); ++i) {
-    for (const gguf::TensorInfo& t : base.tensors()) {
-      if (t.name != params[i].name) continue;
-      const TypeTraits& tt = type_traits(t.dtype);
-      if (tt.is_quantized && tt.from_float != nullptr && t.n_dims > 1) types[i] = t.dtype;
-      break;
-    }
+    const gguf::TensorInfo* t = base.find_tensor(params[i].name);
+    if (t == nullptr) continue;
+    const TypeTraits& tt = type_traits(t->dtype);
+    if (tt.is_quantized && tt.from_float != nullptr && t->n_dims > 1) types[i] = t->dtype;
   }
   return types;
 }

@@ -178,9 +178,9 @@ Status TrainModel::set_fake_quant(const std::vector<DType>& types, ThreadPool& p
   return Status::ok();
 }
 
-void TrainModel::refresh_fake_quant(ThreadPool& pool) {
+void TrainModel::refresh_fake_quant(ThreadPool& pool, const std::vector<bool>* changed) {
   for (size_t i = 0; i < fq_types_.size(); ++i) {
-    if (fq_types_[i] == DType::F32) continue;
+    if (fq_types_[i] == DType::F32 || (changed != nullptr && !(*changed)[i])) continue;
     const Param& p = params_[i];
     Vec& out = fq_w_[i];
     out.resize(p.w.size());

@@ -46,6 +46,7 @@ class TrainModel {
 
   const ModelConfig& config() const { return cfg_; }
   std::vector<Param>& params() { return params_; }
+  const std::vector<Param>& params() const { return params_; }
   const Param* find(const std::string& name) const;
 
   // tokens[0..T) at positions 0..T-1; targets[t] < 0 is not scored. Adds each
@@ -74,8 +75,9 @@ class TrainModel {
   // update; the written model, quantized with the same rounding, computes what the
   // forward computed. An error for a type that cannot quantize a tensor's rows.
   Status set_fake_quant(const std::vector<DType>& types, ThreadPool& pool);
-  void refresh_fake_quant(ThreadPool& pool);
-  const std::vector<DType>& fake_quant_types() const { return fq_types_; }
+  // Quantizes again the parameters marked in changed (all when null); nothing without
+  // fake quantization.
+  void refresh_fake_quant(ThreadPool& pool, const std::vector<bool>* changed = nullptr);
 
  private:
   struct Layer {  // indices into params_ of one layer's tensors; -1: the layer has none
