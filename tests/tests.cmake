@@ -185,7 +185,29 @@ flashlm_cli_error(finetune_missing_text "cannot read" ${FLASHLM_BIN} finetune -m
 flashlm_cli_error(finetune_onto_input "is the input file" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${TINY_LLAMA})
 flashlm_cli_error(finetune_no_out_dir "output directory .* does not exist" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o /nonexistent/dir/x.gguf)
 flashlm_cli_error(finetune_bad_checkpointing "--checkpointing takes none, layer or every-N" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --checkpointing every-0)
-flashlm_cli_error(finetune_lora "--train lora is not implemented yet" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --train lora)
+# LoRA: train adapters on a frozen base, write the adapter and the merged model; run with
+# --lora gives the merged model's greedy tokens. Bad LoRA flags and files are refused.
+add_test(NAME cli_finetune_lora_then_run COMMAND bash -c
+         "set -e; f=${BAD_DIR}/lora; ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} --train lora --lora-rank 4 \
+          --lora-out $f.gguf -o $f-merged.gguf --out-type f32 --ctx 32 --batch 2 --steps 4 --lr 1e-2 --valid-fraction 0.02 2>$f.log \
+          || { cat $f.log; exit 1; }; grep -q \"wrote adapter '$f.gguf', merged model '$f-merged.gguf'\" $f.log; \
+          a=$(${FLASHLM_BIN} run -m ${TINY_LLAMA} --lora $f.gguf -p 'the cat' -n 8 --temp 0 2>/dev/null); \
+          b=$(${FLASHLM_BIN} run -m $f-merged.gguf -p 'the cat' -n 8 --temp 0 2>/dev/null); \
+          c=$(${FLASHLM_BIN} run -m ${TINY_LLAMA} -p 'the cat' -n 8 --temp 0 2>/dev/null); \
+          echo \"lora: $a | merged: $b | base: $c\"; [ \"$a\" = \"$b\" ]")
+set_tests_properties(cli_finetune_lora_then_run PROPERTIES FIXTURES_REQUIRED bad_inputs)
+add_test(NAME cli_run_smollm2_lora COMMAND ${FLASHLM_BIN} run -m ${SMOLLM} --lora ${CMAKE_SOURCE_DIR}/tests/golden/lora/SmolLM2-135M-Instruct.Q4_1.lora.gguf
+         --lora-scaled ${CMAKE_SOURCE_DIR}/tests/golden/lora/SmolLM2-135M-Instruct.Q4_1.lora.gguf -0.5 -p "The capital of France is" -n 4 --temp 0)
+flashlm_cli_error(finetune_lora_out_without_lora "need --train lora" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --lora-out ${BAD_DIR}/never-lora.gguf)
+flashlm_cli_error(finetune_lora_rank_without_lora "need --train lora" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --lora-rank 4)
+flashlm_cli_error(finetune_lora_no_output "--train lora needs --lora-out" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} --train lora)
+flashlm_cli_error(finetune_lora_qat "with --train lora they are frozen" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} --train lora --lora-out ${BAD_DIR}/never-lora.gguf --qat Q4_0)
+flashlm_cli_error(finetune_lora_bad_target "unknown LoRA target 'attn_z'" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} --train lora --lora-out ${BAD_DIR}/never-lora.gguf --lora-targets attn_q,attn_z)
+flashlm_cli_error(run_lora_missing "LoRA adapter '/nonexistent/a.gguf'" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --lora /nonexistent/a.gguf)
+flashlm_cli_error(run_lora_not_adapter "is not a LoRA adapter" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --lora ${TINY_LLAMA})
+flashlm_cli_error(run_lora_other_model "is for architecture 'gemma3'" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --lora ${CMAKE_SOURCE_DIR}/tests/golden/lora/tiny-gemma3-f32.lora.gguf)
+flashlm_cli_error(run_lora_shape "pairs lora_a" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --lora ${CMAKE_SOURCE_DIR}/tests/golden/lora/tiny-llama-f32.lora.gguf)
+flashlm_cli_error(run_lora_bad_scale "is not a finite number" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --lora-scaled ${CMAKE_SOURCE_DIR}/tests/golden/lora/SmolLM2-135M-Instruct.Q4_1.lora.gguf abc)
 flashlm_cli_error(finetune_router_dense "--train router: the model has no MoE layers" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --train router)
 flashlm_cli_error(finetune_router_unit_weights "no gradient reaches the routers" ${FLASHLM_BIN} finetune -m ${CMAKE_SOURCE_DIR}/tests/golden/synthetic/tiny-gemma3-moefied-f32.gguf -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --train router)
 flashlm_cli_error(finetune_text_too_short "one sequence needs" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${CMAKE_SOURCE_DIR}/tests/golden/quant/imatrix-text.txt -o ${BAD_DIR}/never.gguf --ctx 60000)

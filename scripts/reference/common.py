@@ -50,9 +50,10 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def open_llama(model_path: Path, n_ctx: int, n_batch: int | None = None):
+def open_llama(model_path: Path, n_ctx: int, n_batch: int | None = None, lora_path: Path | None = None):
     """Loads a model the way every golden is made: CPU only, F32 K/V cache,
-    flash attention off, all logits kept, one batch per evaluation."""
+    flash attention off, all logits kept, one batch per evaluation; with
+    lora_path, that LoRA adapter applied at scale 1."""
     import llama_cpp
 
     n_batch = n_batch or n_ctx
@@ -71,6 +72,8 @@ def open_llama(model_path: Path, n_ctx: int, n_batch: int | None = None):
         flash_attn=False,
         verbose=False,
     )
+    if lora_path is not None:
+        kwargs["lora_path"] = str(lora_path)
     return llama_cpp.Llama(**kwargs)
 
 

@@ -8,6 +8,10 @@ ONE batch with all logits kept, and for selected positions we store the
 argmax id, logsumexp of the whole row and the top-64 (id, logit) pairs.
 F32 K/V cache, flash attention off, 2 threads.
 
+The same for a base model with a LoRA adapter applied by llama.cpp (the adapters
+of make_lora_adapters.py, run that first): tests/golden/logits/<adapter-stem>.json,
+with "lora" naming the adapter.
+
 Usage: /opt/flashlm-ref/bin/python scripts/reference/make_logits_golden.py
        [--only STEM ...]
 """
@@ -183,9 +187,9 @@ def record(llm, case: dict) -> dict:
     return out
 
 
-def make(model: Path, synthetic: bool) -> None:
+def make(model: Path, synthetic: bool, lora: Path | None = None) -> None:
     n_ctx = 256 if synthetic else 1024  # synthetic models are "trained" to 256
-    llm = common.open_llama(model, n_ctx=n_ctx)
+    llm = common.open_llama(model, n_ctx=n_ctx, lora_path=lora)
     cases = synthetic_cases(llm) if synthetic else real_cases(llm)
     for c in cases:
         assert len(c["tokens"]) <= n_ctx, (c["name"], len(c["tokens"]))
@@ -204,7 +208,15 @@ def make(model: Path, synthetic: bool) -> None:
         "bos_id": int(llm.token_bos()),
         "cases": [record(llm, c) for c in cases],
     }
-    common.write_json(common.GOLDEN_DIR / "logits" / f"{model.stem}.json", obj)
+    if lora is not None:
+        obj["lora"] = [{"path": common.rel(lora), "sha256": common.sha256_file(lora), "scale": 1.0}]
+        # How far the adapter moves the logits (the bounds must be well below it).
+        base = common.open_llama(model, n_ctx=n_ctx)
+        moved = max(float(np.max(np.abs(common.eval_logits(base, c["tokens"]) - common.eval_logits(llm, c["tokens"]))))
+                    for c in cases)
+        print(f"  the adapter moves the logits by up to {moved:.3f}")
+    stem = lora.stem if lora is not None else model.stem
+    common.write_json(common.GOLDEN_DIR / "logits" / f"{stem}.json", obj)
 
 
 def main() -> None:
@@ -222,6 +234,13 @@ def main() -> None:
             sys.exit(f"missing {model} (run scripts/fetch_models.sh / make_synthetic_models.py)")
         print(f"{model.stem}:")
         make(model, synthetic)
+    for lora in sorted((common.GOLDEN_DIR / "lora").glob("*.lora.gguf")):
+        stem = lora.name[: -len(".lora.gguf")]
+        if args.only and lora.stem not in args.only:
+            continue
+        model = next(m for m, _ in models if m.stem == stem)
+        print(f"{lora.stem}:")
+        make(model, model.parent == common.SYNTHETIC_DIR, lora)
 
 
 if __name__ == "__main__":

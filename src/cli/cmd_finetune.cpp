@@ -23,8 +23,11 @@ namespace {
 struct TrainArgs {
   bool distill = false;
   std::string model, teacher, teacher_logits, file, out, out_type = "f16", checkpointing = "none", checkpoint, qat;
+  std::string lora_out;  // --train lora: the adapter file
+  bool lora_flags = false;  // a --lora-* flag was given
   bool no_checkpoint = false;
   train::FinetuneOptions o;
+  train::LoraConfig lora;
   train::DistillOptions d;
   int threads = 0;
 };
@@ -154,23 +157,82 @@ bool setup_qat(TrainArgs& a, const gguf::File& base, const std::optional<factory
   return true;
 }
 
+// An output path the run may write: not the input, in a directory that exists.
+bool check_output_path(const std::string& model, const std::string& out) {
+  std::error_code ec;
+  if (std::filesystem::equivalent(model, out, ec)) {
+    print_error("the output '" + out + "' is the input file; write to another path");
+    return false;
+  }
+  const std::filesystem::path out_dir = std::filesystem::absolute(out).parent_path();
+  if (!std::filesystem::is_directory(out_dir, ec)) {
+    print_error("the output directory '" + out_dir.string() + "' does not exist");
+    return false;
+  }
+  return true;
+}
+
+// The outputs: -o (the model; with --train lora, the base with the adapters merged)
+// and/or --lora-out (the adapter), each checked before any work.
+bool check_outputs(const TrainArgs& a) {
+  const bool lora = a.o.train == "lora";
+  if ((!a.lora_out.empty() || a.lora_flags) && !lora) {
+    print_error("--lora-out, --lora-rank, --lora-alpha and --lora-targets shape LoRA adapters: they need --train lora");
+    return false;
+  }
+  if (a.out.empty() && a.lora_out.empty()) {
+    print_error(lora ? "--train lora needs --lora-out ADAPTER.gguf (the adapter) and/or -o OUT.gguf (the merged model)"
+                     : "-o OUT.gguf is required");
+    return false;
+  }
+  if (lora && !a.qat.empty()) {
+    print_error("--qat trains the base weights through their quantized form; with --train lora they are frozen "
+                "(train a LoRA on a quantized base as it is, or --train all with --qat)");
+    return false;
+  }
+  return (a.out.empty() || check_output_path(a.model, a.out)) &&
+         (a.lora_out.empty() || check_output_path(a.model, a.lora_out));
+}
+
+// --train lora: the adapters added to m; the run's description.
+bool setup_lora(TrainArgs& a, train::TrainModel& m) {
+  if (Status st = m.add_lora(a.lora); !st) {
+    print_error("--train lora: " + st.message());
+    return false;
+  }
+  std::string targets;
+  for (const std::string& t : a.lora.targets) targets += (targets.empty() ? "" : ",") + t;
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "lora r=%d alpha=%g targets=%s", a.lora.rank, static_cast<double>(a.lora.alpha),
+                targets.empty() ? "all" : targets.c_str());
+  a.o.objective += (a.o.objective.empty() ? "" : " ") + std::string(buf);
+  return true;
+}
+
+// What the finished run writes: the adapter and/or the (merged) model.
+Status write_outputs(const TrainArgs& a, const gguf::File& base, train::TrainModel& m,
+                     const train::FinetuneResult& res, const std::optional<factory::QuantType>& qat) {
+  if (!a.lora_out.empty()) {
+    if (Status st = train::write_lora_adapter(base, m.params(), a.lora.alpha, a.lora_out); !st) return st;
+  }
+  if (a.out.empty()) return Status::ok();
+  if (qat) return train::write_qat_model(base, m.params(), res.trained, *qat, a.out);
+  std::vector<bool> written = res.trained;
+  if (m.has_lora()) {
+    for (const int i : m.merge_lora()) written[static_cast<size_t>(i)] = true;
+  }
+  return train::write_trained_model(base, m.params(), written, a.out_type, a.out);
+}
+
 int run_training(TrainArgs a) {
   const char* cmd = a.distill ? "distill" : "finetune";
   if (!parse_checkpointing(a.checkpointing, &a.o.checkpoint_every)) {
     print_error("--checkpointing takes none, layer or every-N (N >= 1); it was '" + a.checkpointing + "'");
     return 1;
   }
-  std::error_code ec;
-  if (std::filesystem::equivalent(a.model, a.out, ec)) {
-    print_error("the output '" + a.out + "' is the input file; write to another path");
-    return 1;
-  }
-  const std::filesystem::path out_dir = std::filesystem::absolute(a.out).parent_path();
-  if (!std::filesystem::is_directory(out_dir, ec)) {
-    print_error("the output directory '" + out_dir.string() + "' does not exist");
-    return 1;
-  }
-  a.o.checkpoint = a.no_checkpoint ? "" : a.checkpoint.empty() ? a.out + ".ckpt" : a.checkpoint;
+  if (!check_outputs(a)) return 1;
+  const std::string& first_out = a.lora_out.empty() ? a.out : a.lora_out;
+  a.o.checkpoint = a.no_checkpoint ? "" : a.checkpoint.empty() ? first_out + ".ckpt" : a.checkpoint;
   std::optional<factory::QuantType> qat;
   const bool qat_same = a.qat == "same" || a.qat == "SAME";
   if (!a.qat.empty() && !qat_same) {
@@ -215,6 +277,7 @@ int run_training(TrainArgs a) {
   note_thread_cap(a.threads);
   ThreadPool pool(n_threads);
   if ((qat || qat_same) && !setup_qat(a, *base, qat, **m, pool)) return 1;
+  if (a.o.train == "lora" && !setup_lora(a, **m)) return 1;
   std::fprintf(stderr, "%s: %s, %zu tokens of '%s', %d threads, --train %s%s%s, checkpoints: %s\n", cmd,
                a.model.c_str(), tokens.size(), a.file.c_str(), n_threads, a.o.train.c_str(),
                !a.teacher.empty()          ? (", teacher " + a.teacher).c_str()
@@ -263,15 +326,17 @@ int run_training(TrainArgs a) {
     }
     return 130;
   }
-  const Status written = qat ? train::write_qat_model(*base, (*m)->params(), res->trained, *qat, a.out)
-                             : train::write_trained_model(*base, (*m)->params(), res->trained, a.out_type, a.out);
-  if (!written) {
-    print_error(written.message());
+  if (Status st = write_outputs(a, *base, **m, *res, qat); !st) {
+    print_error(st.message());
     return 1;
   }
-  std::fprintf(stderr, "%s: %s %.4f -> %.4f; wrote '%s'%s (peak RSS %.0f MiB)\n", cmd, held_name.c_str(),
-               res->initial_valid_loss, res->final_valid_loss, a.out.c_str(),
-               qat ? (" in " + qat->name).c_str() : "", peak_rss_mib());
+  std::string wrote;
+  if (!a.lora_out.empty()) wrote = "adapter '" + a.lora_out + "'";
+  if (!a.out.empty()) {
+    wrote += (wrote.empty() ? "'" : ", merged model '") + a.out + "'" + (qat ? " in " + qat->name : std::string());
+  }
+  std::fprintf(stderr, "%s: %s %.4f -> %.4f; wrote %s (peak RSS %.0f MiB)\n", cmd, held_name.c_str(),
+               res->initial_valid_loss, res->final_valid_loss, wrote.c_str(), peak_rss_mib());
   return 0;
 }
 
@@ -280,7 +345,18 @@ int run_training(TrainArgs a) {
 void add_training_options(CLI::App* sub, TrainArgs& a) {
   train::FinetuneOptions& o = a.o;
   sub->add_option("-f,--file", a.file, "training text (its tail is held out: --valid-fraction)")->required();
-  sub->add_option("-o,--output", a.out, "trained GGUF to write")->required();
+  sub->add_option("-o,--output", a.out,
+                  "trained GGUF to write (with --train lora: the base with the adapters merged into it)");
+  sub->add_option("--lora-out", a.lora_out,
+                  "--train lora: the adapter to write, in llama.cpp's LoRA GGUF (flashlm run/serve --lora and "
+                  "llama.cpp's --lora load it)");
+  sub->add_option("--lora-rank", a.lora.rank, "LoRA rank (default 8)")->check(CLI::Range(1, 4096));
+  sub->add_option("--lora-alpha", a.lora.alpha, "LoRA alpha: the update is scaled by alpha / rank (default 16)")
+      ->check(CLI::Range(1e-6f, 1e6f));
+  sub->add_option("--lora-targets", a.lora.targets,
+                  "matrices LoRA adapts: attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down "
+                  "(comma-separated; default all)")
+      ->delimiter(',');
   auto* qat = sub->add_option("--qat", a.qat,
                               "quantization-aware training for TYPE (as flashlm quantize --type: Q4_0, Q4_K_M, ...), "
                               "or 'same' (each tensor in its own type in the input file): the forward uses the "
@@ -303,7 +379,9 @@ void add_training_options(CLI::App* sub, TrainArgs& a) {
   sub->add_option("--weight-decay", o.adam.weight_decay, "AdamW weight decay on matrices (default 0)")
       ->check(CLI::Range(0.0f, 1.0f));
   sub->add_option("--clip", o.adam.clip, "gradient norm limit, 0 for none (default 1)")->check(CLI::NonNegativeNumber);
-  sub->add_option("--train", o.train, "what trains: all, norms, router (MoE routers), experts (MoE experts) (default all)");
+  sub->add_option("--train", o.train,
+                  "what trains: all, norms, router (MoE routers), experts (MoE experts), lora (low-rank adapters on "
+                  "a frozen base: --lora-rank, --lora-alpha, --lora-targets, --lora-out) (default all)");
   sub->add_option("--checkpointing", a.checkpointing,
                   "gradient checkpointing: none, layer, every-N (keep every N-th layer's input, recompute the rest "
                   "in the backward; default none)");
@@ -331,7 +409,10 @@ void add_finetune(CLI::App& app, int* exit_code) {
       "^C stops after the step in flight and writes a checkpoint; --resume continues from it.");
   sub->add_option("-m,--model", args->model, "base GGUF model")->required();
   add_training_options(sub, *args);
-  sub->final_callback([args, exit_code] { *exit_code = run_training(*args); });
+  sub->final_callback([args, exit_code, sub] {
+    args->lora_flags = sub->count("--lora-rank") + sub->count("--lora-alpha") + sub->count("--lora-targets") > 0;
+    *exit_code = run_training(*args);
+  });
 }
 
 void add_distill(CLI::App& app, int* exit_code) {
@@ -359,7 +440,10 @@ void add_distill(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(1, 1 << 20));
   add_training_options(sub, *args);
   sub->get_option("--ctx")->excludes(stored);  // the stored teacher's chunks set the length
-  sub->final_callback([args, exit_code] { *exit_code = run_training(*args); });
+  sub->final_callback([args, exit_code, sub] {
+    args->lora_flags = sub->count("--lora-rank") + sub->count("--lora-alpha") + sub->count("--lora-targets") > 0;
+    *exit_code = run_training(*args);
+  });
 }
 
 }  // namespace flashlm::cli

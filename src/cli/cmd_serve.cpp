@@ -27,6 +27,7 @@ struct ServeArgs {
   double timeout_s = 600.0;
   DType kv_type = kDefaultKvType;
   BackendKind backend = BackendKind::kCpu;
+  std::vector<LoraSpec> loras;
   std::string kv_mem;  // empty: n_parallel full contexts
   std::string kv_store;       // persistent KV block directory; empty: off
   std::string kv_store_size = "2G";
@@ -107,7 +108,7 @@ int serve(const ServeArgs& a) {
   sched.kv_store_dir = a.kv_store;
   if (kv_store_bytes > 0) sched.kv_store_bytes = kv_store_bytes;
   std::thread loader([&s, &a, sched] {
-    Result<std::unique_ptr<server::Backend>> b = server::load_model_backend(a.model, sched, a.backend);
+    Result<std::unique_ptr<server::Backend>> b = server::load_model_backend(a.model, sched, a.backend, a.loras);
     if (!b) {
       s.fail(b.message());
     } else {
@@ -136,6 +137,7 @@ void add_serve(CLI::App& app, int* exit_code) {
   sub->add_option("-b,--batch-size", args->batch, "tokens per forward pass")->check(CLI::Range(1, 65536));
   add_kv_type_flag(sub, &args->kv_type);
   add_backend_flag(sub, &args->backend);
+  add_lora_flags(sub, &args->loras);
   sub->add_option("--api-key", args->api_key, "require 'Authorization: Bearer KEY' on the API");
   sub->add_option("--cors-origin", args->cors_origins,
                   "origins (e.g. https://app.example.com, or *) whose web pages may call the API from a "

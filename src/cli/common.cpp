@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -21,6 +22,36 @@ void add_common_flags(CLI::App* app, CommonArgs* a) {
   app->add_option("-b,--batch-size", a->batch, "tokens per forward pass")->check(CLI::Range(1, 65536));
   add_kv_type_flag(app, &a->kv_type);
   add_backend_flag(app, &a->backend);
+  add_lora_flags(app, &a->loras);
+}
+
+void add_lora_flags(CLI::App* app, std::vector<LoraSpec>* loras) {
+  app->add_option_function<std::vector<std::string>>(
+         "--lora",
+         [loras](const std::vector<std::string>& paths) {
+           for (const std::string& p : paths) loras->push_back(LoraSpec{p, 1.0f});
+         },
+         "LoRA adapter (llama.cpp's LoRA GGUF, e.g. from flashlm finetune --lora-out) applied at run time; "
+         "repeatable")
+      ->type_name("FILE");
+  app->add_option_function<std::vector<std::string>>(
+         "--lora-scaled",
+         [loras](const std::vector<std::string>& v) {
+           for (size_t i = 0; i + 1 < v.size(); i += 2) {
+             float scale = 0.0f;
+             try {
+               size_t used = 0;
+               scale = std::stof(v[i + 1], &used);
+               if (used != v[i + 1].size() || !std::isfinite(scale)) throw std::invalid_argument("scale");
+             } catch (const std::exception&) {
+               throw CLI::ValidationError("--lora-scaled", "the scale '" + v[i + 1] + "' is not a finite number");
+             }
+             loras->push_back(LoraSpec{v[i], scale});
+           }
+         },
+         "LoRA adapter with a user-defined scale (FILE SCALE); repeatable")
+      ->type_size(2)
+      ->type_name("FILE SCALE");
 }
 
 void add_backend_flag(CLI::App* app, BackendKind* kind) {
@@ -112,7 +143,7 @@ std::unique_ptr<Loaded> load(const CommonArgs& a, LoadFor what) {
     l->tok = std::make_unique<Tokenizer>(std::move(tok.value()));
     return l;
   }
-  Result<std::unique_ptr<Model>> m = Model::load(a.model, a.backend);
+  Result<std::unique_ptr<Model>> m = Model::load(a.model, a.backend, a.loras);
   if (!m) {
     print_error(m.message());
     return nullptr;

@@ -25,6 +25,7 @@ struct CommonArgs {
   int batch = 512;
   DType kv_type = kDefaultKvType;
   BackendKind backend = BackendKind::kCpu;
+  std::vector<LoraSpec> loras;
 };
 
 void add_common_flags(CLI::App* app, CommonArgs* a);
@@ -32,6 +33,8 @@ void add_common_flags(CLI::App* app, CommonArgs* a);
 void add_kv_type_flag(CLI::App* app, DType* type);
 // --backend cpu|reference|cuda into *kind.
 void add_backend_flag(CLI::App* app, BackendKind* kind);
+// --lora FILE and --lora-scaled FILE SCALE (each repeatable) into *loras.
+void add_lora_flags(CLI::App* app, std::vector<LoraSpec>* loras);
 // -n, the sampling flags, --stop and --ignore-eos into a request's options.
 void add_sampling_flags(CLI::App* app, RequestOptions* r);
 

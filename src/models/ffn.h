@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "models/config.h"
+#include "models/lora.h"
 #include "tensor/tensor.h"
 
 namespace flashlm {
@@ -33,9 +34,17 @@ struct MoeWeights {
   TensorView shexp_gate;            // ffn_gate_inp_shexp: [n_embd] f32, iff shexp_gate
 };
 
+// A layer's LoRA adapters on its FFN (models/lora.h) with their scratch; unset: none.
+struct FfnLora {
+  const LayerLora* lora = nullptr;
+  float* h = nullptr;    // [n, max rank]
+  float* tmp = nullptr;  // [n, n_ff]
+};
+
 // x: [n, n_embd] normalised input (row stride n_embd); out: [n, n_embd].
 // gate_buf, up_buf: [n, n_ff] scratch. FfnWeights (one gated FFN) is backend/backend.h's.
 void ffn_dense(const ComputeBackend& be, const ExecContext& ctx, const FfnWeights& w, Activation act, const float* x,
-               int64_t n, int64_t n_embd, float* out, float* gate_buf, float* up_buf, FfnTap tap = {});
+               int64_t n, int64_t n_embd, float* out, float* gate_buf, float* up_buf, FfnTap tap = {},
+               FfnLora lora = {});
 
 }  // namespace flashlm

@@ -9,7 +9,8 @@
 
 namespace flashlm {
 
-Result<std::unique_ptr<Model>> Model::load(const std::string& path, BackendKind backend) {
+Result<std::unique_ptr<Model>> Model::load(const std::string& path, BackendKind backend,
+                                           const std::vector<LoraSpec>& loras) {
   // The backend first: a build or machine that cannot run it fails before any file work.
   Result<std::unique_ptr<ComputeBackend>> be = make_backend(backend);
   if (!be) return be.status();
@@ -20,16 +21,21 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, BackendKind 
   Result<ModelWeights> w = load_decoder_weights(*f, *cfg);
   if (!w) return w.status().with_context("'" + path + "'");
   if (Status st = place_weights(**be, &w.value()); !st) return st.with_context("'" + path + "'");
-  return std::unique_ptr<Model>(
-      new Model(std::move(f.value()), std::move(cfg.value()), std::move(w.value()), std::move(be.value())));
+  Result<LoraSet> lora = LoraSet::load(loras, *f, *cfg, *w, **be);
+  if (!lora) return lora.status();
+  return std::unique_ptr<Model>(new Model(std::move(f.value()), std::move(cfg.value()), std::move(w.value()),
+                                          std::move(be.value()), std::move(lora.value())));
 }
 
-Model::Model(gguf::File f, ModelConfig cfg, ModelWeights w, std::unique_ptr<ComputeBackend> backend)
+Model::Model(gguf::File f, ModelConfig cfg, ModelWeights w, std::unique_ptr<ComputeBackend> backend, LoraSet lora)
     : file_(std::move(f)),
       cfg_(std::move(cfg)),
       weights_(std::move(w)),
       backend_(std::move(backend)),
+      lora_(std::move(lora)),
       model_id_(compute_model_id(file_)) {
+  // Adapters change every K/V they touch: their blocks must never match the base's.
+  if (!lora_.empty()) model_id_ = (model_id_ ^ lora_.fingerprint()) * 1099511628211ULL;
   // A forward pass computes each token's RoPE cos/sin once per distinct configuration
   // (Gemma 3: a local and a global base), not once per layer and head. The frequency
   // factors are one tensor per model, so they never tell two layers apart.
@@ -114,6 +120,10 @@ void Model::reserve(ForwardScratch& s, int64_t n) const {
   s.rope_cs.resize(sz(static_cast<int64_t>(rope_.size()) * cfg_.n_rot));
   s.out_index.resize(static_cast<size_t>(n));
   s.moe.reserve(cfg_, n);
+  if (!lora_.empty()) {
+    s.lora_h.resize(sz(lora_.max_rank()));
+    s.lora_tmp.resize(sz(std::max<int64_t>({q_dim, n_ff, cfg_.n_embd})));
+  }
   s.capacity = n;
 }
 
@@ -167,6 +177,15 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
     be.rms_norm(ctx, s.x.data(), lw.attn_norm, s.cur.data(), n, n_embd, cfg_.norm_eps);
     const MatmulOut qkv_out[] = {{&lw.wq, s.q.data(), q_dim}, {&lw.wk, s.k.data(), kv_dim}, {&lw.wv, s.v.data(), kv_dim}};
     be.matmul_group(ctx, qkv_out, 3, s.cur.data(), n_embd, n);
+    const LayerLora* ll = lora_.empty() ? nullptr : &lora_.layer(il);
+    if (ll != nullptr) {
+      apply_lora(be, ctx, (*ll)[LoraTarget::kQ], s.cur.data(), n_embd, s.q.data(), q_dim, n, s.lora_h.data(),
+                 s.lora_tmp.data());
+      apply_lora(be, ctx, (*ll)[LoraTarget::kK], s.cur.data(), n_embd, s.k.data(), kv_dim, n, s.lora_h.data(),
+                 s.lora_tmp.data());
+      apply_lora(be, ctx, (*ll)[LoraTarget::kV], s.cur.data(), n_embd, s.v.data(), kv_dim, n, s.lora_h.data(),
+                 s.lora_tmp.data());
+    }
     if (lw.bq.data != nullptr) be.add_bias(ctx, s.q.data(), lw.bq, n, q_dim);
     if (lw.bk.data != nullptr) be.add_bias(ctx, s.k.data(), lw.bk, n, kv_dim);
     if (lw.bv.data != nullptr) be.add_bias(ctx, s.v.data(), lw.bv, n, kv_dim);
@@ -220,6 +239,10 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
     ac.layer = il;
     be.attention(ctx, ac);
     be.matmul(ctx, lw.wo, s.attn.data(), q_dim, s.proj.data(), n_embd, n);
+    if (ll != nullptr) {
+      apply_lora(be, ctx, (*ll)[LoraTarget::kO], s.attn.data(), q_dim, s.proj.data(), n_embd, n, s.lora_h.data(),
+                 s.lora_tmp.data());
+    }
     if (L.post_attn_norm) be.rms_norm(ctx, s.proj.data(), lw.post_attn_norm, s.proj.data(), n, n_embd, cfg_.norm_eps);
     be.add(ctx, s.x.data(), s.proj.data(), s.x.data(), n * n_embd);
 
@@ -229,7 +252,7 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
       moe_ffn(be, ctx, L.moe, lw.moe, cfg_.act, s.cur.data(), n, n_embd, s.proj.data(), s.moe);
     } else {
       ffn_dense(be, ctx, lw.ffn, cfg_.act, s.cur.data(), n, n_embd, s.proj.data(), s.gate.data(), s.up.data(),
-                FfnTap{s.ffn_observer, il});
+                FfnTap{s.ffn_observer, il}, FfnLora{ll, s.lora_h.data(), s.lora_tmp.data()});
     }
     if (L.post_ffn_norm) be.rms_norm(ctx, s.proj.data(), lw.post_ffn_norm, s.proj.data(), n, n_embd, cfg_.norm_eps);
     be.add(ctx, s.x.data(), s.proj.data(), s.x.data(), n * n_embd);

@@ -12,6 +12,7 @@
 #include "models/attention_plan.h"
 #include "models/batch.h"
 #include "models/config.h"
+#include "models/lora.h"
 #include "models/moe.h"
 #include "models/weights.h"
 
@@ -36,6 +37,8 @@ struct ForwardScratch {
   std::vector<float> rope_cs;     // [n_rope_configs, n, n_rot] each token's cos/sin (RopeTables)
   std::vector<int32_t> out_index; // [n] rows whose logits are wanted
   MoeScratch moe;                 // MoE layers' routing and grouped-expert buffers
+  std::vector<float> lora_h;      // [n, max LoRA rank] (only with adapters)
+  std::vector<float> lora_tmp;    // [n, widest adapted output]
   FfnObserver* ffn_observer = nullptr;  // optional, not owned (models/ffn.h)
   // Optional, not owned: runs the pass instead of the model's own backend; a decorator of
   // it such as backend/observing_backend.h, which sees the activations.
@@ -45,8 +48,10 @@ struct ForwardScratch {
 class Model {
  public:
   // Loads the file and places its weights on `backend` (backend/backend.h), which every
-  // forward pass of this model then runs on.
-  static Result<std::unique_ptr<Model>> load(const std::string& path, BackendKind backend = BackendKind::kCpu);
+  // forward pass of this model then runs on; LoRA adapters (models/lora.h) are applied in
+  // every forward pass.
+  static Result<std::unique_ptr<Model>> load(const std::string& path, BackendKind backend = BackendKind::kCpu,
+                                             const std::vector<LoraSpec>& loras = {});
 
   const ModelConfig& config() const { return cfg_; }
   const gguf::File& file() const { return file_; }
@@ -56,7 +61,9 @@ class Model {
   // layers get pools sized by their window and `step_tokens` new tokens per forward pass
   // (0: n_ctx) instead of the context.
   KvConfig kv_config(int64_t n_ctx, int n_seqs, int64_t step_tokens = 0, int block_size = 32) const;
+  // The KV cache's identity of these weights: the file's, and the adapters' when any.
   uint64_t model_id() const { return model_id_; }
+  const LoraSet& lora() const { return lora_; }
   const ComputeBackend& backend() const { return *backend_; }
 
   // Runs the batch. Every (seq, pos) must be backed by KV blocks (KvCache::seq_reserve)
@@ -67,7 +74,7 @@ class Model {
                  std::vector<float>* logits) const;
 
  private:
-  Model(gguf::File f, ModelConfig cfg, ModelWeights w, std::unique_ptr<ComputeBackend> backend);
+  Model(gguf::File f, ModelConfig cfg, ModelWeights w, std::unique_ptr<ComputeBackend> backend, LoraSet lora);
   void reserve(ForwardScratch& s, int64_t n_tokens) const;
   static uint64_t compute_model_id(const gguf::File& f);
 
@@ -75,6 +82,7 @@ class Model {
   ModelConfig cfg_;
   ModelWeights weights_;
   std::unique_ptr<ComputeBackend> backend_;
+  LoraSet lora_;                      // run-time adapters (empty: none)
   std::vector<RopeSpec> rope_;        // the layers' distinct RoPE configurations
   std::vector<int> layer_rope_;       // [n_layer] index into rope_
   std::unique_ptr<RopeTables> rope_tables_;  // rope_'s tables, prepared by the backend

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/scheduler.h"
+#include "models/lora.h"
 #include "server/tool_calls.h"
 #include "util/status.h"
 
@@ -59,9 +60,10 @@ class Backend {
   virtual CacheStats cache_stats() const { return {}; }
 };
 
-// Loads the GGUF model on the compute backend `compute`, its tokenizer and chat
-// template, and starts a Scheduler.
+// Loads the GGUF model on the compute backend `compute` with its LoRA adapters, its
+// tokenizer and chat template, and starts a Scheduler.
 Result<std::unique_ptr<Backend>> load_model_backend(const std::string& path, const SchedulerOptions& opts,
-                                                    BackendKind compute = BackendKind::kCpu);
+                                                    BackendKind compute = BackendKind::kCpu,
+                                                    const std::vector<LoraSpec>& loras = {});
 
 }  // namespace flashlm::server

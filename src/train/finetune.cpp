@@ -33,9 +33,14 @@ Result<std::vector<bool>> trainable_mask(const TrainModel& m, const std::string&
                            "(flashlm.moe.unit_weights), so no gradient reaches the routers; train experts instead");
     }
   } else if (mode == "lora") {
-    return Status::error("--train lora is not implemented yet (available: all, norms, router, experts)");
+    bool any = false;
+    for (size_t i = 0; i < params.size(); ++i) {
+      mask[i] = is_lora_param(params[i].name);
+      any = any || mask[i];
+    }
+    if (!any) return Status::error("--train lora: the model has no LoRA adapters (TrainModel::add_lora)");
   } else {
-    return Status::error("unknown --train mode '" + mode + "' (available: all, norms, router, experts)");
+    return Status::error("unknown --train mode '" + mode + "' (available: all, norms, router, experts, lora)");
   }
   return mask;
 }
@@ -104,6 +109,7 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
   FinetuneOptions opt = o;
   opt.steps = o.steps > 0 ? o.steps : std::max<int64_t>(1, n_seqs / o.batch);
   opt.adam.total_steps = opt.steps;
+  m.freeze(*mask);  // no gradient is computed for what does not train
   AdamW adam(m.params(), *mask, opt.adam);
   m.set_checkpoint_every(o.checkpoint_every);
 

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "formats/gguf.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/sgemm.h"
 #include "models/registry.h"
 #include "models/weights.h"
 #include "quant/quant.h"
@@ -47,6 +49,89 @@ const Param* TrainModel::find(const std::string& name) const {
 
 void TrainModel::zero_grad() {
   for (Param& p : params_) std::fill(p.g.begin(), p.g.end(), 0.0f);
+}
+
+void TrainModel::freeze(const std::vector<bool>& trained) {
+  for (size_t i = 0; i < params_.size() && i < trained.size(); ++i) {
+    if (!trained[i]) std::vector<float>().swap(params_[i].g);
+  }
+}
+
+bool is_lora_param(const std::string& n) {
+  return n.size() > 7 && (n.compare(n.size() - 7, 7, ".lora_a") == 0 || n.compare(n.size() - 7, 7, ".lora_b") == 0);
+}
+
+namespace {
+constexpr const char* kSlotNames[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+}  // namespace
+
+int TrainModel::base_index(const Layer& l, Slot s) {
+  const int idx[] = {l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down};
+  return idx[s];
+}
+
+Status TrainModel::add_lora(const LoraConfig& c) {
+  if (has_lora()) return Status::error("the model already has LoRA adapters");
+  if (c.rank < 1 || !(c.alpha > 0.0f)) return Status::error("LoRA needs a rank >= 1 and an alpha > 0");
+  bool want[kLoraSlots] = {};
+  for (const std::string& t : c.targets) {
+    int k = 0;
+    while (k < kLoraSlots && t != kSlotNames[k]) ++k;
+    if (k == kLoraSlots) {
+      return Status::error("unknown LoRA target '" + t +
+                           "' (attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down)");
+    }
+    want[k] = true;
+  }
+  if (c.targets.empty()) std::fill(std::begin(want), std::end(want), true);
+  // Every slot first (params_ must not move under the indices), then the values.
+  std::vector<std::pair<int, int64_t>> fill_a;  // (A's index, n_in)
+  for (size_t il = 0; il < layers_.size(); ++il) {
+    Layer& l = layers_[il];
+    for (int k = 0; k < kLoraSlots; ++k) {
+      const int w = base_index(l, static_cast<Slot>(k));
+      if (!want[k] || w < 0) continue;
+      const std::string base = params_[static_cast<size_t>(w)].name;
+      const int64_t n_in = params_[static_cast<size_t>(w)].ne0, n_out = params_[static_cast<size_t>(w)].ne1;
+      l.lora_a[k] = add_param(base + ".lora_a", n_in, c.rank);
+      l.lora_b[k] = add_param(base + ".lora_b", c.rank, n_out);
+      fill_a.emplace_back(l.lora_a[k], n_in);
+    }
+  }
+  if (fill_a.empty()) return Status::error("none of the LoRA targets exists in this model");
+  std::mt19937_64 rng(c.seed);
+  for (const auto& [i, n_in] : fill_a) {
+    std::uniform_real_distribution<float> u(-1.0f / std::sqrt(static_cast<float>(n_in)),
+                                            1.0f / std::sqrt(static_cast<float>(n_in)));
+    for (float& v : params_[static_cast<size_t>(i)].w) v = u(rng);
+  }
+  lora_ = c;
+  lora_scale_ = c.alpha / static_cast<float>(c.rank);
+  return Status::ok();
+}
+
+std::vector<int> TrainModel::merge_lora() {
+  std::vector<int> merged;
+  for (const Layer& l : layers_) {
+    for (int k = 0; k < kLoraSlots; ++k) {
+      if (l.lora_a[k] < 0) continue;
+      const int w = base_index(l, static_cast<Slot>(k));
+      Param& p = params_[static_cast<size_t>(w)];
+      const Param& a = params_[static_cast<size_t>(l.lora_a[k])];
+      const Param& b = params_[static_cast<size_t>(l.lora_b[k])];
+      // W[n_out][n_in] += scale * B[n_out][r] . A[r][n_in]
+      for (int64_t o = 0; o < p.ne1; ++o) {
+        for (int64_t r = 0; r < a.ne1; ++r) {
+          const float f = lora_scale_ * b.w[static_cast<size_t>(o * b.ne0 + r)];
+          const float* ar = a.w.data() + r * a.ne0;
+          float* wr = p.w.data() + o * p.ne0;
+          for (int64_t i = 0; i < p.ne0; ++i) wr[i] += f * ar[i];
+        }
+      }
+      merged.push_back(w);
+    }
+  }
+  return merged;
 }
 
 Result<std::unique_ptr<TrainModel>> TrainModel::load(const std::string& path, bool trainable) {
@@ -206,9 +291,11 @@ struct TrainModel::LayerActs {
   Vec x_mid, r_ffn, cur2, gate, up, glu;
   Vec ffn_out, r_post_ffn;           // FFN output before its post-norm
   MoeActs moe;                       // an MoE layer's FFN (instead of gate, up, glu)
+  Vec lora_h[kLoraSlots];            // per LoRA slot: (alpha / rank) A x
 
   int64_t bytes() const {
     size_t n = 0;
+    for (const Vec& h : lora_h) n += h.size();
     for (const Vec* e : {&x_in, &r_attn, &cur, &q_pre, &k_pre, &q_rstd, &k_rstd, &q, &k, &v, &probs, &attn, &proj,
                          &r_post_attn, &x_mid, &r_ffn, &cur2, &gate, &up, &glu, &ffn_out, &r_post_ffn}) {
       n += e->size();
@@ -228,7 +315,36 @@ const float* TrainModel::W(int i) const {
   const auto k = static_cast<size_t>(i);
   return k < fq_w_.size() && !fq_w_[k].empty() ? fq_w_[k].data() : params_[k].w.data();
 }
-float* TrainModel::G(int i) { return i < 0 ? nullptr : params_[static_cast<size_t>(i)].g.data(); }
+float* TrainModel::G(int i) {
+  if (i < 0) return nullptr;
+  std::vector<float>& g = params_[static_cast<size_t>(i)].g;
+  return g.empty() ? nullptr : g.data();
+}
+
+void TrainModel::linear_fwd(const Layer& l, Slot s, const float* x, float* y, int64_t T, int64_t n_in, int64_t n_out,
+                            Vec* h, ThreadPool& pool) const {
+  matmul_fwd(x, W(base_index(l, s)), y, T, n_in, n_out, pool);
+  if (l.lora_a[s] < 0) return;
+  const int64_t r = params_[static_cast<size_t>(l.lora_a[s])].ne1;
+  *h = zeros(T * r);
+  matmul_fwd(x, W(l.lora_a[s]), h->data(), T, n_in, r, pool);
+  for (float& v : *h) v *= lora_scale_;
+  // y += h . B^T
+  sgemm({T, n_out, r, h->data(), r, false, W(l.lora_b[s]), r, true, y, n_out, 1.0f}, pool);
+}
+
+void TrainModel::linear_bwd(const Layer& l, Slot s, const float* x, const Vec& h, const float* dy, float* dx,
+                            int64_t T, int64_t n_in, int64_t n_out, ThreadPool& pool) {
+  const int w = base_index(l, s);
+  matmul_bwd(x, W(w), dy, dx, G(w), T, n_in, n_out, pool);
+  if (l.lora_a[s] < 0) return;
+  const int64_t r = params_[static_cast<size_t>(l.lora_a[s])].ne1;
+  // h = scale * A x: dB += dy^T h, dh = dy B, then d(A x) = scale * dh.
+  Vec dh = zeros(T * r);
+  matmul_bwd(h.data(), W(l.lora_b[s]), dy, dh.data(), G(l.lora_b[s]), T, r, n_out, pool);
+  for (float& v : dh) v *= lora_scale_;
+  matmul_bwd(x, W(l.lora_a[s]), dh.data(), dx, G(l.lora_a[s]), T, n_in, r, pool);
+}
 
 MoeParamPtrs TrainModel::moe_params(const Layer& l) const {
   return MoeParamPtrs{W(l.router),     W(l.gate_exps), W(l.up_exps),   W(l.down_exps),
@@ -249,9 +365,9 @@ void TrainModel::layer_forward(int il, const Vec& x_in, const Vec& rope_cs, int6
   a->q = zeros(T * qd);
   a->k = zeros(T * kvd);
   a->v = zeros(T * kvd);
-  matmul_fwd(a->cur.data(), W(l.wq), a->q.data(), T, d, qd, pool);
-  matmul_fwd(a->cur.data(), W(l.wk), a->k.data(), T, d, kvd, pool);
-  matmul_fwd(a->cur.data(), W(l.wv), a->v.data(), T, d, kvd, pool);
+  linear_fwd(l, kQ, a->cur.data(), a->q.data(), T, d, qd, &a->lora_h[kQ], pool);
+  linear_fwd(l, kK, a->cur.data(), a->k.data(), T, d, kvd, &a->lora_h[kK], pool);
+  linear_fwd(l, kV, a->cur.data(), a->v.data(), T, d, kvd, &a->lora_h[kV], pool);
   if (l.bq >= 0) bias_fwd(a->q.data(), W(l.bq), T, qd);
   if (l.bk >= 0) bias_fwd(a->k.data(), W(l.bk), T, kvd);
   if (l.bv >= 0) bias_fwd(a->v.data(), W(l.bv), T, kvd);
@@ -269,7 +385,7 @@ void TrainModel::layer_forward(int il, const Vec& x_in, const Vec& rope_cs, int6
   a->attn = zeros(T * qd);
   attention_fwd(attention_shape(il, T), a->q.data(), a->k.data(), a->v.data(), a->attn.data(), a->probs.data());
   a->proj = zeros(T * d);
-  matmul_fwd(a->attn.data(), W(l.wo), a->proj.data(), T, qd, d, pool);
+  linear_fwd(l, kO, a->attn.data(), a->proj.data(), T, qd, d, &a->lora_h[kO], pool);
   Vec branch = a->proj;
   if (l.post_attn_norm >= 0) {
     a->r_post_attn = zeros(T);
@@ -287,10 +403,10 @@ void TrainModel::layer_forward(int il, const Vec& x_in, const Vec& rope_cs, int6
     a->gate = zeros(T * ff);
     a->up = zeros(T * ff);
     a->glu = zeros(T * ff);
-    matmul_fwd(a->cur2.data(), W(l.gate), a->gate.data(), T, d, ff, pool);
-    matmul_fwd(a->cur2.data(), W(l.up), a->up.data(), T, d, ff, pool);
+    linear_fwd(l, kGate, a->cur2.data(), a->gate.data(), T, d, ff, &a->lora_h[kGate], pool);
+    linear_fwd(l, kUp, a->cur2.data(), a->up.data(), T, d, ff, &a->lora_h[kUp], pool);
     glu_fwd(glu_kind(), a->gate.data(), a->up.data(), a->glu.data(), T * ff);
-    matmul_fwd(a->glu.data(), W(l.down), a->ffn_out.data(), T, ff, d, pool);
+    linear_fwd(l, kDown, a->glu.data(), a->ffn_out.data(), T, ff, d, &a->lora_h[kDown], pool);
   }
   branch = a->ffn_out;
   if (l.post_ffn_norm >= 0) {
@@ -321,10 +437,10 @@ void TrainModel::layer_backward(int il, const LayerActs& a, const Vec& rope_cs, 
     moe_bwd(L.moe, glu_kind(), moe_params(l), a.moe, a.cur2.data(), dbranch.data(), T, d, dcur.data(), mg, pool);
   } else {
     Vec dglu = zeros(T * ff), dgate = zeros(T * ff), dup = zeros(T * ff);
-    matmul_bwd(a.glu.data(), W(l.down), dbranch.data(), dglu.data(), G(l.down), T, ff, d, pool);
+    linear_bwd(l, kDown, a.glu.data(), a.lora_h[kDown], dbranch.data(), dglu.data(), T, ff, d, pool);
     glu_bwd(glu_kind(), a.gate.data(), a.up.data(), dglu.data(), dgate.data(), dup.data(), T * ff);
-    matmul_bwd(a.cur2.data(), W(l.gate), dgate.data(), dcur.data(), G(l.gate), T, d, ff, pool);
-    matmul_bwd(a.cur2.data(), W(l.up), dup.data(), dcur.data(), G(l.up), T, d, ff, pool);
+    linear_bwd(l, kGate, a.cur2.data(), a.lora_h[kGate], dgate.data(), dcur.data(), T, d, ff, pool);
+    linear_bwd(l, kUp, a.cur2.data(), a.lora_h[kUp], dup.data(), dcur.data(), T, d, ff, pool);
   }
   rms_norm_bwd(a.x_mid.data(), W(l.ffn_norm), a.r_ffn.data(), dcur.data(), dx->data(), G(l.ffn_norm), T, d);
 
@@ -336,7 +452,7 @@ void TrainModel::layer_backward(int il, const LayerActs& a, const Vec& rope_cs, 
                  G(l.post_attn_norm), T, d);
   }
   Vec dattn = zeros(T * qd), dq = zeros(T * qd), dk = zeros(T * kvd), dv = zeros(T * kvd);
-  matmul_bwd(a.attn.data(), W(l.wo), dbranch.data(), dattn.data(), G(l.wo), T, qd, d, pool);
+  linear_bwd(l, kO, a.attn.data(), a.lora_h[kO], dbranch.data(), dattn.data(), T, qd, d, pool);
   attention_bwd(attention_shape(il, T), a.q.data(), a.k.data(), a.v.data(), a.probs.data(), dattn.data(), dq.data(),
                 dk.data(), dv.data());
   rope_bwd(dq.data(), rope_cs.data(), T, L.n_head, hd, cfg_.n_rot, cfg_.rope_style);
@@ -350,13 +466,13 @@ void TrainModel::layer_backward(int il, const LayerActs& a, const Vec& rope_cs, 
     dq.swap(dq_pre);
     dk.swap(dk_pre);
   }
-  if (l.bq >= 0) bias_bwd(dq.data(), G(l.bq), T, qd);
-  if (l.bk >= 0) bias_bwd(dk.data(), G(l.bk), T, kvd);
-  if (l.bv >= 0) bias_bwd(dv.data(), G(l.bv), T, kvd);
+  if (G(l.bq) != nullptr) bias_bwd(dq.data(), G(l.bq), T, qd);
+  if (G(l.bk) != nullptr) bias_bwd(dk.data(), G(l.bk), T, kvd);
+  if (G(l.bv) != nullptr) bias_bwd(dv.data(), G(l.bv), T, kvd);
   std::fill(dcur.begin(), dcur.end(), 0.0f);
-  matmul_bwd(a.cur.data(), W(l.wq), dq.data(), dcur.data(), G(l.wq), T, d, qd, pool);
-  matmul_bwd(a.cur.data(), W(l.wk), dk.data(), dcur.data(), G(l.wk), T, d, kvd, pool);
-  matmul_bwd(a.cur.data(), W(l.wv), dv.data(), dcur.data(), G(l.wv), T, d, kvd, pool);
+  linear_bwd(l, kQ, a.cur.data(), a.lora_h[kQ], dq.data(), dcur.data(), T, d, qd, pool);
+  linear_bwd(l, kK, a.cur.data(), a.lora_h[kK], dk.data(), dcur.data(), T, d, kvd, pool);
+  linear_bwd(l, kV, a.cur.data(), a.lora_h[kV], dv.data(), dcur.data(), T, d, kvd, pool);
   rms_norm_bwd(a.x_in.data(), W(l.attn_norm), a.r_attn.data(), dcur.data(), dx->data(), G(l.attn_norm), T, d);
 }
 
@@ -460,7 +576,7 @@ double TrainModel::run(const int32_t* tokens, int64_t T, const LogitLoss* loss, 
     }
   }
   float* de = G(tok_embd_);
-  for (int64_t t = 0; t < T; ++t) {
+  for (int64_t t = 0; de != nullptr && t < T; ++t) {
     float* row = de + static_cast<int64_t>(tokens[t]) * d;
     for (int64_t i = 0; i < d; ++i) row[i] += dx[static_cast<size_t>(t * d + i)] * c.embd_scale;
   }

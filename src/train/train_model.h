@@ -37,6 +37,23 @@ struct Param {
 // null, writes its gradient there ([T][n_vocab], every entry).
 using LogitLoss = std::function<double(const float* logits, int64_t T, int64_t n_vocab, float* dlogits)>;
 
+// LoRA (low-rank adaptation): an adapted matrix W computes W x + (alpha / rank) B (A x),
+// A [rank][n_in] and B [n_out][rank] new parameters named as llama.cpp's LoRA GGUF names
+// them ("<W>.lora_a", ne = [n_in, rank]; "<W>.lora_b", ne = [rank, n_out]). A starts
+// uniform in +-1/sqrt(n_in) (PEFT's initialisation), B at zero, so training starts from
+// the base model exactly. models/lora.h applies the written adapter at inference.
+// Whether a parameter name is a LoRA matrix ("*.lora_a" or "*.lora_b").
+bool is_lora_param(const std::string& name);
+
+struct LoraConfig {
+  int rank = 8;
+  float alpha = 16.0f;
+  // Tensor kinds adapted (attn_q attn_k attn_v attn_output ffn_gate ffn_up ffn_down);
+  // empty: all of them (MoE layers: the attention ones).
+  std::vector<std::string> targets;
+  uint64_t seed = 1;
+};
+
 class TrainModel {
  public:
   // Loads every weight of a GGUF dequantized to F32 (an MoE layer's 3-D expert tensors
@@ -60,6 +77,18 @@ class TrainModel {
   Result<double> forward(const int32_t* tokens, const int32_t* targets, int64_t T, ThreadPool& pool,
                          std::vector<float>* logits);
   void zero_grad();
+  // Drops the gradient buffers of the parameters not marked: their weight gradients are
+  // then not computed at all (a frozen base under LoRA, or --train norms).
+  void freeze(const std::vector<bool>& trained);
+
+  // Adds LoRA parameters (after the base's in params()); an error for a target kind the
+  // model has no matrix of, or a second call.
+  Status add_lora(const LoraConfig& c);
+  bool has_lora() const { return lora_scale_ != 0.0f; }
+  const LoraConfig& lora_config() const { return lora_; }
+  // Folds (alpha / rank) B A into each adapted matrix's master weights and returns their
+  // indices (for writing a merged model); the adapters stay as they are.
+  std::vector<int> merge_lora();
 
   // Gradient checkpointing: 0 keeps every layer's activations through the forward; N > 0
   // keeps only the input of every N-th layer and runs each segment of N layers again in
@@ -80,15 +109,26 @@ class TrainModel {
   void refresh_fake_quant(ThreadPool& pool, const std::vector<bool>* changed = nullptr);
 
  private:
+  // The matrices LoRA can adapt.
+  enum Slot { kQ, kK, kV, kO, kGate, kUp, kDown, kLoraSlots };
   struct Layer {  // indices into params_ of one layer's tensors; -1: the layer has none
     int attn_norm = -1, wq = -1, wk = -1, wv = -1, wo = -1, bq = -1, bk = -1, bv = -1;
     int q_norm = -1, k_norm = -1, post_attn_norm = -1;
     int ffn_norm = -1, gate = -1, up = -1, down = -1, post_ffn_norm = -1;
     int router = -1, gate_exps = -1, up_exps = -1, down_exps = -1;  // MoE layers
     int gate_shexp = -1, up_shexp = -1, down_shexp = -1, gate_inp_shexp = -1;
+    int lora_a[kLoraSlots] = {-1, -1, -1, -1, -1, -1, -1};  // LoRA pairs per Slot
+    int lora_b[kLoraSlots] = {-1, -1, -1, -1, -1, -1, -1};
   };
 
+  static int base_index(const Layer& l, Slot s);
   struct LayerActs;
+  // y = x W^T (+ the slot's LoRA, keeping (alpha / rank) A x in *h); the backward adds
+  // dx, W's gradient and the adapter's.
+  void linear_fwd(const Layer& l, Slot s, const float* x, float* y, int64_t T, int64_t n_in, int64_t n_out,
+                  std::vector<float>* h, ThreadPool& pool) const;
+  void linear_bwd(const Layer& l, Slot s, const float* x, const std::vector<float>& h, const float* dy,
+                  float* dx, int64_t T, int64_t n_in, int64_t n_out, ThreadPool& pool);
 
   TrainModel() = default;
   const float* W(int i) const;
@@ -113,6 +153,8 @@ class TrainModel {
   bool trainable_ = true;
   int checkpoint_every_ = 0;
   int64_t peak_act_bytes_ = 0;
+  LoraConfig lora_;
+  float lora_scale_ = 0.0f;               // alpha / rank; 0: no adapters
   std::vector<DType> fq_types_;           // per parameter; empty: no fake quantization
   std::vector<std::vector<float>> fq_w_;  // the quantized-and-back weights the forward uses
 };

@@ -18,4 +18,10 @@ namespace flashlm::train {
 Status write_trained_model(const gguf::File& base, const std::vector<Param>& params, const std::vector<bool>& trained,
                            const std::string& out_type, const std::string& path);
 
+// A LoRA adapter in llama.cpp's LoRA GGUF: the base's architecture, general.type
+// "adapter", adapter.type "lora", adapter.lora.alpha, and every "*.lora_a" / "*.lora_b"
+// parameter as F32 (ne = [n_in, rank] and [rank, n_out]); llama.cpp and `--lora` load it.
+Status write_lora_adapter(const gguf::File& base, const std::vector<Param>& params, float alpha,
+                          const std::string& path);
+
 }  // namespace flashlm::train
