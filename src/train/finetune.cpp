@@ -109,7 +109,7 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
   FinetuneOptions opt = o;
   opt.steps = o.steps > 0 ? o.steps : std::max<int64_t>(1, n_seqs / o.batch);
   opt.adam.total_steps = opt.steps;
-  m.freeze(*mask);  // no gradient is computed for what does not train
+  m.set_trained(*mask);  // no gradient is computed for what does not train
   AdamW adam(m.params(), *mask, opt.adam);
   m.set_checkpoint_every(o.checkpoint_every);
 

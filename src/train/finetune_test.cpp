@@ -162,12 +162,12 @@ TEST(Finetune, BadRunsStopWithTheirReason) {
   TrainState st;
   EXPECT_TRUE(load_checkpoint(o.checkpoint, &st, fresh->params(), adam).is_ok());
   std::filesystem::remove(o.checkpoint);
-  // Modes that are not there yet say so.
+  // --train lora on a model without adapters says what is missing.
   o = small_run();
   o.train = "lora";
   r = finetune(*m, phrase_stream(1200), o, 1, pool, nullptr, nullptr);
   ASSERT_FALSE(r.is_ok());
-  EXPECT_NE(r.message().find("not implemented yet"), std::string::npos) << r.message();
+  EXPECT_NE(r.message().find("has no LoRA adapters"), std::string::npos) << r.message();
 }
 
 // Norms only: every other tensor keeps its bits; the written file loads in the inference

@@ -5,8 +5,8 @@
 //
 // These are the plain float references, written for clarity; each is checked against
 // central finite differences (grad_ops_test.cpp) and the whole step against PyTorch
-// (train_model_test.cpp). Only the matmuls, nearly all of a step's work, run on the pool
-// (kernels/cpu/sgemm.h).
+// (train_model_test.cpp). The matmuls and attention, nearly all of a step's work, run on
+// the pool (kernels/cpu/sgemm.h).
 #pragma once
 
 #include <cstdint>
@@ -61,9 +61,16 @@ struct AttentionShape {
   float scale = 1.0f;
   float softcap = 0.0f;
 };
-void attention_fwd(const AttentionShape& a, const float* q, const float* k, const float* v, float* out, float* probs);
+// Per-head GEMMs on the pool (kernels/cpu/sgemm.h), the softmax rows between them.
+void attention_fwd(const AttentionShape& a, const float* q, const float* k, const float* v, float* out, float* probs,
+                   ThreadPool& pool);
 void attention_bwd(const AttentionShape& a, const float* q, const float* k, const float* v, const float* probs,
-                   const float* dout, float* dq, float* dk, float* dv);
+                   const float* dout, float* dq, float* dk, float* dv, ThreadPool& pool);
+// The same, one (query, key) pair at a time: the reference the GEMM form is tested against.
+void attention_fwd_reference(const AttentionShape& a, const float* q, const float* k, const float* v, float* out,
+                             float* probs);
+void attention_bwd_reference(const AttentionShape& a, const float* q, const float* k, const float* v,
+                             const float* probs, const float* dout, float* dq, float* dk, float* dv);
 
 // Mean cross-entropy of logits [T][n_vocab] against targets (a target < 0 is not
 // scored); dlogits (may be null) gets its gradient. Returns the mean over scored rows

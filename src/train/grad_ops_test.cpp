@@ -149,15 +149,51 @@ TEST(GradOps, Attention) {
     Vec q = random_vec(qn, rng), k = random_vec(kvn, rng), v = random_vec(kvn, rng), r = random_vec(qn, rng);
     Vec out(qn), probs(static_cast<size_t>(a.n_head * a.T * a.T));
     auto loss = [&] {
-      attention_fwd(a, q.data(), k.data(), v.data(), out.data(), probs.data());
+      attention_fwd_reference(a, q.data(), k.data(), v.data(), out.data(), probs.data());
       return dot(out, r);
     };
     loss();
     Vec dq(qn, 0.0f), dk(kvn, 0.0f), dv(kvn, 0.0f);
-    attention_bwd(a, q.data(), k.data(), v.data(), probs.data(), r.data(), dq.data(), dk.data(), dv.data());
+    attention_bwd_reference(a, q.data(), k.data(), v.data(), probs.data(), r.data(), dq.data(), dk.data(), dv.data());
     EXPECT_LT(fd_error(&q, loss, dq), kTol) << "window " << cs.window << " softcap " << cs.softcap;
     EXPECT_LT(fd_error(&k, loss, dk), kTol) << "window " << cs.window << " softcap " << cs.softcap;
     EXPECT_LT(fd_error(&v, loss, dv), kTol) << "window " << cs.window << " softcap " << cs.softcap;
+  }
+}
+
+// The GEMM form against the reference: the same probabilities, output and gradients up
+// to float summation order, on a shape with several GEMM tiles per head (T = 70).
+TEST(GradOps, AttentionGemmMatchesReference) {
+  ThreadPool pool(2);
+  struct Case {
+    int64_t window;
+    float softcap;
+  };
+  for (Case cs : {Case{0, 0.0f}, Case{17, 0.0f}, Case{0, 2.0f}, Case{9, 1.5f}}) {
+    std::mt19937 rng(8);
+    AttentionShape a{70, 6, 2, 16, cs.window, 0.25f, cs.softcap};
+    const size_t qn = static_cast<size_t>(a.T * a.n_head * a.head_dim);
+    const size_t kvn = static_cast<size_t>(a.T * a.n_head_kv * a.head_dim);
+    Vec q = random_vec(qn, rng), k = random_vec(kvn, rng), v = random_vec(kvn, rng), r = random_vec(qn, rng);
+    const size_t pn = static_cast<size_t>(a.n_head * a.T * a.T);
+    Vec out_ref(qn), p_ref(pn), out(qn), p(pn);
+    attention_fwd_reference(a, q.data(), k.data(), v.data(), out_ref.data(), p_ref.data());
+    attention_fwd(a, q.data(), k.data(), v.data(), out.data(), p.data(), pool);
+    Vec dq_ref(qn, 0.1f), dk_ref(kvn, 0.1f), dv_ref(kvn, 0.1f), dq(qn, 0.1f), dk(kvn, 0.1f), dv(kvn, 0.1f);
+    attention_bwd_reference(a, q.data(), k.data(), v.data(), p_ref.data(), r.data(), dq_ref.data(), dk_ref.data(),
+                            dv_ref.data());
+    attention_bwd(a, q.data(), k.data(), v.data(), p.data(), r.data(), dq.data(), dk.data(), dv.data(), pool);
+    auto worst = [](const Vec& x, const Vec& y) {
+      float m = 0.0f;
+      for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(x[i] - y[i]));
+      return m;
+    };
+    const std::string what = "window " + std::to_string(cs.window) + " softcap " + std::to_string(cs.softcap);
+    EXPECT_LT(worst(p, p_ref), 1e-6f) << what;
+    EXPECT_LT(worst(out, out_ref), 1e-5f) << what;
+    EXPECT_LT(worst(dq, dq_ref), 1e-5f) << what;  // accumulated into 0.1: the form adds, as the reference
+    EXPECT_LT(worst(dk, dk_ref), 1e-5f) << what;
+    EXPECT_LT(worst(dv, dv_ref), 1e-5f) << what;
   }
 }
 

@@ -101,7 +101,7 @@ TEST(Lora, StartsAsTheBaseAndOnlyAdaptersGetGradients) {
 
   Result<std::vector<bool>> mask = trainable_mask(*m, "lora");
   ASSERT_TRUE(mask.is_ok()) << mask.message();
-  m->freeze(*mask);
+  m->set_trained(*mask);
   m->zero_grad();
   ASSERT_TRUE(m->step(tokens.data(), targets.data(), T, pool).is_ok());
   double b_norm = 0.0;
@@ -134,7 +134,7 @@ TEST(Lora, GradientsMatchFiniteDifferences) {
     randomize_lora_b(*m, 0.05f, 7);
     Result<std::vector<bool>> mask = trainable_mask(*m, "lora");
     ASSERT_TRUE(mask.is_ok());
-    m->freeze(*mask);
+    m->set_trained(*mask);
     const int64_t T = 12;
     std::vector<int32_t> tokens = sample_tokens(T + 1, m->config().n_vocab, 11);
     std::vector<int32_t> targets(tokens.begin() + 1, tokens.end());

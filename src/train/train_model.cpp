@@ -51,9 +51,14 @@ void TrainModel::zero_grad() {
   for (Param& p : params_) std::fill(p.g.begin(), p.g.end(), 0.0f);
 }
 
-void TrainModel::freeze(const std::vector<bool>& trained) {
-  for (size_t i = 0; i < params_.size() && i < trained.size(); ++i) {
-    if (!trained[i]) std::vector<float>().swap(params_[i].g);
+void TrainModel::set_trained(const std::vector<bool>& trained) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Param& p = params_[i];
+    if (trainable_ && i < trained.size() && trained[i]) {
+      if (p.g.empty()) p.g = zeros(p.size());
+    } else {
+      std::vector<float>().swap(p.g);
+    }
   }
 }
 
@@ -383,7 +388,8 @@ void TrainModel::layer_forward(int il, const Vec& x_in, const Vec& rope_cs, int6
   rope_fwd(a->k.data(), rope_cs.data(), T, L.n_head_kv, hd, cfg_.n_rot, cfg_.rope_style);
   a->probs = zeros(L.n_head * T * T);
   a->attn = zeros(T * qd);
-  attention_fwd(attention_shape(il, T), a->q.data(), a->k.data(), a->v.data(), a->attn.data(), a->probs.data());
+  attention_fwd(attention_shape(il, T), a->q.data(), a->k.data(), a->v.data(), a->attn.data(), a->probs.data(),
+                pool);
   a->proj = zeros(T * d);
   linear_fwd(l, kO, a->attn.data(), a->proj.data(), T, qd, d, &a->lora_h[kO], pool);
   Vec branch = a->proj;
@@ -454,7 +460,7 @@ void TrainModel::layer_backward(int il, const LayerActs& a, const Vec& rope_cs, 
   Vec dattn = zeros(T * qd), dq = zeros(T * qd), dk = zeros(T * kvd), dv = zeros(T * kvd);
   linear_bwd(l, kO, a.attn.data(), a.lora_h[kO], dbranch.data(), dattn.data(), T, qd, d, pool);
   attention_bwd(attention_shape(il, T), a.q.data(), a.k.data(), a.v.data(), a.probs.data(), dattn.data(), dq.data(),
-                dk.data(), dv.data());
+                dk.data(), dv.data(), pool);
   rope_bwd(dq.data(), rope_cs.data(), T, L.n_head, hd, cfg_.n_rot, cfg_.rope_style);
   rope_bwd(dk.data(), rope_cs.data(), T, L.n_head_kv, hd, cfg_.n_rot, cfg_.rope_style);
   if (L.qk_norm) {

@@ -77,9 +77,10 @@ class TrainModel {
   Result<double> forward(const int32_t* tokens, const int32_t* targets, int64_t T, ThreadPool& pool,
                          std::vector<float>* logits);
   void zero_grad();
-  // Drops the gradient buffers of the parameters not marked: their weight gradients are
-  // then not computed at all (a frozen base under LoRA, or --train norms).
-  void freeze(const std::vector<bool>& trained);
+  // Gradient buffers for exactly the marked parameters: the others' weight gradients are
+  // then not computed at all (a frozen base under LoRA, or --train norms). A model loaded
+  // for inference only gets none.
+  void set_trained(const std::vector<bool>& trained);
 
   // Adds LoRA parameters (after the base's in params()); an error for a target kind the
   // model has no matrix of, or a second call.

@@ -24,8 +24,23 @@ float b_at(const SgemmArgs& g, int64_t k, int64_t j) { return g.trans_b ? g.B[j 
 // One micro-panel of `width` lanes (of `lanes`) over depth kc: lane l at step k is
 // src[l * l_stride + k * k_stride]; lanes past width are zero. The loop runs along
 // whichever stride is 1, so both layouts read memory in order.
+bool use_avx2() {
+#if defined(FLASHLM_HAVE_AVX2)
+  static const bool yes = cpu_has_avx2();
+  return yes;
+#else
+  return false;
+#endif
+}
+
 void pack_panel(const float* src, int64_t l_stride, int64_t k_stride, int64_t width, int64_t lanes, int64_t kc,
                 float* dst) {
+#if defined(FLASHLM_HAVE_AVX2)
+  if (k_stride == 1 && width == kNR && lanes == kNR && use_avx2()) {
+    sgemm_tile::pack16_avx2(src, l_stride, kc, dst);
+    return;
+  }
+#endif
   if (width < lanes) std::fill(dst, dst + kc * lanes, 0.0f);
   if (k_stride == 1) {
     for (int64_t l = 0; l < width; ++l) {
@@ -71,66 +86,123 @@ void tile_generic(int64_t kc, const float* a, const float* b, float* c, int64_t 
 
 sgemm_tile::TileFn pick_tile() {
 #if defined(FLASHLM_HAVE_AVX2)
-  if (cpu_has_avx2()) return &sgemm_tile::tile_avx2;
+  if (use_avx2()) return &sgemm_tile::tile_avx2;
 #endif
   return &tile_generic;
 }
 
+// One kMC x kNC block of C over one K block: packed A block pa (kMR-row micro-panels),
+// packed B block pb (kNR-column micro-panels), register tiles jr-major so each B
+// micro-panel stays in L1 while the A micro-panels stream from L2.
+void block_product(sgemm_tile::TileFn tile, const float* pa, const float* pb, int64_t kc, int64_t mc, int64_t nc,
+                   float* c, int64_t ldc, bool accumulate) {
+  float edge[kMR * kNR];
+  for (int64_t jr = 0; jr < nc; jr += kNR) {
+    for (int64_t ir = 0; ir < mc; ir += kMR) {
+      const float* a = pa + ir * kc;
+      const float* b = pb + jr * kc;
+      float* ct = c + ir * ldc + jr;
+      const int64_t h = std::min(kMR, mc - ir), w = std::min(kNR, nc - jr);
+      if (h == kMR && w == kNR) {
+        tile(kc, a, b, ct, ldc, accumulate);
+        continue;
+      }
+      // An edge tile: computed whole into a buffer, its valid part added.
+      tile(kc, a, b, edge, kNR, false);
+      for (int64_t r = 0; r < h; ++r) {
+        for (int64_t j = 0; j < w; ++j) {
+          float& dst = ct[r * ldc + j];
+          dst = accumulate ? dst + edge[r * kNR + j] : edge[r * kNR + j];
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
+// The smaller operand is packed once, whole (every block of it, in parallel); the work is
+// then cut along the larger one's blocks, and each task packs its block of the larger
+// operand once per K block and runs it against every block of the smaller one in its
+// range. So each operand is packed once (the larger one once per cut of the smaller
+// dimension, which is only cut when there are too few blocks to keep the threads busy).
 void sgemm(const SgemmArgs& g, ThreadPool& pool) {
   if (g.M <= 0 || g.N <= 0) return;
   static const sgemm_tile::TileFn tile = pick_tile();
-  const int64_t mb = (g.M + kMC - 1) / kMC;
-  const int64_t nb = (g.N + kNC - 1) / kNC;
-  if (g.K <= 0) {  // an empty sum: C = beta * C
+  if (g.beta != 0.0f && g.beta != 1.0f) {  // C = beta * C first; the K blocks then accumulate
     for (int64_t i = 0; i < g.M; ++i) {
-      for (int64_t j = 0; j < g.N; ++j) g.C[i * g.ldc + j] = g.beta == 0.0f ? 0.0f : g.beta * g.C[i * g.ldc + j];
+      for (int64_t j = 0; j < g.N; ++j) g.C[i * g.ldc + j] *= g.beta;
+    }
+  }
+  if (g.K <= 0) {  // an empty sum: C = beta * C
+    if (g.beta == 0.0f) {
+      for (int64_t i = 0; i < g.M; ++i) std::fill(g.C + i * g.ldc, g.C + i * g.ldc + g.N, 0.0f);
     }
     return;
   }
-  pool.parallel_for(mb * nb, [&](int64_t tb, int64_t te, int) {
-    thread_local std::vector<float> pa, pb;
-    pa.resize(static_cast<size_t>(kMC * kKC));
-    pb.resize(static_cast<size_t>(kKC * kNC));
-    float edge[kMR * kNR];
-    for (int64_t t = tb; t < te; ++t) {
-      const int64_t i0 = (t / nb) * kMC, j0 = (t % nb) * kNC;
-      const int64_t mc = std::min(kMC, g.M - i0), nc = std::min(kNC, g.N - j0);
-      for (int64_t k0 = 0; k0 < g.K; k0 += kKC) {
-        const int64_t kc = std::min(kKC, g.K - k0);
-        // The first K block applies beta: overwrite (beta 0) or accumulate; later ones add.
-        const bool accumulate = k0 > 0 || g.beta != 0.0f;
-        if (k0 == 0 && g.beta != 0.0f && g.beta != 1.0f) {
-          for (int64_t i = 0; i < mc; ++i) {
-            for (int64_t j = 0; j < nc; ++j) g.C[(i0 + i) * g.ldc + j0 + j] *= g.beta;
-          }
+  const int64_t mb = (g.M + kMC - 1) / kMC, nb = (g.N + kNC - 1) / kNC, kb = (g.K + kKC - 1) / kKC;
+  const bool whole_a = g.M <= g.N;  // A (M x K) is the smaller operand
+  const int64_t n_small = whole_a ? mb : nb, n_large = whole_a ? nb : mb;
+  constexpr int64_t kBlockA = kMC * kKC, kBlockB = kKC * kNC;
+  const int64_t small_block = whole_a ? kBlockA : kBlockB;
+  // The packed copy of the smaller operand is capped (a long K, such as the output
+  // layer's input gradient over the vocabulary, would double a 100 MB operand): K is
+  // taken in spans of whole K blocks whose packed copy fits the cap, one after the other,
+  // so every C element still sums its K blocks in order.
+  constexpr int64_t kMaxPacked = int64_t{4} << 20;  // floats (16 MiB)
+  const int64_t span = std::clamp<int64_t>(kMaxPacked / (n_small * small_block), 1, kb);
+  // The caller's buffer keeps its capacity from call to call (no page faults per call).
+  thread_local std::vector<float> packed;
+  if (packed.size() < static_cast<size_t>(n_small * span * small_block)) {
+    packed.resize(static_cast<size_t>(n_small * span * small_block));
+  }
+  float* whole = packed.data();
+  // Enough tasks for every thread: the smaller dimension is cut into `cuts` ranges.
+  const int64_t want = 4 * static_cast<int64_t>(pool.size());
+  const int64_t cuts = std::min(n_small, std::max<int64_t>(1, (want + n_large - 1) / n_large));
+  for (int64_t kb0 = 0; kb0 < kb; kb0 += span) {
+    const int64_t nk = std::min(span, kb - kb0);  // K blocks in this span
+    pool.parallel_for(n_small * nk, [&](int64_t b0, int64_t b1, int) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t o = b / nk, k0 = (kb0 + b % nk) * kKC, kc = std::min(kKC, g.K - k0);
+        if (whole_a) {
+          pack_a(g, o * kMC, std::min(kMC, g.M - o * kMC), k0, kc, whole + b * small_block);
+        } else {
+          pack_b(g, k0, kc, o * kNC, std::min(kNC, g.N - o * kNC), whole + b * small_block);
         }
-        pack_a(g, i0, mc, k0, kc, pa.data());
-        pack_b(g, k0, kc, j0, nc, pb.data());
-        for (int64_t jr = 0; jr < nc; jr += kNR) {
-          for (int64_t ir = 0; ir < mc; ir += kMR) {
-            const float* a = pa.data() + ir * kc;
-            const float* b = pb.data() + jr * kc;
-            float* c = g.C + (i0 + ir) * g.ldc + j0 + jr;
-            const int64_t h = std::min(kMR, mc - ir), w = std::min(kNR, nc - jr);
-            if (h == kMR && w == kNR) {
-              tile(kc, a, b, c, g.ldc, accumulate);
-              continue;
+      }
+    });
+    pool.parallel_for(n_large * cuts, [&](int64_t tb, int64_t te, int) {
+      thread_local std::vector<float> own;
+      own.resize(static_cast<size_t>(whole_a ? kBlockB : kBlockA));
+      for (int64_t t = tb; t < te; ++t) {
+        const int64_t large = t / cuts, cut = t % cuts;
+        const int64_t s0 = cut * n_small / cuts, s1 = (cut + 1) * n_small / cuts;
+        for (int64_t kk = 0; kk < nk; ++kk) {
+          const int64_t k0 = (kb0 + kk) * kKC, kc = std::min(kKC, g.K - k0);
+          // The first K block applies beta: overwrite (beta 0) or accumulate; later ones add.
+          const bool accumulate = kb0 + kk > 0 || g.beta != 0.0f;
+          if (whole_a) {
+            const int64_t j0 = large * kNC, nc = std::min(kNC, g.N - j0);
+            pack_b(g, k0, kc, j0, nc, own.data());
+            for (int64_t ib = s0; ib < s1; ++ib) {
+              const int64_t i0 = ib * kMC, mc = std::min(kMC, g.M - i0);
+              block_product(tile, whole + (ib * nk + kk) * kBlockA, own.data(), kc, mc, nc, g.C + i0 * g.ldc + j0,
+                            g.ldc, accumulate);
             }
-            // An edge tile: computed whole into a buffer, its valid part added.
-            tile(kc, a, b, edge, kNR, false);
-            for (int64_t r = 0; r < h; ++r) {
-              for (int64_t j = 0; j < w; ++j) {
-                float& dst = c[r * g.ldc + j];
-                dst = accumulate ? dst + edge[r * kNR + j] : edge[r * kNR + j];
-              }
+          } else {
+            const int64_t i0 = large * kMC, mc = std::min(kMC, g.M - i0);
+            pack_a(g, i0, mc, k0, kc, own.data());
+            for (int64_t jb = s0; jb < s1; ++jb) {
+              const int64_t j0 = jb * kNC, nc = std::min(kNC, g.N - j0);
+              block_product(tile, own.data(), whole + (jb * nk + kk) * kBlockB, kc, mc, nc, g.C + i0 * g.ldc + j0,
+                            g.ldc, accumulate);
             }
           }
         }
       }
-    }
-  });
+    });
+  }
 }
 
 void sgemm_reference(const SgemmArgs& g) {

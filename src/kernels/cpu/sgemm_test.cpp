@@ -19,8 +19,10 @@ TEST(Sgemm, MatchesTheReferenceOnEveryLayout) {
   std::mt19937 rng(9);
   std::normal_distribution<float> dist;
   ThreadPool pool(3);
+  // The last shape's K is long enough that the packed copy of its smaller operand is
+  // taken in two spans of K blocks (kernels/cpu/sgemm.cpp's cap).
   for (Shape s : {Shape{1, 1, 1}, Shape{7, 17, 5}, Shape{6, 16, 256}, Shape{13, 40, 300}, Shape{100, 33, 513},
-                  Shape{97, 290, 64}}) {
+                  Shape{97, 290, 64}, Shape{20, 40, 45000}}) {
     for (int ta = 0; ta < 2; ++ta) {
       for (int tb = 0; tb < 2; ++tb) {
         for (float beta : {0.0f, 1.0f, 0.5f}) {

@@ -13,5 +13,8 @@ using TileFn = void (*)(int64_t kc, const float* a, const float* b, float* c, in
 
 // 12 accumulators of 8 lanes, one broadcast of A and two loads of B per step.
 void tile_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
+// A full kNR-lane panel from lanes stored as rows (lane l at src + l * l_stride, its kc
+// steps contiguous): dst[k * kNR + l] = src[l * l_stride + k], 8 x 8 register transposes.
+void pack16_avx2(const float* src, int64_t l_stride, int64_t kc, float* dst);
 
 }  // namespace flashlm::sgemm_tile
