@@ -1,6 +1,7 @@
 #include "kernels/cpu/sgemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "kernels/cpu/cpu_features.h"
@@ -36,9 +37,9 @@ bool use_avx2() {
 void pack_panel(const float* src, int64_t l_stride, int64_t k_stride, int64_t width, int64_t lanes, int64_t kc,
                 float* dst) {
 #if defined(FLASHLM_HAVE_AVX2)
-  if (k_stride == 1 && width == kNR && lanes == kNR && use_avx2()) {
-    sgemm_tile::pack16_avx2(src, l_stride, kc, dst);
-    return;
+  if (k_stride == 1 && width == lanes && use_avx2()) {
+    if (lanes == kNR) return sgemm_tile::pack16_avx2(src, l_stride, kc, dst);
+    if (lanes == kMR) return sgemm_tile::pack6_avx2(src, l_stride, kc, dst);
   }
 #endif
   if (width < lanes) std::fill(dst, dst + kc * lanes, 0.0f);
@@ -172,10 +173,14 @@ void sgemm(const SgemmArgs& g, ThreadPool& pool) {
         }
       }
     });
-    pool.parallel_for(n_large * cuts, [&](int64_t tb, int64_t te, int) {
+    // Tasks differ in size (edge blocks), so they are claimed one at a time rather than
+    // split in equal counts; which task computes which block never changes.
+    std::atomic<int64_t> next{0};
+    const int64_t n_tasks = n_large * cuts;
+    pool.parallel_for(pool.size(), [&](int64_t, int64_t, int) {
       thread_local std::vector<float> own;
       own.resize(static_cast<size_t>(whole_a ? kBlockB : kBlockA));
-      for (int64_t t = tb; t < te; ++t) {
+      for (int64_t t = next.fetch_add(1); t < n_tasks; t = next.fetch_add(1)) {
         const int64_t large = t / cuts, cut = t % cuts;
         const int64_t s0 = cut * n_small / cuts, s1 = (cut + 1) * n_small / cuts;
         for (int64_t kk = 0; kk < nk; ++kk) {

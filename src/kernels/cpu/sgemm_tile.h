@@ -16,5 +16,7 @@ void tile_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc
 // A full kNR-lane panel from lanes stored as rows (lane l at src + l * l_stride, its kc
 // steps contiguous): dst[k * kNR + l] = src[l * l_stride + k], 8 x 8 register transposes.
 void pack16_avx2(const float* src, int64_t l_stride, int64_t kc, float* dst);
+// The same for a full kMR-lane panel.
+void pack6_avx2(const float* src, int64_t l_stride, int64_t kc, float* dst);
 
 }  // namespace flashlm::sgemm_tile

@@ -47,34 +47,56 @@ void tile_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc
   }
 }
 
+namespace {
+
+// r[0..8) as rows of an 8 x 8 block, transposed in place (r[i] becomes column i).
+inline void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+}  // namespace
+
+void pack6_avx2(const float* src, int64_t l_stride, int64_t kc, float* dst) {
+  static_assert(kMR == 6, "the packing below fills 6 lanes");
+  const __m256i first6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    __m256 r[8];
+    for (int64_t l = 0; l < kMR; ++l) r[l] = _mm256_loadu_ps(src + l * l_stride + k);
+    r[6] = r[7] = _mm256_setzero_ps();
+    transpose8(r);
+    for (int64_t i = 0; i < 8; ++i) _mm256_maskstore_ps(dst + (k + i) * kMR, first6, r[i]);
+  }
+  for (; k < kc; ++k) {
+    for (int64_t l = 0; l < kMR; ++l) dst[k * kMR + l] = src[l * l_stride + k];
+  }
+}
+
 void pack16_avx2(const float* src, int64_t l_stride, int64_t kc, float* dst) {
   static_assert(kNR == 16, "the packing below fills 16 lanes");
   int64_t k = 0;
   for (; k + 8 <= kc; k += 8) {
     for (int64_t half = 0; half < 2; ++half) {
-      const float* s = src + half * 8 * l_stride + k;
       // Eight lanes' next 8 values, transposed in registers: row i becomes step k + i.
-      const __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + l_stride);
-      const __m256 r2 = _mm256_loadu_ps(s + 2 * l_stride), r3 = _mm256_loadu_ps(s + 3 * l_stride);
-      const __m256 r4 = _mm256_loadu_ps(s + 4 * l_stride), r5 = _mm256_loadu_ps(s + 5 * l_stride);
-      const __m256 r6 = _mm256_loadu_ps(s + 6 * l_stride), r7 = _mm256_loadu_ps(s + 7 * l_stride);
-      const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-      const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-      const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-      const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-      const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-      const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-      const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-      float* d = dst + k * kNR + half * 8;
-      _mm256_storeu_ps(d + 0 * kNR, _mm256_permute2f128_ps(u0, u4, 0x20));
-      _mm256_storeu_ps(d + 1 * kNR, _mm256_permute2f128_ps(u1, u5, 0x20));
-      _mm256_storeu_ps(d + 2 * kNR, _mm256_permute2f128_ps(u2, u6, 0x20));
-      _mm256_storeu_ps(d + 3 * kNR, _mm256_permute2f128_ps(u3, u7, 0x20));
-      _mm256_storeu_ps(d + 4 * kNR, _mm256_permute2f128_ps(u0, u4, 0x31));
-      _mm256_storeu_ps(d + 5 * kNR, _mm256_permute2f128_ps(u1, u5, 0x31));
-      _mm256_storeu_ps(d + 6 * kNR, _mm256_permute2f128_ps(u2, u6, 0x31));
-      _mm256_storeu_ps(d + 7 * kNR, _mm256_permute2f128_ps(u3, u7, 0x31));
+      __m256 r[8];
+      for (int64_t l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(src + (half * 8 + l) * l_stride + k);
+      transpose8(r);
+      for (int64_t i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (k + i) * kNR + half * 8, r[i]);
     }
   }
   for (; k < kc; ++k) {
