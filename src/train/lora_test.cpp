@@ -9,6 +9,7 @@
 #include "formats/gguf_writer.h"
 #include "models/model.h"
 #include "train/finetune.h"
+#include "train/train_test_util.h"
 #include "train/write_model.h"
 
 #include <gtest/gtest.h>
@@ -150,14 +151,8 @@ TEST(Lora, GradientsMatchFiniteDifferences) {
       double tensor_abs = 0.0;
       for (int k = 0; k < 3; ++k) {
         const size_t i = rng() % static_cast<size_t>(p.size());
-        const float keep = p.w[i];
-        const float h = 1e-2f * std::max(0.1f, std::fabs(keep));
-        p.w[i] = keep + h;
-        const double lp = *m->forward(tokens.data(), targets.data(), T, pool, nullptr);
-        p.w[i] = keep - h;
-        const double lm = *m->forward(tokens.data(), targets.data(), T, pool, nullptr);
-        p.w[i] = keep;
-        const double fd = (lp - lm) / (2.0 * h);
+        const float h = 1e-2f * std::max(0.1f, std::fabs(p.w[i]));
+        const double fd = central_difference(*m, p, i, h, tokens, targets, pool);
         num += (p.g[i] - fd) * (p.g[i] - fd);
         den += fd * fd;
       }

@@ -7,6 +7,7 @@
 //    (tests/golden/train/*.json, made by scripts/reference/make_train_grad_golden.py,
 //    whose torch forward is itself checked against llama.cpp's logits first).
 #include "train/train_model.h"
+#include "train/train_test_util.h"
 
 #include "factory/quantize.h"
 #include "models/model.h"
@@ -158,14 +159,8 @@ TEST(TrainModel, GradientsMatchFiniteDifferences) {
       }
       for (int k = 0; k < 4; ++k) {
         const size_t i = rng() % static_cast<size_t>(p.size());
-        const float keep = p.w[i];
-        const float h = (moe ? 2e-3f : 1e-2f) * std::max(1.0f, std::fabs(keep));
-        p.w[i] = keep + h;
-        const double lp = *m->forward(tokens.data(), targets.data(), T, pool, nullptr);
-        p.w[i] = keep - h;
-        const double lm = *m->forward(tokens.data(), targets.data(), T, pool, nullptr);
-        p.w[i] = keep;
-        const double fd = (lp - lm) / (2.0 * h);
+        const float h = (moe ? 2e-3f : 1e-2f) * std::max(1.0f, std::fabs(p.w[i]));
+        const double fd = central_difference(*m, p, i, h, tokens, targets, pool);
         num += (p.g[i] - fd) * (p.g[i] - fd);
         den += fd * fd;
         tensor_abs += std::fabs(p.g[i]);
