@@ -110,9 +110,14 @@ def test_json_schema_output_validates(model_client, temperature):
 
 
 def test_json_object_parses(client):
+    # A prompt the model answers in a few dozen tokens whatever the CPU's kernels: "Give me
+    # a JSON object about a cat." nests objects until max_tokens on AVX-512 machines (the
+    # grammar keeps it valid, the cut leaves it unfinished).
     r = client.chat.completions.create(model="m", temperature=0, max_tokens=400, frequency_penalty=1.0,
-                                       messages=[{"role": "user", "content": "Give me a JSON object about a cat."}],
+                                       messages=[{"role": "user", "content":
+                                                  "Describe a cat as a JSON object with a name and an age."}],
                                        response_format={"type": "json_object"})
+    assert r.choices[0].finish_reason == "stop", r.choices[0]
     assert isinstance(json.loads(r.choices[0].message.content), dict)
 
 
