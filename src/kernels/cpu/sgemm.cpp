@@ -25,14 +25,12 @@ float b_at(const SgemmArgs& g, int64_t k, int64_t j) { return g.trans_b ? g.B[j 
 // One micro-panel of `width` lanes (of `lanes`) over depth kc: lane l at step k is
 // src[l * l_stride + k * k_stride]; lanes past width are zero. The loop runs along
 // whichever stride is 1, so both layouts read memory in order.
-bool use_avx2() {
 #if defined(FLASHLM_HAVE_AVX2)
+bool use_avx2() {
   static const bool yes = cpu_has_avx2();
   return yes;
-#else
-  return false;
-#endif
 }
+#endif
 
 void pack_panel(const float* src, int64_t l_stride, int64_t k_stride, int64_t width, int64_t lanes, int64_t kc,
                 float* dst) {
