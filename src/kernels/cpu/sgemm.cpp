@@ -22,9 +22,6 @@ constexpr int64_t kKC = 256;
 float a_at(const SgemmArgs& g, int64_t i, int64_t k) { return g.trans_a ? g.A[k * g.lda + i] : g.A[i * g.lda + k]; }
 float b_at(const SgemmArgs& g, int64_t k, int64_t j) { return g.trans_b ? g.B[j * g.ldb + k] : g.B[k * g.ldb + j]; }
 
-// One micro-panel of `width` lanes (of `lanes`) over depth kc: lane l at step k is
-// src[l * l_stride + k * k_stride]; lanes past width are zero. The loop runs along
-// whichever stride is 1, so both layouts read memory in order.
 #if defined(FLASHLM_HAVE_AVX2)
 bool use_avx2() {
   static const bool yes = cpu_has_avx2();
@@ -32,6 +29,9 @@ bool use_avx2() {
 }
 #endif
 
+// One micro-panel of `width` lanes (of `lanes`) over depth kc: lane l at step k is
+// src[l * l_stride + k * k_stride]; lanes past width are zero. The loop runs along
+// whichever stride is 1, so both layouts read memory in order.
 void pack_panel(const float* src, int64_t l_stride, int64_t k_stride, int64_t width, int64_t lanes, int64_t kc,
                 float* dst) {
 #if defined(FLASHLM_HAVE_AVX2)
