@@ -216,7 +216,7 @@ bool setup_lora(TrainArgs& a, train::TrainModel& m) {
 Status write_outputs(const TrainArgs& a, const gguf::File& base, train::TrainModel& m,
                      const train::FinetuneResult& res, const std::optional<factory::QuantType>& qat) {
   if (!a.lora_out.empty()) {
-    if (Status st = train::write_lora_adapter(base, m.params(), a.lora.alpha, a.lora_out); !st) return st;
+    if (Status st = train::write_lora_adapter(base, m, a.lora_out); !st) return st;
   }
   if (a.out.empty()) return Status::ok();
   if (qat) return train::write_qat_model(base, m.params(), res.trained, *qat, a.out);

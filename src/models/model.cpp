@@ -122,7 +122,7 @@ void Model::reserve(ForwardScratch& s, int64_t n) const {
   s.moe.reserve(cfg_, n);
   if (!lora_.empty()) {
     s.lora_h.resize(sz(lora_.max_rank()));
-    s.lora_tmp.resize(sz(std::max<int64_t>({q_dim, n_ff, cfg_.n_embd})));
+    s.lora_tmp.resize(sz(std::max<int64_t>({q_dim, cfg_.max_kv_dim(), n_ff, cfg_.n_embd})));
   }
   s.capacity = n;
 }

@@ -189,7 +189,7 @@ TEST(Lora, MergedModelAndEngineAdapterMatchTheTrainingForward) {
     auto file = gguf::File::open(base);
     ASSERT_TRUE(file.is_ok());
     const std::string adapter = tmp(std::string(name) + "-lora.gguf");
-    ASSERT_TRUE(write_lora_adapter(*file, m->params(), c.alpha, adapter).is_ok());
+    ASSERT_TRUE(write_lora_adapter(*file, *m, adapter).is_ok());
     auto engine = Model::load(base, BackendKind::kCpu, {LoraSpec{adapter, 1.0f}});
     ASSERT_TRUE(engine.is_ok()) << engine.message();
     auto plain = Model::load(base);

@@ -45,17 +45,16 @@ Status write_trained_model(const gguf::File& base, const std::vector<Param>& par
   return w.write(path);
 }
 
-Status write_lora_adapter(const gguf::File& base, const std::vector<Param>& params, float alpha,
-                          const std::string& path) {
+Status write_lora_adapter(const gguf::File& base, const TrainModel& m, const std::string& path) {
   Result<std::string> arch = base.get_string("general.architecture");
   if (!arch) return arch.status();
   gguf::Writer w;
   w.set("general.architecture", gguf::make_string(*arch));
   w.set("general.type", gguf::make_string("adapter"));
   w.set("adapter.type", gguf::make_string("lora"));
-  w.set("adapter.lora.alpha", gguf::make_f32(alpha));
+  w.set("adapter.lora.alpha", gguf::make_f32(m.lora_config().alpha));
   if (const gguf::Value* name = base.find("general.name")) w.set("general.name", *name);
-  for (const Param& p : params) {
+  for (const Param& p : m.params()) {
     if (!is_lora_param(p.name)) continue;
     if (Status st = w.add_tensor(p.name, DType::F32, {p.ne0, p.ne1}, p.w.data()); !st) return st;
   }

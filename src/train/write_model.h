@@ -19,9 +19,8 @@ Status write_trained_model(const gguf::File& base, const std::vector<Param>& par
                            const std::string& out_type, const std::string& path);
 
 // A LoRA adapter in llama.cpp's LoRA GGUF: the base's architecture, general.type
-// "adapter", adapter.type "lora", adapter.lora.alpha, and every "*.lora_a" / "*.lora_b"
-// parameter as F32 (ne = [n_in, rank] and [rank, n_out]); llama.cpp and `--lora` load it.
-Status write_lora_adapter(const gguf::File& base, const std::vector<Param>& params, float alpha,
-                          const std::string& path);
+// "adapter", adapter.type "lora", m's adapter.lora.alpha, and every "*.lora_a" / "*.lora_b"
+// parameter of m as F32 (ne = [n_in, rank] and [rank, n_out]); llama.cpp and `--lora` load it.
+Status write_lora_adapter(const gguf::File& base, const TrainModel& m, const std::string& path);
 
 }  // namespace flashlm::train
