@@ -25,6 +25,10 @@ Both sides read the same sequences: the ids come from `flashlm tokenize` on the 
 difference in the total count is printed), cut as flashlm cuts them. The table shows
 both first-step losses (same weights, same tokens): a check of the torch decoder.
 -r R runs each engine R times in alternating order and shows the median.
+--matmul bf16 rounds every matmul's inputs to BF16 on both sides: `flashlm finetune
+--matmul bf16`, and PyTorch's forward under torch.autocast("cpu", dtype=torch.bfloat16)
+(its CPU mixed precision: matmuls in BF16, master weights and AdamW in F32); the
+step-1 losses then differ by the two roundings, not only by float order.
 
 Peak RSS is the kernel's peak for each child (wait4). The torch child's includes the
 interpreter and torch (its RSS before loading the model is shown too). The table records
@@ -123,7 +127,8 @@ def run_flashlm(args, checkpointing, batch, n_steps):
     with tempfile.TemporaryDirectory(prefix="flashlm-train-bench-") as tmp:
         cmd = [args.flashlm, "finetune", "-m", args.model, "-f", args.file, "-o", os.path.join(tmp, "out.gguf"),
                "--ctx", str(args.ctx), "--batch", str(batch), "--steps", str(n_steps), "-t", str(args.threads),
-               "--checkpointing", checkpointing, "--valid-fraction", str(args.valid_fraction), "--lr", str(args.lr)]
+               "--checkpointing", checkpointing, "--valid-fraction", str(args.valid_fraction), "--lr", str(args.lr),
+               "--matmul", args.matmul]
         print("$ " + shlex.join(cmd), file=sys.stderr, flush=True)
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         buf, t_header, seen, n_tok = b"", None, {}, 0
@@ -323,9 +328,16 @@ def torch_worker(spec_path):
     except (RuntimeError, ValueError) as e:
         opt = torch.optim.AdamW(params, lr=spec["lr"], weight_decay=0.0)
         notes.append(f"AdamW default (fused refused: {str(e).splitlines()[0][:80]})")
-    loss_fn = model
-    if spec["compile"]:
-        loss_fn = torch.compile(model)
+    def matmuls(fn):  # --matmul bf16: the same model, its matmuls in BF16 (autocast)
+        if spec["matmul"] != "bf16":
+            return fn
+
+        def autocast_fn(tok, tgt):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return fn(tok, tgt)
+        return autocast_fn
+
+    loss_fn = matmuls(torch.compile(model) if spec["compile"] else model)
     seqs = spec["sequences"]
     B = spec["batch"]
 
@@ -362,7 +374,7 @@ def torch_worker(spec_path):
                       file=sys.stderr, flush=True)
                 notes.append("torch.compile failed: eager")
                 spec["compile"] = False
-                loss_fn = model
+                loss_fn = matmuls(model)
                 opt.zero_grad(set_to_none=True)
                 losses.append(step(s, loss_fn))
         else:
@@ -387,7 +399,7 @@ def run_torch(args, seqs):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump({"model": args.model, "threads": args.threads, "lr": args.lr, "batch": args.batch,
                    "steps": args.steps, "sequences": seqs, "batched": args.torch_batched,
-                   "compile": args.compile}, f)
+                   "compile": args.compile, "matmul": args.matmul}, f)
         spec = f.name
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")  # no pool of compile workers left beside the steps
@@ -440,8 +452,9 @@ def markdown_compare(args, fl, tr, n_pieces):
     out = header(args, "Training step, flashlm vs PyTorch")
     reps = f", median of {args.repeat} runs each (alternating order)" if args.repeat > 1 else ""
     out += ["", f"Batch {args.batch} x {args.ctx} tokens per step, {args.steps} timed steps after one warm-up{reps} "
-            f"(flashlm: its final, checkpoint-writing step dropped). flashlm `--checkpointing {args.checkpointing}`; "
-            f"PyTorch {tr['torch']} CPU float32 {compiled}, {mode}, {', '.join(tr['notes'])}, "
+            f"(flashlm: its final, checkpoint-writing step dropped). flashlm `--checkpointing {args.checkpointing}`, "
+            f"matmuls `--matmul {args.matmul}`; PyTorch {tr['torch']} CPU float32 "
+            f"{'+ autocast bf16 ' if args.matmul == 'bf16' else ''}{compiled}, {mode}, {', '.join(tr['notes'])}, "
             f"{tr['threads']} threads. {tr['n_params'] / 1e6:.1f}M parameters, all trained; "
             f"the GGUF's {'/'.join(tr['qtypes'])} tensors dequantized to F32 on both sides. Both read the same "
             f"token ids (`flashlm tokenize`{', in ' + str(n_pieces) + ' pieces' if n_pieces > 1 else ''}).",
@@ -504,6 +517,8 @@ def main():
     ap.add_argument("--compile", action="store_true", help="torch.compile the PyTorch model (eager if it fails)")
     ap.add_argument("--torch-batched", action="store_true",
                     help="PyTorch runs one [B, SEQ] forward per step instead of accumulating B sequences")
+    ap.add_argument("--matmul", choices=["f32", "bf16"], default="f32",
+                    help="matmul inputs on both sides: f32, or bf16 (flashlm --matmul bf16, PyTorch autocast bf16)")
     ap.add_argument("--json", help="write the raw results here")
     ap.add_argument("--write", help="append the markdown table to this file")
     args = ap.parse_args()

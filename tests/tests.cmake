@@ -181,6 +181,17 @@ add_test(NAME cli_finetune_sigint_then_resume COMMAND bash -c
           ${FLASHLM_BIN} finetune $args --resume 2>$f.log & interrupt $!; rc=$?; \
           [ $rc -eq 130 ] && grep -q 'resumed from step' $f.log || { echo rc=$rc; cat $f.log; exit 1; }")
 set_tests_properties(cli_finetune_sigint_then_resume PROPERTIES FIXTURES_REQUIRED bad_inputs)
+# Snapshots every 2 of 5 steps (the model as it was at steps 2 and 4, each loadable) and
+# the BF16 matmuls (emulated where the CPU has no AVX512_BF16).
+add_test(NAME cli_finetune_snapshots_bf16 COMMAND bash -c
+         "set -e; f=${BAD_DIR}/snap; rm -f $f*.gguf; ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o $f.gguf \
+          --ctx 32 --batch 2 --steps 5 --lr 1e-3 --valid-fraction 0.02 --snapshot-every 2 --matmul bf16 --no-checkpoint 2>$f.log \
+          || { cat $f.log; exit 1; }; grep -q -- '--matmul bf16' $f.log; ls $f.step2.gguf $f.step4.gguf $f.gguf; ! ls $f.step5.gguf; \
+          for m in $f.step2.gguf $f.step4.gguf; do ${FLASHLM_BIN} run -m $m -p 'the cat' -n 2 --temp 0 >/dev/null; done; \
+          ! cmp -s $f.step2.gguf $f.step4.gguf")
+set_tests_properties(cli_finetune_snapshots_bf16 PROPERTIES FIXTURES_REQUIRED bad_inputs)
+flashlm_cli_error(finetune_lora_snapshot_no_adapter "--snapshot-every with --train lora .* needs --lora-out" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --train lora --snapshot-every 2)
+flashlm_cli_error(finetune_bad_matmul "--matmul: f64 not in" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --matmul f64)
 flashlm_cli_error(finetune_missing_text "cannot read" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f /nonexistent/text.txt -o ${BAD_DIR}/never.gguf)
 flashlm_cli_error(finetune_onto_input "is the input file" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${TINY_LLAMA})
 flashlm_cli_error(finetune_no_out_dir "output directory .* does not exist" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o /nonexistent/dir/x.gguf)

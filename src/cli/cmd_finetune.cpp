@@ -28,6 +28,8 @@ struct TrainArgs {
   std::string model, teacher, teacher_logits, file, out, out_type = "f16", checkpointing = "none", checkpoint, qat;
   std::string lora_out;  // --train lora: the adapter file
   bool lora_flags = false;  // a --lora-* flag was given
+  int64_t snapshot_every = 0;  // steps between snapshots of the outputs (OUT.stepN.gguf)
+  std::string matmul = "f32";  // --matmul
   bool no_checkpoint = false;
   train::FinetuneOptions o;
   train::LoraConfig lora;
@@ -188,6 +190,10 @@ bool check_outputs(const TrainArgs& a) {
                      : "-o OUT.gguf is required");
     return false;
   }
+  if (lora && a.snapshot_every > 0 && a.lora_out.empty()) {
+    print_error("--snapshot-every with --train lora writes the adapter at each snapshot: it needs --lora-out");
+    return false;
+  }
   if (lora && !a.qat.empty()) {
     print_error("--qat trains the base weights through their quantized form; with --train lora they are frozen "
                 "(train a LoRA on a quantized base as it is, or --train all with --qat)");
@@ -212,19 +218,31 @@ bool setup_lora(TrainArgs& a, train::TrainModel& m) {
   return true;
 }
 
-// What the finished run writes: the adapter and/or the (merged) model.
+// PATH with ".stepN" before its extension: out.gguf -> out.step300.gguf.
+std::string snapshot_path(const std::string& path, int64_t step) {
+  const std::filesystem::path p(path);
+  std::filesystem::path r = p;
+  r.replace_filename(p.stem().string() + ".step" + std::to_string(step) + p.extension().string());
+  return r.string();
+}
+
+// What the run writes: the adapter and/or the (merged) model; at a snapshot (step > 0)
+// the same files with ".stepN" in their names. Merging LoRA into a snapshot would change
+// the weights that go on training, so a snapshot of a LoRA run writes the adapter only.
 Status write_outputs(const TrainArgs& a, const gguf::File& base, train::TrainModel& m,
-                     const train::FinetuneResult& res, const std::optional<factory::QuantType>& qat) {
+                     const std::vector<bool>& trained, const std::optional<factory::QuantType>& qat,
+                     int64_t snapshot_step = 0) {
+  auto path = [&](const std::string& p) { return snapshot_step > 0 ? snapshot_path(p, snapshot_step) : p; };
   if (!a.lora_out.empty()) {
-    if (Status st = train::write_lora_adapter(base, m, a.lora_out); !st) return st;
+    if (Status st = train::write_lora_adapter(base, m, path(a.lora_out)); !st) return st;
   }
-  if (a.out.empty()) return Status::ok();
-  if (qat) return train::write_qat_model(base, m.params(), res.trained, *qat, a.out);
-  std::vector<bool> written = res.trained;
+  if (a.out.empty() || (snapshot_step > 0 && m.has_lora())) return Status::ok();
+  if (qat) return train::write_qat_model(base, m.params(), trained, *qat, path(a.out));
+  std::vector<bool> written = trained;
   if (m.has_lora()) {
     for (const int i : m.merge_lora()) written[static_cast<size_t>(i)] = true;
   }
-  return train::write_trained_model(base, m.params(), written, a.out_type, a.out);
+  return train::write_trained_model(base, m.params(), written, a.out_type, path(a.out));
 }
 
 // A training step allocates and frees the same large buffers every time (logits and their
@@ -246,6 +264,10 @@ int run_training(TrainArgs a) {
     return 1;
   }
   if (!check_outputs(a)) return 1;
+  a.o.matmul = a.matmul == "bf16" ? SgemmInputs::kBf16 : SgemmInputs::kF32;
+  if (a.o.matmul == SgemmInputs::kBf16 && !sgemm_bf16_native()) {
+    std::fprintf(stderr, "%s: note: this CPU has no AVX512_BF16; --matmul bf16 is emulated and slower than f32\n", cmd);
+  }
   const std::string& first_out = a.lora_out.empty() ? a.out : a.lora_out;
   a.o.checkpoint = a.no_checkpoint ? "" : a.checkpoint.empty() ? first_out + ".ckpt" : a.checkpoint;
   std::optional<factory::QuantType> qat;
@@ -293,8 +315,8 @@ int run_training(TrainArgs a) {
   ThreadPool pool(n_threads);
   if ((qat || qat_same) && !setup_qat(a, *base, qat, **m, pool)) return 1;
   if (a.o.train == "lora" && !setup_lora(a, **m)) return 1;
-  std::fprintf(stderr, "%s: %s, %zu tokens of '%s', %d threads, --train %s%s%s, checkpoints: %s\n", cmd,
-               a.model.c_str(), tokens.size(), a.file.c_str(), n_threads, a.o.train.c_str(),
+  std::fprintf(stderr, "%s: %s, %zu tokens of '%s', %d threads, --train %s, --matmul %s%s%s, checkpoints: %s\n",
+               cmd, a.model.c_str(), tokens.size(), a.file.c_str(), n_threads, a.o.train.c_str(), a.matmul.c_str(),
                !a.teacher.empty()          ? (", teacher " + a.teacher).c_str()
                : !a.teacher_logits.empty() ? (", stored teacher " + a.teacher_logits).c_str()
                                            : "",
@@ -312,6 +334,7 @@ int run_training(TrainArgs a) {
 
   g_stop = false;
   std::signal(SIGINT, on_sigint);
+  bool snapshot_failed = false;
   auto progress = [&](const train::StepReport& r) {
     std::fprintf(stderr, "\rstep %lld/%lld | loss %.4f", static_cast<long long>(r.step),
                  static_cast<long long>(r.total), r.loss);
@@ -319,6 +342,15 @@ int run_training(TrainArgs a) {
     std::fprintf(stderr, " | lr %.2e | %.0f tok/s | ETA %s | act %.0f MiB   ", static_cast<double>(r.lr),
                  r.tokens_per_s, clock_text(r.eta_s).c_str(), static_cast<double>(r.peak_act_bytes) / 1048576.0);
     if (r.valid_loss >= 0.0) std::fprintf(stderr, "\n");
+    if (a.snapshot_every > 0 && r.step % a.snapshot_every == 0 && r.step < r.total) {
+      Result<std::vector<bool>> trained = train::trainable_mask(**m, a.o.train);
+      Status st = trained ? write_outputs(a, *base, **m, *trained, qat, r.step) : trained.status();
+      if (!st) {  // stop at the next step boundary, keeping the checkpoint
+        print_error("snapshot at step " + std::to_string(r.step) + ": " + st.message());
+        snapshot_failed = true;
+        g_stop = true;
+      }
+    }
   };
   Result<train::FinetuneResult> res =
       train::finetune(**m, tokens, a.o, objective, gguf::model_fingerprint(*base), pool, progress, &g_stop);
@@ -331,6 +363,7 @@ int run_training(TrainArgs a) {
   if (res->resumed_from >= 0) {
     std::fprintf(stderr, "%s: resumed from step %lld\n", cmd, static_cast<long long>(res->resumed_from));
   }
+  if (snapshot_failed) return 1;
   if (res->stopped) {
     if (a.o.checkpoint.empty()) {
       std::fprintf(stderr, "%s: stopped at step %lld (no checkpoint: --no-checkpoint)\n", cmd,
@@ -341,7 +374,7 @@ int run_training(TrainArgs a) {
     }
     return 130;
   }
-  if (Status st = write_outputs(a, *base, **m, *res, qat); !st) {
+  if (Status st = write_outputs(a, *base, **m, res->trained, qat); !st) {
     print_error(st.message());
     return 1;
   }
@@ -404,6 +437,15 @@ void add_training_options(CLI::App* sub, TrainArgs& a) {
   sub->add_flag("--no-checkpoint", a.no_checkpoint, "write no checkpoint (a stopped run cannot resume)")
       ->excludes(ckpt);
   sub->add_option("--save-every", o.save_every, "steps between checkpoints (default: at the end and on ^C)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  sub->add_option("--matmul", a.matmul,
+                  "what the inputs of every matmul are rounded to: f32, or bf16 (weights and activations; the "
+                  "master weights and AdamW's moments stay F32). bf16 runs on AVX512_BF16 where the CPU has it "
+                  "and is emulated, slower than f32, where it does not (default f32)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
+  sub->add_option("--snapshot-every", a.snapshot_every,
+                  "steps between snapshots: the outputs as they are at that step, written beside them with "
+                  ".stepN in their names (out.step300.gguf; default: none)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   sub->add_flag("--resume", o.resume, "continue from the checkpoint when it exists");
   sub->add_option("--valid-fraction", o.valid_fraction, "tail of the text held out for the validation figure (0.1)")

@@ -86,6 +86,7 @@ Result<FinetuneResult> finetune(TrainModel& m, const std::vector<int32_t>& token
                                 const std::function<void(const StepReport&)>& progress,
                                 const std::atomic<bool>* stop) {
   if (o.seq < 2 || o.batch < 1) return Status::error("the sequence length must be >= 2 and the batch >= 1");
+  const SgemmInputsScope matmul_inputs(o.matmul);  // every matmul of the run, held-out figures included
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t stride = o.stride > 0 ? o.stride : o.seq;
   int64_t n_valid = o.valid_fraction > 0.0 ? static_cast<int64_t>(static_cast<double>(n) * o.valid_fraction) : 0;

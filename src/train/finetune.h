@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/sgemm.h"
 #include "train/adamw.h"
 #include "train/objective.h"
 #include "train/train_model.h"
@@ -31,6 +32,8 @@ struct FinetuneOptions {
   std::string checkpoint;        // checkpoint file; empty: none
   int64_t save_every = 0;        // steps between checkpoints; 0: at the end and on stop
   bool resume = false;           // continue from the checkpoint file when it exists
+  SgemmInputs matmul = SgemmInputs::kF32;  // what every matmul's inputs are rounded to
+                                 // (weights and activations; masters and moments stay F32)
   std::string objective;         // what else shapes the run (distillation's teacher and
                                  // settings, QAT's type): a checkpoint resumes only with it
 };

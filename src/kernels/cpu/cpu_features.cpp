@@ -34,6 +34,20 @@ bool cpu_has_avx512_vnni() {
 #endif
 }
 
+bool cpu_has_avx512_bf16() {
+#if defined(FLASHLM_HAVE_AVX512) && (defined(__x86_64__) || defined(__i386__))
+  // CPUID leaf 7 sub-leaf 1, EAX bit 5 (older compilers do not know "avx512bf16" as a
+  // __builtin_cpu_supports name).
+  static const bool has = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return cpu_has_avx512_vnni() && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 5)) != 0;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
 bool cpu_has_neon() {
 #if defined(FLASHLM_HAVE_NEON) && defined(__aarch64__)
   return true;

@@ -13,6 +13,8 @@ bool cpu_has_avx2();
 // True when AVX-512 F/BW/VL and VNNI are available and kernels/cpu/avx512 was compiled
 // in (the prefill GEMM tile with vpdpbusd).
 bool cpu_has_avx512_vnni();
+// ... and AVX512_BF16 (vdpbf16ps: the training GEMM's BF16 tile).
+bool cpu_has_avx512_bf16();
 // True on a 64-bit ARM build with kernels/cpu/neon compiled in: Advanced SIMD is part of
 // every ARMv8-A CPU.
 bool cpu_has_neon();

@@ -26,8 +26,31 @@ struct SgemmArgs {
   float beta = 0.0f;     // 0: C is overwritten (never read); 1: accumulated into
 };
 
+// What sgemm rounds its inputs to before multiplying; the products are summed in F32
+// either way. BF16 (round to nearest even, as PyTorch's autocast) halves the packed
+// operands, and on CPUs with AVX512_BF16 each instruction multiplies two pairs per lane
+// (vdpbf16ps); elsewhere the same rounding runs on the F32 tile, slower than F32.
+enum class SgemmInputs { kF32, kBf16 };
+
+// The calling thread's setting (kF32 unless a scope says otherwise): training sets it
+// for a run, so every matmul of the run's forward and backward follows it.
+SgemmInputs sgemm_inputs();
+class SgemmInputsScope {
+ public:
+  explicit SgemmInputsScope(SgemmInputs in);
+  ~SgemmInputsScope();
+  SgemmInputsScope(const SgemmInputsScope&) = delete;
+  SgemmInputsScope& operator=(const SgemmInputsScope&) = delete;
+
+ private:
+  SgemmInputs saved_;
+};
+// True when BF16 inputs run on the CPU's own BF16 instructions (AVX512_BF16).
+bool sgemm_bf16_native();
+
 void sgemm(const SgemmArgs& g, ThreadPool& pool);
-// The same product by the plain triple loop (double accumulation), for tests.
-void sgemm_reference(const SgemmArgs& g);
+// The same product by the plain triple loop (double accumulation), for tests; with
+// kBf16 the inputs are rounded as sgemm rounds them (util/fp16.h's fp32_to_bf16).
+void sgemm_reference(const SgemmArgs& g, SgemmInputs in = SgemmInputs::kF32);
 
 }  // namespace flashlm
