@@ -11,7 +11,8 @@
 # Seeds: fuzz/seeds/gguf/ (made by fuzz/make_seeds.py), fuzz/seeds/kv_store/
 # (fuzz/make_kv_store_seeds.py), fuzz/seeds/imatrix/ (copies of tests/golden/quant's
 # llama-imatrix files), fuzz/seeds/kl_base/ (written by flashlm perplexity
-# --kl-save on a synthetic model, see fuzz/seeds/kl_base/README) and the real chat templates in
+# --kl-save on a synthetic model, see fuzz/seeds/kl_base/README), the test recipes of
+# tests/golden/flash/ (flash_recipe) and the real chat templates in
 # tests/golden/chat/templates/. New corpus entries go to build-fuzz/fuzz-corpus/, never
 # into the repo.
 set -uo pipefail
@@ -21,7 +22,7 @@ build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-2}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(gguf chat_template request kv_store kl_base imatrix grammar)
+[ ${#targets[@]} -eq 0 ] && targets=(gguf chat_template request kv_store kl_base imatrix grammar flash_recipe)
 
 mkdir -p "$build"
 CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -38,6 +39,7 @@ for t in "${targets[@]}"; do
     kl_base) seeds=("$root/fuzz/seeds/kl_base"); opts=(-max_len=8192) ;;
     imatrix) seeds=("$root/fuzz/seeds/imatrix"); opts=(-max_len=8192) ;;
     grammar) seeds=("$root/fuzz/seeds/grammar"); opts=(-max_len=4096) ;;
+    flash_recipe) seeds=("$root/tests/golden/flash"); opts=(-max_len=4096) ;;
     *) echo "unknown target '$t'"; status=2; continue ;;
   esac
   echo "== fuzz_$t: building"

@@ -9,7 +9,7 @@ cd "$root"
 
 APT_PACKAGES=(
   build-essential cmake pkg-config git ca-certificates unzip
-  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libboost-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libboost-dev libtomlplusplus-dev
   python3 python3-pip python3-venv curl chromium
   bible-kjv
 )

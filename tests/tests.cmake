@@ -167,6 +167,31 @@ flashlm_cli_error(prune_text_too_short "a chunk needs" ${FLASHLM_BIN} prune -m $
 add_test(NAME cli_error_prune_full_disk COMMAND bash -c
          "trap '' XFSZ; ulimit -f 64; ${EXPECT_ERROR} 'write failed' $<TARGET_FILE:flashlm> prune -m ${TINY_LLAMA} -o ${BAD_DIR}/full.gguf -f ${EVAL_TEXT} -c 64 --chunks 1 --ffn 64 && ! ls ${BAD_DIR}/full.gguf*")
 set_tests_properties(cli_error_prune_random_bytes cli_error_prune_full_disk PROPERTIES FIXTURES_REQUIRED bad_inputs)
+# flashlm flash: a recipe with every kind of step end to end on a synthetic model (the
+# evaluation table beside the base's), a second run keeping every finished step, and a
+# pipeline killed (SIGKILL, whole process group) mid-distillation that resumes: the steps
+# before are kept, the distillation continues from its checkpoint.
+add_test(NAME cli_flash_tiny_recipe COMMAND bash -c
+         "set -e; cd ${CMAKE_SOURCE_DIR}; w=${BAD_DIR}/flash; rm -rf $w*; args='-m ${TINY_LLAMA} -o '$w.gguf' -f ${EVAL_TEXT} --eval-file ${EVAL_TEXT} \
+          --recipe ${CMAKE_SOURCE_DIR}/tests/golden/flash/tiny.toml -t 2'; \
+          ${FLASHLM_BIN} flash $args 2>$w.log || { cat $w.log; exit 1; }; \
+          grep -q '| Flash .*04-quantize.gguf | 0.1 |' $w.log; grep -q 'flash: wrote' $w.log; test -s $w.gguf.work/05-evaluate.json; \
+          ${FLASHLM_BIN} run -m $w.gguf -p 'the cat' -n 2 --temp 0 >/dev/null; \
+          ${FLASHLM_BIN} flash $args 2>$w.log2; [ $(grep -c 'done, kept' $w.log2) -eq 5 ] || { cat $w.log2; exit 1; }")
+set_tests_properties(cli_flash_tiny_recipe PROPERTIES FIXTURES_REQUIRED bad_inputs)
+add_test(NAME cli_flash_resume_after_kill COMMAND bash -c
+         "w=${BAD_DIR}/flash_kill; rm -rf $w*; args='-m ${TINY_LLAMA} -o '$w.gguf' -f ${EVAL_TEXT} \
+          --recipe ${CMAKE_SOURCE_DIR}/tests/golden/flash/moefy.toml --budget-minutes 0.2 -t 1'; \
+          setsid ${FLASHLM_BIN} flash $args >$w.log 2>&1 & pid=$!; \
+          for i in $(seq 600); do [ -s $w.gguf.work/02-distill.gguf.ckpt ] && break; sleep 0.1; done; \
+          kill -KILL -- -$pid; wait $pid; [ -s $w.gguf.work/02-distill.gguf.ckpt ] && [ ! -e $w.gguf ] || { echo 'not killed mid-distillation'; cat $w.log; exit 1; }; \
+          ${FLASHLM_BIN} flash $args >$w.log2 2>&1 || { cat $w.log2; exit 1; }; \
+          grep -q '01-moefy: done, kept' $w.log2 && grep -q 'resumed from step' $w.log2 && test -s $w.gguf || { cat $w.log2; exit 1; }")
+set_tests_properties(cli_flash_resume_after_kill PROPERTIES FIXTURES_REQUIRED bad_inputs)
+flashlm_cli_error(flash_unknown_recipe "neither a preset \\(balanced, memory, speed, ptq\\)" ${FLASHLM_BIN} flash -m ${TINY_LLAMA} -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT} --recipe fastest)
+flashlm_cli_error(flash_no_eval_file "needs held-out text: --eval-file" ${FLASHLM_BIN} flash -m ${TINY_LLAMA} -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT} --recipe balanced)
+flashlm_cli_error(flash_onto_input "is the input file" ${FLASHLM_BIN} flash -m ${TINY_LLAMA} -o ${TINY_LLAMA} -f ${EVAL_TEXT})
+flashlm_cli_error(flash_missing_text "cannot read '/nonexistent/text.txt'" ${FLASHLM_BIN} flash -m ${TINY_LLAMA} -o ${BAD_DIR}/never.gguf -f /nonexistent/text.txt)
 # flashlm finetune: a small end-to-end run on a synthetic model, ^C and --resume, bad inputs.
 add_test(NAME cli_finetune_tiny_llama COMMAND ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/ft.gguf
          --ctx 32 --batch 2 --steps 4 --lr 1e-3 --valid-fraction 0.02 --checkpointing layer)

@@ -102,5 +102,6 @@ void add_imatrix(CLI::App& app, int* exit_code);
 void add_prune(CLI::App& app, int* exit_code);
 void add_finetune(CLI::App& app, int* exit_code);
 void add_distill(CLI::App& app, int* exit_code);
+void add_flash(CLI::App& app, int* exit_code);
 
 }  // namespace flashlm::cli

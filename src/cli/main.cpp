@@ -1,5 +1,5 @@
 // flashlm command line: run | chat | tokenize | perplexity | info | bench | serve | moefy | quantize | eval | imatrix |
-// prune | finetune.
+// prune | finetune | distill | flash.
 #include <cstdio>
 
 #include "cli/common.h"
@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   flashlm::cli::add_prune(app, &exit_code);
   flashlm::cli::add_finetune(app, &exit_code);
   flashlm::cli::add_distill(app, &exit_code);
+  flashlm::cli::add_flash(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
