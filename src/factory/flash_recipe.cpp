@@ -110,93 +110,42 @@ Result<std::string> value_text(const toml::node& v, KeyType t) {
   return Status::error(std::string("must be ") + type_name(t));
 }
 
-// Presets, tuned on SmolLM2-135M and Gemma 3 270M from their F16 bases (docs/FLASH.md).
+// Presets, tuned on SmolLM2-135M and Gemma 3 270M from their F16 bases (docs/FLASH.md):
+// a head (name, description, what comes before training), then the shared tail.
+std::string distill_qat(const char* type) {
+  return std::string("[[steps]]\nrun = \"distill\"\nqat = \"") + type +
+         "\"\nlr = 1e-4\nctx = 256\nbatch = 2\nwarmup = 10\n\n";
+}
+const char* const kEvaluate = "[[steps]]\nrun = \"evaluate\"\nchunks = 16\ntask = \"kjv-last-word\"\nlimit = 200\n";
+
 struct Preset {
   const char* name;
-  const char* text;
+  std::string text;
 };
-const Preset kPresets[] = {
-    {"balanced", R"toml(name = "balanced"
-description = "4-bit K-quants learnt by distillation from the base (QAT Q4_K_M): the base's shape, a third of its F16 bytes"
-
-[[steps]]
-run = "distill"
-qat = "Q4_K_M"
-lr = 1e-4
-ctx = 256
-batch = 2
-warmup = 10
-
-[[steps]]
-run = "evaluate"
-chunks = 16
-task = "kjv-last-word"
-limit = 200
-)toml"},
-    {"memory", R"toml(name = "memory"
-description = "a quarter of the FFN neurons pruned, then distilled from the base as Q4_0 (QAT)"
-
-[[steps]]
-run = "prune"
-ffn_keep = 0.75
-chunks = 20
-
-[[steps]]
-run = "distill"
-qat = "Q4_0"
-lr = 1e-4
-ctx = 256
-batch = 2
-warmup = 10
-
-[[steps]]
-run = "evaluate"
-chunks = 16
-task = "kjv-last-word"
-limit = 200
-)toml"},
-    {"speed", R"toml(name = "speed"
-description = "FFN pruned to 5/8 and the 4 least influential layers dropped, then distilled from the base as Q4_0 (QAT)"
-
-[[steps]]
-run = "prune"
-ffn_keep = 0.625
-drop_layers = 4
-chunks = 20
-
-[[steps]]
-run = "distill"
-qat = "Q4_0"
-lr = 1e-4
-ctx = 256
-batch = 2
-warmup = 10
-
-[[steps]]
-run = "evaluate"
-chunks = 16
-task = "kjv-last-word"
-limit = 200
-)toml"},
-    {"ptq", R"toml(name = "ptq"
-description = "post-training quantization only: an importance matrix, then Q4_K_M weighted by it (no training; what llama.cpp's tools do)"
-
-[[steps]]
-run = "imatrix"
-chunks = 32
-
-[[steps]]
-run = "quantize"
-type = "Q4_K_M"
-imatrix = true
-
-[[steps]]
-run = "evaluate"
-chunks = 16
-task = "kjv-last-word"
-limit = 200
-)toml"},
-};
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> p = {
+      {"balanced",
+       std::string("name = \"balanced\"\ndescription = \"4-bit K-quants learnt by distillation from the base (QAT "
+                   "Q4_K_M): the base's shape, a third of its F16 bytes\"\n\n") +
+           distill_qat("Q4_K_M") + kEvaluate},
+      {"memory",
+       std::string("name = \"memory\"\ndescription = \"a quarter of the FFN neurons pruned, then distilled from the "
+                   "base as Q4_0 (QAT)\"\n\n[[steps]]\nrun = \"prune\"\nffn_keep = 0.75\nchunks = 20\n\n") +
+           distill_qat("Q4_0") + kEvaluate},
+      {"speed",
+       std::string("name = \"speed\"\ndescription = \"FFN pruned to 5/8 and the 4 least influential layers dropped, "
+                   "then distilled from the base as Q4_0 (QAT)\"\n\n[[steps]]\nrun = \"prune\"\nffn_keep = "
+                   "0.625\ndrop_layers = 4\nchunks = 20\n\n") +
+           distill_qat("Q4_0") + kEvaluate},
+      {"ptq",
+       std::string("name = \"ptq\"\ndescription = \"post-training quantization only: an importance matrix, then "
+                   "Q4_K_M weighted by it (no training; what llama.cpp's tools do)\"\n\n[[steps]]\nrun = "
+                   "\"imatrix\"\nchunks = 32\n\n[[steps]]\nrun = \"quantize\"\ntype = \"Q4_K_M\"\nimatrix = "
+                   "true\n\n") +
+           kEvaluate},
+  };
+  return p;
+}
 
 }  // namespace
 
@@ -209,7 +158,7 @@ const char* flash_step_name(FlashStepKind k) {
 
 std::vector<std::string> flash_preset_names() {
   std::vector<std::string> names;
-  for (const Preset& p : kPresets) names.emplace_back(p.name);
+  for (const Preset& p : presets()) names.emplace_back(p.name);
   return names;
 }
 
@@ -306,13 +255,13 @@ Result<FlashRecipe> parse_flash_recipe(const std::string& toml_text, const std::
 }
 
 Result<FlashRecipe> load_flash_recipe(const std::string& name_or_path) {
-  for (const Preset& p : kPresets) {
+  for (const Preset& p : presets()) {
     if (name_or_path == p.name) return parse_flash_recipe(p.text, p.name);
   }
   std::ifstream in(name_or_path);
   if (!in) {
     std::string names;
-    for (const Preset& p : kPresets) names += (names.empty() ? "" : ", ") + std::string(p.name);
+    for (const Preset& p : presets()) names += (names.empty() ? "" : ", ") + std::string(p.name);
     return Status::error("--recipe '" + name_or_path + "' is neither a preset (" + names + ") nor a readable file");
   }
   std::stringstream ss;

@@ -25,6 +25,14 @@ bool use_avx2() {
 }
 #endif
 
+// A portable tile's accumulators into C: written (accumulate false) or added.
+template <int64_t NR>
+void store_tile(const float (&acc)[kMR][NR], float* c, int64_t ldc, bool accumulate) {
+  for (int64_t r = 0; r < kMR; ++r) {
+    for (int64_t j = 0; j < NR; ++j) c[r * ldc + j] = accumulate ? c[r * ldc + j] + acc[r][j] : acc[r][j];
+  }
+}
+
 // F32 inputs: micro-panels of floats, one per step.
 struct F32Panels {
   using Packed = float;
@@ -65,9 +73,7 @@ struct F32Panels {
         for (int64_t j = 0; j < kNR; ++j) acc[r][j] += a[k * kMR + r] * b[k * kNR + j];
       }
     }
-    for (int64_t r = 0; r < kMR; ++r) {
-      for (int64_t j = 0; j < kNR; ++j) c[r * ldc + j] = accumulate ? c[r * ldc + j] + acc[r][j] : acc[r][j];
-    }
+    store_tile(acc, c, ldc, accumulate);
   }
 
   static TileFn tile() {
@@ -129,9 +135,7 @@ struct Bf16Panels {
         }
       }
     }
-    for (int64_t r = 0; r < kMR; ++r) {
-      for (int64_t j = 0; j < kNR; ++j) c[r * ldc + j] = accumulate ? c[r * ldc + j] + acc[r][j] : acc[r][j];
-    }
+    store_tile(acc, c, ldc, accumulate);
   }
 
   static TileFn tile() {
