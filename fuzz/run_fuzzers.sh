@@ -12,7 +12,8 @@
 # (fuzz/make_kv_store_seeds.py), fuzz/seeds/imatrix/ (copies of tests/golden/quant's
 # llama-imatrix files), fuzz/seeds/kl_base/ (written by flashlm perplexity
 # --kl-save on a synthetic model, see fuzz/seeds/kl_base/README), the test recipes of
-# tests/golden/flash/ (flash_recipe) and the real chat templates in
+# tests/golden/flash/ (flash_recipe), the safetensors files of tests/golden/safetensors/
+# (written by Hugging Face's package) and the real chat templates in
 # tests/golden/chat/templates/. New corpus entries go to build-fuzz/fuzz-corpus/, never
 # into the repo.
 set -uo pipefail
@@ -22,7 +23,7 @@ build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-2}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(gguf chat_template request kv_store kl_base imatrix grammar flash_recipe)
+[ ${#targets[@]} -eq 0 ] && targets=(gguf chat_template request kv_store kl_base imatrix grammar flash_recipe safetensors)
 
 mkdir -p "$build"
 CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -40,6 +41,7 @@ for t in "${targets[@]}"; do
     imatrix) seeds=("$root/fuzz/seeds/imatrix"); opts=(-max_len=8192) ;;
     grammar) seeds=("$root/fuzz/seeds/grammar"); opts=(-max_len=4096) ;;
     flash_recipe) seeds=("$root/tests/golden/flash"); opts=(-max_len=4096) ;;
+    safetensors) seeds=("$root/tests/golden/safetensors"); opts=(-max_len=4096) ;;
     *) echo "unknown target '$t'"; status=2; continue ;;
   esac
   echo "== fuzz_$t: building"

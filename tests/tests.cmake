@@ -45,7 +45,7 @@ foreach(cmd info run tokenize)
   flashlm_cli_error(${cmd}_random_bytes "not a GGUF file" ${FLASHLM_BIN} ${cmd} -m ${BAD_DIR}/random.gguf ${extra})
   flashlm_cli_error(${cmd}_truncated_header "truncated" ${FLASHLM_BIN} ${cmd} -m ${BAD_DIR}/truncated_header.gguf ${extra})
   flashlm_cli_error(${cmd}_truncated_data "past the end of the file" ${FLASHLM_BIN} ${cmd} -m ${BAD_DIR}/truncated_data.gguf ${extra})
-  flashlm_cli_error(${cmd}_directory "not a regular file" ${FLASHLM_BIN} ${cmd} -m ${BAD_DIR} ${extra})
+  flashlm_cli_error(${cmd}_directory "not a regular file|holds neither model.safetensors" ${FLASHLM_BIN} ${cmd} -m ${BAD_DIR} ${extra})
   set_tests_properties(cli_error_${cmd}_empty_file cli_error_${cmd}_random_bytes cli_error_${cmd}_truncated_header
                        cli_error_${cmd}_truncated_data cli_error_${cmd}_directory PROPERTIES FIXTURES_REQUIRED bad_inputs)
 endforeach()
@@ -73,6 +73,13 @@ add_test(NAME cli_tokenize_gemma3 COMMAND python3 ${CMAKE_SOURCE_DIR}/tests/chec
 set_tests_properties(cli_tokenize_smollm2 cli_tokenize_gemma3 PROPERTIES SKIP_RETURN_CODE 77)
 add_test(NAME cli_info_gemma3 COMMAND ${FLASHLM_BIN} info -m ${GEMMA})
 set_tests_properties(cli_info_gemma3 PROPERTIES PASS_REGULAR_EXPRESSION "sliding window 512 on 15 of 18 layers")
+# safetensors (Hugging Face's package wrote them: scripts/reference/make_safetensors_golden.py):
+# a sharded directory listed; a file that is not one refused.
+add_test(NAME cli_info_safetensors_sharded COMMAND ${FLASHLM_BIN} info -m ${CMAKE_SOURCE_DIR}/tests/golden/safetensors/sharded --tensors)
+set_tests_properties(cli_info_safetensors_sharded PROPERTIES PASS_REGULAR_EXPRESSION
+                     "safetensors, 2 files, 7 tensors.*BF16 +2 tensors.*loading safetensors models directly is not implemented yet.*model.layers.0.mlp.up_proj.weight +BF16 +\\[3, 5\\]")
+flashlm_cli_error(info_missing_safetensors "cannot open '/nonexistent/x.safetensors'" ${FLASHLM_BIN} info -m /nonexistent/x.safetensors)
+flashlm_cli_error(info_dir_without_weights "holds neither model.safetensors nor model.safetensors.index.json" ${FLASHLM_BIN} info -m ${CMAKE_SOURCE_DIR}/tests/golden/flash)
 foreach(stem SmolLM2-135M-Instruct.Q4_1 gemma-3-270m-q4_k_m)
   add_test(NAME ppl_${stem} COMMAND python3 ${CMAKE_SOURCE_DIR}/tests/check_ppl.py ${FLASHLM_BIN}
            ${CMAKE_SOURCE_DIR}/tests/golden/ppl/${stem}.json)

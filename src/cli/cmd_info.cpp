@@ -1,9 +1,12 @@
-// flashlm info: what a model file holds and how flashlm will run it.
+// flashlm info: what a model file holds and how flashlm will run it (GGUF), or what a
+// safetensors checkpoint holds.
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <string>
 
 #include "cli/common.h"
+#include "formats/safetensors.h"
 #include "models/registry.h"
 #include "quant/quant.h"
 
@@ -57,7 +60,56 @@ void print_moe(const gguf::File& f, const ModelConfig& c, int64_t n_params) {
               count(n_params).c_str(), m.adaptive_threshold > 0.0f ? " (at most)" : "");
 }
 
+// A safetensors file, sharded index or Hugging Face directory: its tensors by dtype.
+int info_safetensors(const InfoArgs& a) {
+  Result<safetensors::Shards> s = safetensors::Shards::open(a.model);
+  if (!s) {
+    print_error(s.message());
+    return 1;
+  }
+  std::map<std::string, std::pair<int64_t, uint64_t>> by_type;
+  int64_t n_params = 0;
+  const std::vector<std::string> names = s->names();
+  for (const std::string& n : names) {
+    const safetensors::TensorInfo* t = s->find(n);
+    auto& e = by_type[t->dtype];
+    e.first += 1;
+    e.second += t->end - t->begin;
+    n_params += t->nelements();
+  }
+  std::printf("file: %s (safetensors, %zu file%s, %zu tensors)\nparameters: %.1f M\n", a.model.c_str(), s->n_files(),
+              s->n_files() == 1 ? "" : "s", names.size(), static_cast<double>(n_params) / 1e6);
+  for (const auto& [name, e] : by_type) {
+    std::printf("  %-6s %4lld tensors %9.1f MiB\n", name.c_str(), static_cast<long long>(e.first),
+                static_cast<double>(e.second) / (1024.0 * 1024.0));
+  }
+  std::printf("model: flashlm runs GGUF files; loading safetensors models directly is not implemented yet\n");
+  if (a.metadata && !names.empty()) {
+    std::printf("metadata:\n");
+    for (const auto& [k, v] : s->file_of(names[0])->metadata()) std::printf("  %s = %s\n", k.c_str(), v.c_str());
+  }
+  if (a.tensors) {
+    std::printf("tensors:\n");
+    for (const std::string& n : names) {
+      const safetensors::TensorInfo* t = s->find(n);
+      std::string shape;
+      for (int64_t d : t->shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+      std::printf("  %-40s %-6s [%s]\n", n.c_str(), t->dtype.c_str(), shape.c_str());
+    }
+  }
+  return 0;
+}
+
+bool is_safetensors_path(const std::string& p) {
+  auto ends = [&](const std::string& suffix) {
+    return p.size() >= suffix.size() && p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  std::error_code ec;
+  return ends(".safetensors") || ends(".safetensors.index.json") || std::filesystem::is_directory(p, ec);
+}
+
 int info(const InfoArgs& a) {
+  if (is_safetensors_path(a.model)) return info_safetensors(a);
   Result<gguf::File> f = gguf::File::open(a.model);
   if (!f) {
     print_error(f.message());
@@ -132,7 +184,9 @@ int info(const InfoArgs& a) {
 void add_info(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<InfoArgs>();
   CLI::App* sub = app.add_subcommand("info", "architecture, hyper-parameters, tensor types and sizes");
-  sub->add_option("-m,--model", args->model, "GGUF model file")->required();
+  sub->add_option("-m,--model", args->model,
+                  "GGUF model file, or a safetensors file, sharded index or Hugging Face model directory")
+      ->required();
   sub->add_flag("--metadata", args->metadata, "print all metadata");
   sub->add_flag("--tensors", args->tensors, "print every tensor");
   sub->final_callback([args, exit_code] { *exit_code = info(*args); });
