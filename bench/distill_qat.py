@@ -23,31 +23,15 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import os
-import re
 import time
 from pathlib import Path
 
-from factory_common import HELD_OUT, ROOT, TASK, cpu_name, quality, quality_row, run
+from factory_common import HELD_OUT, ROOT, TASK, cpu_name, quality, quality_row, run, write_curve
 
 BASE = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 CALIB = ROOT / "data" / "factory-calibration.txt"
-
-
-def progress_rows(stderr: str) -> list[dict]:
-    """The distillation's progress lines: step, training loss, held-out KL (when measured)."""
-    rows = []
-    first = re.search(r"held-out KL ([0-9.]+) -> ", stderr)  # before the first step
-    if first:
-        rows.append({"step": 0, "loss": "", "held_out_kl": float(first.group(1))})
-    for line in re.split(r"[\r\n]+", stderr):
-        m = re.match(r"step (\d+)/\d+ \| loss ([0-9.]+)(?: \| held-out KL ([0-9.]+))?", line.strip())
-        if m:
-            rows.append({"step": int(m.group(1)), "loss": float(m.group(2)),
-                         "held_out_kl": float(m.group(3)) if m.group(3) else ""})
-    return rows
 
 
 def main() -> None:
@@ -82,11 +66,7 @@ def main() -> None:
              "--ctx", 128, "--batch", 4, "--steps", args.steps, "--lr", args.lr, "--valid-fraction", 0.05,
              "--eval-every", 10, "--no-checkpoint", "-t", args.threads)
     minutes = (time.time() - t0) / 60
-    curve = progress_rows(kd.stderr)
-    with open(args.curve, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["step", "loss", "held_out_kl"])
-        w.writeheader()
-        w.writerows(curve)
+    write_curve(kd.stderr, Path(args.curve))
     print(f"distillation: {args.steps} steps of 4 x 128 tokens, lr {args.lr}, {minutes:.1f} min; "
           f"curve in {args.curve}\n")
     print(f"| model | size MiB | mean KL | top-1 % | PPL | acc ({TASK}) |\n|---|---:|---:|---:|---:|---:|")

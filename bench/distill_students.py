@@ -37,19 +37,21 @@ import re
 import time
 from pathlib import Path
 
-from factory_common import HELD_OUT, ROOT, TASK, cpu_name, quality, quality_row, run
+from factory_common import HELD_OUT, ROOT, TASK, cpu_name, quality, quality_row, run, write_curve
 
 BASE = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 CALIB = ROOT / "data" / "factory-calibration.txt"
 
 
 def distill(flashlm: str, student: Path, out: Path, steps: int, lr: str, *extra, text: Path = CALIB, ctx: int = 128,
-            batch: int = 4, warmup: int = 5) -> tuple[float, float, float]:
+            batch: int = 4, warmup: int = 5, curve: Path | None = None) -> tuple[float, float, float]:
     t0 = time.time()
     r = run(flashlm, "distill", "--teacher", BASE, "-m", student, "-f", text, "-o", out, "--train", "all",
             "--ctx", ctx, "--batch", batch, "--steps", steps, "--lr", lr, "--warmup", warmup, "--valid-fraction", 0.05,
             "--eval-every", 10 if steps <= 200 else 50, "--no-checkpoint", "-t", 2, *extra)
     kl = re.search(r"held-out KL ([0-9.]+) -> ([0-9.]+)", r.stderr)
+    if curve is not None:
+        write_curve(r.stderr, curve)
     return float(kl.group(1)), float(kl.group(2)), (time.time() - t0) / 60
 
 
@@ -87,7 +89,8 @@ def moe(args, work: Path) -> None:
     shape = dict(text=text, ctx=args.moe_ctx, batch=args.moe_batch, warmup=20) if args.moe_text == "long" else {}
     t_start = time.time()
     kl0, kl1, minutes = distill(f, m0, m1, args.moe_steps, args.moe_lr if args.moe_text == "long" else args.lr,
-                                "--qat", "same", "--snapshot-every", args.moe_snapshot_every, **shape)
+                                "--qat", "same", "--snapshot-every", args.moe_snapshot_every, **shape,
+                                curve=Path(args.moe_curve))
     # The frontier: each snapshot at the wall minutes the run had taken when it was written.
     points = [(0.0, 0, p0)]
     for snap in sorted(work.glob("e8k4-kd.step*.gguf"), key=lambda q: int(re.search(r"step(\d+)", q.name).group(1))):
@@ -136,6 +139,8 @@ def main() -> None:
     ap.add_argument("--moe-ctx", type=int, default=256)
     ap.add_argument("--moe-batch", type=int, default=2)
     ap.add_argument("--moe-lr", default="2e-4")
+    ap.add_argument("--moe-curve", default=str(ROOT / "docs" / "distill_moe_curve.csv"),
+                    help="the MoE distillation's loss and held-out KL per step (scripts/plot_training_curves.py)")
     ap.add_argument("--prune-steps", type=int, default=50)
     ap.add_argument("--lr", default="1e-4")
     ap.add_argument("--only", choices=["moe", "prune"])

@@ -3,6 +3,7 @@ measuring a model's quality against its base (KL / top-1 / perplexity on held-ou
 with `perplexity --kl-base`, task accuracy with `flashlm eval`)."""
 from __future__ import annotations
 
+import csv
 import platform
 import re
 import subprocess
@@ -41,3 +42,25 @@ def quality_row(q: dict) -> str:
     """The markdown cells: size MiB | mean KL | top-1 % | PPL | accuracy."""
     return (f"{q['mib']:.1f} | {q['kl']:.4f} | {q['top1']:.2f} | {q['ppl']:.4f} | "
             f"{q['acc']:.3f} ± {q['acc_se']:.3f}")
+
+
+def progress_rows(stderr: str) -> list[dict]:
+    """A distillation's progress lines: step, training loss, held-out KL (when measured)."""
+    rows = []
+    first = re.search(r"held-out KL ([0-9.]+) -> ", stderr)  # before the first step
+    if first:
+        rows.append({"step": 0, "loss": "", "held_out_kl": float(first.group(1))})
+    for line in re.split(r"[\r\n]+", stderr):
+        m = re.match(r"step (\d+)/\d+ \| loss ([0-9.]+)(?: \| held-out KL ([0-9.]+))?", line.strip())
+        if m:
+            rows.append({"step": int(m.group(1)), "loss": float(m.group(2)),
+                         "held_out_kl": float(m.group(3)) if m.group(3) else ""})
+    return rows
+
+
+def write_curve(stderr: str, path: Path) -> None:
+    """The progress lines as CSV (step, loss, held_out_kl), for scripts/plot_training_curves.py."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["step", "loss", "held_out_kl"])
+        w.writeheader()
+        w.writerows(progress_rows(stderr))

@@ -163,6 +163,17 @@ std::vector<std::string> flash_preset_names() {
 }
 
 Result<FlashRecipe> parse_flash_recipe(const std::string& toml_text, const std::string& origin) {
+  // Recipes are ASCII. toml++ 3.3 (Debian 12's) reaches __builtin_unreachable() on some
+  // non-ASCII code points (is_non_ascii_horizontal_whitespace; found by fuzz_flash_recipe),
+  // so no such byte reaches it.
+  for (size_t i = 0, line = 1; i < toml_text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(toml_text[i]);
+    if (c == '\n') ++line;
+    if (c >= 0x80) {
+      return Status::error("recipe '" + origin + "' line " + std::to_string(line) +
+                           ": a non-ASCII byte (recipes are ASCII text)");
+    }
+  }
   toml::table tbl;
   try {
     tbl = toml::parse(toml_text, origin);

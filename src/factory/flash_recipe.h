@@ -38,7 +38,7 @@ struct FlashRecipe {
   std::vector<FlashStep> steps;
 };
 
-// Parses a recipe; errors name the origin, the step (1-based) and the key.
+// Parses a recipe (ASCII text); errors name the origin, the step (1-based) and the key.
 Result<FlashRecipe> parse_flash_recipe(const std::string& toml_text, const std::string& origin);
 // A preset by name (speed, memory, balanced) or, when the name is not one, a TOML file.
 Result<FlashRecipe> load_flash_recipe(const std::string& name_or_path);
