@@ -182,7 +182,7 @@ add_test(NAME cli_flash_tiny_recipe COMMAND bash -c
          "set -e; cd ${CMAKE_SOURCE_DIR}; w=${BAD_DIR}/flash; rm -rf $w*; args='-m ${TINY_LLAMA} -o '$w.gguf' -f ${EVAL_TEXT} --eval-file ${EVAL_TEXT} \
           --recipe ${CMAKE_SOURCE_DIR}/tests/golden/flash/tiny.toml -t 2'; \
           ${FLASHLM_BIN} flash $args 2>$w.log || { cat $w.log; exit 1; }; \
-          grep -q '| Flash .*04-quantize.gguf | 0.1 |' $w.log; grep -q 'flash: wrote' $w.log; test -s $w.gguf.work/05-evaluate.json; \
+          grep -q '| Flash .*04-quantize.gguf | 0.1 | [0-9.]* ([0-9.]*x) |' $w.log; grep -q 'flash: wrote' $w.log; test -s $w.gguf.work/05-evaluate.json; \
           ${FLASHLM_BIN} run -m $w.gguf -p 'the cat' -n 2 --temp 0 >/dev/null; \
           ${FLASHLM_BIN} flash $args 2>$w.log2; [ $(grep -c 'done, kept' $w.log2) -eq 5 ] || { cat $w.log2; exit 1; }")
 set_tests_properties(cli_flash_tiny_recipe PROPERTIES FIXTURES_REQUIRED bad_inputs)

@@ -158,6 +158,14 @@ Result<std::vector<PlannedStep>> plan(const FlashArgs& a, const factory::FlashRe
                                   ctx, "-t", threads});
           }
         }
+        if (s.decode_tokens > 0) {  // decode speed, base and current alternated
+          for (int round = 0; round < 2; ++round) {
+            for (const std::string& m : {a.model, cur}) {
+              p.commands.push_back({"bench", "-m", m, "-p", "0", "-n", std::to_string(s.decode_tokens), "-r", "3",
+                                    "-t", threads});
+            }
+          }
+        }
         p.inputs = {a.model, cur, a.eval_file};
         break;
       }
@@ -327,15 +335,39 @@ void report_evaluation(const PlannedStep& p, const std::string& model, const std
   const std::string top1 = find(out, R"(top-1 agreement with base: ([0-9.]+)%)", 0);
   const std::string acc_base = find(out, R"(acc = ([0-9.]+ \+/- [0-9.]+))", 0);
   const std::string acc = find(out, R"(acc = ([0-9.]+ \+/- [0-9.]+))", 1);
+  // Decode tokens/s: the bench runs alternate base, Flash, base, Flash; the mean of each.
+  std::string tg_base = "-", tg = "-", tg_ratio = "-";
+  if (p.step.decode_tokens > 0) {
+    const std::string pat = R"(\| tg)" + std::to_string(p.step.decode_tokens) + R"( \| +([0-9.]+))";
+    double sum[2] = {0.0, 0.0};
+    bool ok = true;
+    for (size_t k = 0; k < 4; ++k) {
+      const std::string v = find(out, pat.c_str(), k);
+      if (v == "-") ok = false;
+      else sum[k % 2] += std::stod(v);
+    }
+    if (ok) {
+      char buf[3][32];
+      std::snprintf(buf[0], sizeof buf[0], "%.1f", sum[0] / 2);
+      std::snprintf(buf[1], sizeof buf[1], "%.1f", sum[1] / 2);
+      std::snprintf(buf[2], sizeof buf[2], "%.2fx", sum[1] / sum[0]);
+      tg_base = buf[0];
+      tg = buf[1];
+      tg_ratio = buf[2];
+    }
+  }
   std::fprintf(stderr,
-               "\nflash: %s\n| model | file MiB | PPL | mean KL to base | top-1 %% | acc (%s) |\n|---|---:|---:|---:|---:|---:|\n"
-               "| base %s | %.1f | %s | 0 | 100 | %s |\n| Flash %s | %.1f | %s | %s | %s | %s |\n\n",
+               "\nflash: %s\n| model | file MiB | decode t/s | PPL | mean KL to base | top-1 %% | acc (%s) |\n"
+               "|---|---:|---:|---:|---:|---:|---:|\n| base %s | %.1f | %s | %s | 0 | 100 | %s |\n"
+               "| Flash %s | %.1f | %s (%s) | %s | %s | %s | %s |\n\n",
                p.label.c_str(), p.step.task.empty() ? "no task" : p.step.task.c_str(), base.c_str(), mib(base),
-               ppl_base.c_str(), acc_base.c_str(), model.c_str(), mib(model), ppl.c_str(), kl.c_str(), top1.c_str(),
-               acc.c_str());
-  nlohmann::json j = {{"base", {{"model", base}, {"mib", mib(base)}, {"ppl", ppl_base}, {"acc", acc_base}}},
-                      {"flash", {{"model", model}, {"mib", mib(model)}, {"ppl", ppl}, {"kl", kl}, {"top1", top1}, {"acc", acc}}},
-                      {"task", p.step.task}};
+               tg_base.c_str(), ppl_base.c_str(), acc_base.c_str(), model.c_str(), mib(model), tg.c_str(),
+               tg_ratio.c_str(), ppl.c_str(), kl.c_str(), top1.c_str(), acc.c_str());
+  nlohmann::json j = {
+      {"base", {{"model", base}, {"mib", mib(base)}, {"decode_tps", tg_base}, {"ppl", ppl_base}, {"acc", acc_base}}},
+      {"flash",
+       {{"model", model}, {"mib", mib(model)}, {"decode_tps", tg}, {"ppl", ppl}, {"kl", kl}, {"top1", top1}, {"acc", acc}}},
+      {"task", p.step.task}};
   (void)write_atomically(json_path, j.dump(1) + "\n");
 }
 

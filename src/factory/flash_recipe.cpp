@@ -71,7 +71,8 @@ const std::vector<StepSpec>& step_specs() {
        {{"chunks", "--chunks", K::kInt, false},
         {"ctx", "-c", K::kInt, false},
         {"task", "", K::kString, false},
-        {"limit", "", K::kInt, false}}},
+        {"limit", "", K::kInt, false},
+        {"decode", "", K::kInt, false}}},
   };
   return specs;
 }
@@ -116,7 +117,8 @@ std::string distill_qat(const char* type) {
   return std::string("[[steps]]\nrun = \"distill\"\nqat = \"") + type +
          "\"\nlr = 1e-4\nctx = 256\nbatch = 2\nwarmup = 10\n\n";
 }
-const char* const kEvaluate = "[[steps]]\nrun = \"evaluate\"\nchunks = 16\ntask = \"kjv-last-word\"\nlimit = 200\n";
+const char* const kEvaluate =
+    "[[steps]]\nrun = \"evaluate\"\nchunks = 16\ntask = \"kjv-last-word\"\nlimit = 200\ndecode = 64\n";
 
 struct Preset {
   const char* name;
@@ -244,6 +246,11 @@ Result<FlashRecipe> parse_flash_recipe(const std::string& toml_text, const std::
         step.task = *text;
       } else if (key == "limit") {
         step.task_limit = v->value<int64_t>().value_or(0);
+      } else if (key == "decode") {
+        step.decode_tokens = v->value<int64_t>().value_or(0);
+        if (step.decode_tokens < 0 || step.decode_tokens > 4096) {
+          return Status::error(at + " (evaluate): 'decode' is the tokens to time, 0..4096");
+        }
       } else if (ks.type == KeyType::kBool) {
         if (*text == "true") step.flags.emplace_back(ks.flag, "");
       } else {

@@ -29,6 +29,7 @@ struct FlashStep {
   bool use_imatrix = false;  // quantize: weighted by the latest imatrix step's file
   std::string task;          // evaluate: an eval task, "" for none
   int64_t task_limit = 0;    // evaluate: items of the task (0: all)
+  int64_t decode_tokens = 0;  // evaluate: tokens of the decode timing (flashlm bench), 0: none
 };
 
 struct FlashRecipe {
