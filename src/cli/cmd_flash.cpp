@@ -179,10 +179,19 @@ Result<std::vector<PlannedStep>> plan(const FlashArgs& a, const factory::FlashRe
 }
 
 // What the marker of a finished step holds: its commands, and each input's size and
-// modification time (an input that a re-run step rewrote changes it).
+// modification time (an input that a re-run step rewrote changes it). The thread count is
+// left out: flashlm's results do not depend on it, so a run resumed with another -t
+// keeps what is done.
 std::string marker_text(const PlannedStep& p) {
   std::string s;
-  for (const Command& c : p.commands) s += join(c) + "\n";
+  for (const Command& c : p.commands) {
+    Command kept;
+    for (size_t i = 0; i < c.size(); ++i) {
+      if (c[i] == "-t" && i + 1 < c.size()) ++i;
+      else kept.push_back(c[i]);
+    }
+    s += join(kept) + "\n";
+  }
   for (const std::string& in : p.inputs) {
     std::error_code ec;
     const auto size = fs::file_size(in, ec);
