@@ -83,11 +83,56 @@ inline __m512i pairs32(const float* s, int64_t n) {
 
 }  // namespace
 
+namespace {
+
+// A full 6-lane panel with each lane's steps contiguous (A, not transposed): per 32 steps,
+// the 6 lanes' 16 pairs are interleaved into the 96 consecutive values the tile reads
+// (pair p of lane l at 6p + l) by 18 permutes, not a padded 16x16 transpose.
+void pack6_steps_contiguous(const float* src, int64_t l_stride, int64_t kc, uint32_t* dst) {
+  static_assert(kMR == 6, "the interleave below is for 6 lanes");
+  const int64_t kp = (kc + 1) / 2;
+  const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  // Over 64-bit units (one pair of lanes at one p): a = lanes 0-1, b = 2-3, c = 4-5; the
+  // output is a0 b0 c0 a1 b1 c1 ..., three vectors of 8 units per 8 pairs.
+  const __m512i ab_idx[3] = {_mm512_setr_epi64(0, 8, 0, 1, 9, 0, 2, 10), _mm512_setr_epi64(0, 3, 11, 0, 4, 12, 0, 5),
+                             _mm512_setr_epi64(13, 0, 6, 14, 0, 7, 15, 0)};
+  const __m512i c_idx[3] = {_mm512_setr_epi64(0, 0, 0, 0, 0, 1, 0, 0), _mm512_setr_epi64(2, 0, 0, 3, 0, 0, 4, 0),
+                            _mm512_setr_epi64(0, 5, 0, 0, 6, 0, 0, 7)};
+  const __mmask8 c_mask[3] = {0x24, 0x49, 0x92};
+  for (int64_t p0 = 0; p0 < kp; p0 += 16) {
+    const int64_t steps = kc - 2 * p0 < 32 ? kc - 2 * p0 : 32, pairs = kp - p0 < 16 ? kp - p0 : 16;
+    __m512i v[kMR];
+    for (int64_t l = 0; l < kMR; ++l) v[l] = pairs32(src + l * l_stride + 2 * p0, steps);
+    for (int half = 0; half < 2; ++half) {
+      const __m512i idx = half == 0 ? lo_idx : hi_idx;
+      const __m512i a = _mm512_permutex2var_epi32(v[0], idx, v[1]);
+      const __m512i b = _mm512_permutex2var_epi32(v[2], idx, v[3]);
+      const __m512i c = _mm512_permutex2var_epi32(v[4], idx, v[5]);
+      for (int q = 0; q < 3; ++q) {
+        const __m512i ab = _mm512_permutex2var_epi64(a, ab_idx[q], b);
+        const __m512i out = _mm512_mask_permutexvar_epi64(ab, c_mask[q], c_idx[q], c);
+        // Values 6 * (p0 + 8 * half) + 16 q onwards; only those of real pairs are stored.
+        const int64_t first = 48 * half + 16 * q, valid = pairs * kMR - first;
+        if (valid <= 0) continue;
+        const __mmask16 keep = static_cast<__mmask16>(valid >= 16 ? 0xFFFFu : (1u << valid) - 1u);
+        _mm512_mask_storeu_epi32(dst + p0 * kMR + first, keep, out);
+      }
+    }
+  }
+}
+
+}  // namespace
+
 bool pack_bf16_avx512(const float* src, int64_t l_stride, int64_t k_stride, int64_t width, int64_t lanes, int64_t kc,
                       uint32_t* dst) {
   const int64_t kp = (kc + 1) / 2;
   if (k_stride == 1) {  // each lane's steps contiguous: convert 32 steps, then transpose
     if (width != lanes || (lanes != kMR && lanes != kNRBf16)) return false;
+    if (lanes == kMR) {
+      pack6_steps_contiguous(src, l_stride, kc, dst);
+      return true;
+    }
     for (int64_t p0 = 0; p0 < kp; p0 += 16) {
       const int64_t steps = kc - 2 * p0 < 32 ? kc - 2 * p0 : 32, pairs = kp - p0 < 16 ? kp - p0 : 16;
       for (int64_t l0 = 0; l0 < lanes; l0 += 16) {
