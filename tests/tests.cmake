@@ -197,6 +197,7 @@ add_test(NAME cli_flash_resume_after_kill COMMAND bash -c
 set_tests_properties(cli_flash_resume_after_kill PROPERTIES FIXTURES_REQUIRED bad_inputs)
 flashlm_cli_error(flash_unknown_recipe "neither a preset \\(balanced, memory, speed, ptq\\)" ${FLASHLM_BIN} flash -m ${TINY_LLAMA} -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT} --recipe fastest)
 flashlm_cli_error(flash_no_eval_file "needs held-out text: --eval-file" ${FLASHLM_BIN} flash -m ${TINY_LLAMA} -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT} --recipe balanced)
+flashlm_cli_error(flash_budget_unused "--budget-minutes is for distill steps without 'steps', and the recipe has none" ${FLASHLM_BIN} flash -m ${TINY_LLAMA} -o ${BAD_DIR}/never.gguf -f ${EVAL_TEXT} --eval-file ${EVAL_TEXT} --recipe ptq --budget-minutes 5)
 flashlm_cli_error(flash_onto_input "is the input file" ${FLASHLM_BIN} flash -m ${TINY_LLAMA} -o ${TINY_LLAMA} -f ${EVAL_TEXT})
 flashlm_cli_error(flash_missing_text "cannot read '/nonexistent/text.txt'" ${FLASHLM_BIN} flash -m ${TINY_LLAMA} -o ${BAD_DIR}/never.gguf -f /nonexistent/text.txt)
 # flashlm finetune: a small end-to-end run on a synthetic model, ^C and --resume, bad inputs.

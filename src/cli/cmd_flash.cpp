@@ -35,6 +35,7 @@ using factory::FlashStepKind;
 struct FlashArgs {
   std::string model, out, file, recipe = "balanced", work, eval_file;
   double budget_minutes = 30.0;
+  bool budget_given = false;  // --budget-minutes on the command line
   bool dry_run = false;
   int threads = 0;
 };
@@ -87,6 +88,9 @@ Result<std::vector<PlannedStep>> plan(const FlashArgs& a, const factory::FlashRe
     else ++unshared;
   }
   if (shared > 1.0 + 1e-9) return Status::error("the distill steps' shares add up to more than 1");
+  if (a.budget_given && shared == 0.0 && unshared == 0) {
+    return Status::error("--budget-minutes is for distill steps without 'steps', and the recipe has none");
+  }
   for (size_t i = 0; i < r.steps.size(); ++i) {
     const factory::FlashStep& s = r.steps[i];
     PlannedStep p;
@@ -559,7 +563,10 @@ void add_flash(CLI::App& app, int* exit_code) {
   sub->add_flag("--dry-run", args->dry_run, "print the plan (each step's commands, and which are done) and stop");
   sub->add_option("-t,--threads", args->threads, "threads of every step (0: the CPUs this process may use)")
       ->check(CLI::Range(0, 1024));
-  sub->final_callback([args, exit_code] { *exit_code = run_flash(*args); });
+  sub->final_callback([args, exit_code, sub] {
+    args->budget_given = sub->count("--budget-minutes") > 0;
+    *exit_code = run_flash(*args);
+  });
 }
 
 }  // namespace flashlm::cli

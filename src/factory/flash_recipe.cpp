@@ -111,8 +111,8 @@ Result<std::string> value_text(const toml::node& v, KeyType t) {
   return Status::error(std::string("must be ") + type_name(t));
 }
 
-// Presets, tuned on SmolLM2-135M and Gemma 3 270M from their F16 bases (docs/FLASH.md):
-// a head (name, description, what comes before training), then the shared tail.
+// Presets, set from the measured frontiers of docs/TRAINING.md and docs/PRUNING.md (not
+// yet run end to end as recipes; docs/FLASH.md): a head (name, description, what comes before training), then the shared tail.
 std::string distill_qat(const char* type) {
   return std::string("[[steps]]\nrun = \"distill\"\nqat = \"") + type +
          "\"\nlr = 1e-4\nctx = 256\nbatch = 2\nwarmup = 10\n\n";
@@ -262,6 +262,9 @@ Result<FlashRecipe> parse_flash_recipe(const std::string& toml_text, const std::
       if (c.required && !st->contains(c.key)) {
         return Status::error(at + " (" + spec->name + "): '" + c.key + "' is required");
       }
+    }
+    if (step.kind == FlashStepKind::kEvaluate && st->contains("limit") && step.task.empty()) {
+      return Status::error(at + " (evaluate): 'limit' counts task items: it needs 'task'");
     }
     if (step.kind == FlashStepKind::kDistill && step.has_steps && step.share > 0.0) {
       return Status::error(at + " (distill): give 'steps' or 'share', not both");

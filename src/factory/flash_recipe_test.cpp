@@ -72,6 +72,7 @@ TEST(FlashRecipe, BadRecipesAreRefusedWithTheirReason) {
       {"[[steps]]\nrun = \"distill\"\nshare = 0.5\nsteps = 10\n", "'steps' or 'share', not both"},
       {"name = 5\n[[steps]]\nrun = \"evaluate\"\n", "'name' must be a string"},
       {"[[steps]]\nrun \xc3\x80= \"evaluate\"\n", "line 2: a non-ASCII byte"},
+      {"[[steps]]\nrun = \"evaluate\"\nlimit = 5\n", "'limit' counts task items: it needs 'task'"},
   };
   for (const auto& [text, want] : cases) {
     Result<FlashRecipe> r = parse_flash_recipe(text, "bad.toml");
