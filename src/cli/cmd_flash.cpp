@@ -16,9 +16,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include "cli/common.h"
@@ -283,12 +283,32 @@ int run_child(const Command& c, const std::string& log_path, std::string* captur
   return WEXITSTATUS(status);
 }
 
-// The last "N tok/s" a training command printed.
+// The value after each occurrence of `prefix` in `text` (spaces after the prefix
+// skipped): the longest run of `chars`, kept when `suffix` follows it. Reads the figures
+// other commands print (std::regex's instantiation trips GCC 12's -Wmaybe-uninitialized
+// in the sanitized build, and this needs no regex).
+std::vector<std::string> values_after(const std::string& text, const std::string& prefix, const char* chars,
+                                      const std::string& suffix = "") {
+  std::vector<std::string> out;
+  for (size_t at = text.find(prefix); at != std::string::npos; at = text.find(prefix, at + 1)) {
+    size_t b = at + prefix.size();
+    while (b < text.size() && text[b] == ' ') ++b;
+    size_t e = b;
+    while (e < text.size() && std::strchr(chars, text[e]) != nullptr && text[e] != '\0') ++e;
+    if (e > b && text.compare(e, suffix.size(), suffix) == 0) out.push_back(text.substr(b, e - b));
+  }
+  return out;
+}
+
+constexpr const char* kNumber = "0123456789.";
+
+// The last "N tok/s" a training command printed (its progress lines: "| N tok/s |").
 double last_tokens_per_s(const std::string& out) {
-  static const std::regex re(R"(\| ([0-9.]+) tok/s \|)");
   double v = 0.0;
-  for (auto it = std::sregex_iterator(out.begin(), out.end(), re); it != std::sregex_iterator(); ++it) {
-    v = std::stod((*it)[1].str());
+  for (size_t at = out.find(" tok/s |"); at != std::string::npos; at = out.find(" tok/s |", at + 1)) {
+    size_t b = at;
+    while (b > 0 && std::strchr(kNumber, out[b - 1]) != nullptr) --b;
+    if (b < at && b >= 2 && out.compare(b - 2, 2, "| ") == 0) v = std::strtod(out.substr(b, at - b).c_str(), nullptr);
   }
   return v;
 }
@@ -336,29 +356,24 @@ std::string minutes_text(double m) {
 // The figures an evaluate step's commands printed, as a table beside the base's.
 void report_evaluation(const PlannedStep& p, const std::string& model, const std::string& base, const std::string& out,
                        const std::string& json_path) {
-  auto find = [&](const std::string& text, const char* pattern, size_t nth) -> std::string {
-    const std::regex re(pattern);
-    size_t k = 0;
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it, ++k) {
-      if (k == nth) return (*it)[1].str();
-    }
-    return "-";
-  };
-  const std::string ppl_base = find(out, R"(PPL = ([0-9.]+))", 0), ppl = find(out, R"(PPL = ([0-9.]+))", 1);
-  const std::string kl = find(out, R"(mean ([0-9.e+-]+), p90)", 0);
-  const std::string top1 = find(out, R"(top-1 agreement with base: ([0-9.]+)%)", 0);
-  const std::string acc_base = find(out, R"(acc = ([0-9.]+ \+/- [0-9.]+))", 0);
-  const std::string acc = find(out, R"(acc = ([0-9.]+ \+/- [0-9.]+))", 1);
+  auto nth = [](const std::vector<std::string>& v, size_t n) { return n < v.size() ? v[n] : std::string("-"); };
+  const std::vector<std::string> ppls = values_after(out, "PPL = ", kNumber);
+  const std::string ppl_base = nth(ppls, 0), ppl = nth(ppls, 1);
+  const std::string kl = nth(values_after(out, "mean ", "0123456789.e+-", ", p90"), 0);
+  const std::string top1 = nth(values_after(out, "top-1 agreement with base: ", kNumber, "%"), 0);
+  const std::vector<std::string> accs = values_after(out, "acc = ", "0123456789. +/-", "\n");  // "0.41 +/- 0.02"
+  const std::string acc_base = nth(accs, 0), acc = nth(accs, 1);
   // Decode tokens/s: the bench runs alternate base, Flash, base, Flash; the mean of each.
   std::string tg_base = "-", tg = "-", tg_ratio = "-";
   if (p.step.decode_tokens > 0) {
-    const std::string pat = R"(\| tg)" + std::to_string(p.step.decode_tokens) + R"( \| +([0-9.]+))";
+    const std::vector<std::string> tgs =
+        values_after(out, "| tg" + std::to_string(p.step.decode_tokens) + " |", kNumber);
     double sum[2] = {0.0, 0.0};
     bool ok = true;
     for (size_t k = 0; k < 4; ++k) {
-      const std::string v = find(out, pat.c_str(), k);
+      const std::string v = nth(tgs, k);
       if (v == "-") ok = false;
-      else sum[k % 2] += std::stod(v);
+      else sum[k % 2] += std::strtod(v.c_str(), nullptr);
     }
     if (ok) {
       char buf[3][32];
