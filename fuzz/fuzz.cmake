@@ -38,4 +38,5 @@ flashlm_fuzz_target(kl_base factory)  # KL base files (perplexity --kl-base)
 flashlm_fuzz_target(imatrix factory)  # imatrix files, both forms (quantize --imatrix)
 flashlm_fuzz_target(flash_recipe factory)  # Flash recipes (flashlm flash --recipe FILE)
 flashlm_fuzz_target(safetensors formats)  # Hugging Face safetensors files
+flashlm_fuzz_target(tokenizer_json tokenizer)  # Hugging Face tokenizer.json files, and text through WordPiece
 flashlm_fuzz_target(grammar grammar)  # GBNF, JSON schemas and regexes, and matching against them

@@ -23,7 +23,7 @@ build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-2}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(gguf chat_template request kv_store kl_base imatrix grammar flash_recipe safetensors)
+[ ${#targets[@]} -eq 0 ] && targets=(gguf chat_template request kv_store kl_base imatrix grammar flash_recipe safetensors tokenizer_json)
 
 mkdir -p "$build"
 CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -42,6 +42,7 @@ for t in "${targets[@]}"; do
     grammar) seeds=("$root/fuzz/seeds/grammar"); opts=(-max_len=4096) ;;
     flash_recipe) seeds=("$root/tests/golden/flash"); opts=(-max_len=4096) ;;
     safetensors) seeds=("$root/tests/golden/safetensors"); opts=(-max_len=4096) ;;
+    tokenizer_json) seeds=("$root/fuzz/seeds/tokenizer_json"); opts=(-max_len=4096) ;;
     *) echo "unknown target '$t'"; status=2; continue ;;
   esac
   echo "== fuzz_$t: building"

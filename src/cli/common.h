@@ -91,6 +91,7 @@ void print_timings(const Loaded& l, const GenerateStats& s);
 void add_run(CLI::App& app, int* exit_code);
 void add_chat(CLI::App& app, int* exit_code);
 void add_tokenize(CLI::App& app, int* exit_code);
+void add_embed(CLI::App& app, int* exit_code);
 void add_perplexity(CLI::App& app, int* exit_code);
 void add_info(CLI::App& app, int* exit_code);
 void add_bench(CLI::App& app, int* exit_code);

@@ -1,4 +1,4 @@
-// flashlm command line: run | chat | tokenize | perplexity | info | bench | serve | moefy | quantize | eval | imatrix |
+// flashlm command line: run | chat | tokenize | embed | perplexity | info | bench | serve | moefy | quantize | eval | imatrix |
 // prune | finetune | distill | flash.
 #include <cstdio>
 
@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   flashlm::cli::add_run(app, &exit_code);
   flashlm::cli::add_chat(app, &exit_code);
   flashlm::cli::add_tokenize(app, &exit_code);
+  flashlm::cli::add_embed(app, &exit_code);
   flashlm::cli::add_perplexity(app, &exit_code);
   flashlm::cli::add_info(app, &exit_code);
   flashlm::cli::add_bench(app, &exit_code);

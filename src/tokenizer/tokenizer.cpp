@@ -7,6 +7,7 @@
 
 #include "formats/gguf.h"
 #include "tokenizer/unicode.h"
+#include "tokenizer/wordpiece.h"
 
 namespace flashlm::tok {
 namespace {
@@ -168,7 +169,14 @@ Status Tokenizer::init() {
     if (attr & kSpecialAttrs) {
       pieces_[i] = text;
     } else if (attr & kAttrNormal) {
-      pieces_[i] = vocab_.kind == VocabKind::kSpm ? replace_all(text, kSpmSpace, " ") : gpt2_decode(text);
+      if (vocab_.kind == VocabKind::kWpm) {
+        // A continuation piece joins the word before it; any other starts a new word.
+        const std::string& pre = vocab_.wpm.prefix;
+        pieces_[i] = text.compare(0, pre.size(), pre) == 0 && text.size() > pre.size() ? text.substr(pre.size())
+                                                                                      : " " + text;
+      } else {
+        pieces_[i] = vocab_.kind == VocabKind::kSpm ? replace_all(text, kSpmSpace, " ") : gpt2_decode(text);
+      }
     } else if (attr & kAttrByte) {
       pieces_[i] = std::string(1, static_cast<char>((hex_value(text[3]) << 4) | hex_value(text[4])));
     }  // undefined and unused tokens decode to nothing
@@ -273,6 +281,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, 
     for (const Fragment& f : frags) {
       if (f.token != kNoToken) {
         out.push_back(f.token);
+      } else if (vocab_.kind == VocabKind::kWpm) {
+        encode_wpm(text.substr(f.offset, f.length), &out);
       } else {
         encode_bpe(text.substr(f.offset, f.length), &out);
       }
@@ -280,6 +290,14 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, 
   }
   if (add_special && vocab_.add_eos && vocab_.eos != kNoToken) out.push_back(vocab_.eos);
   return out;
+}
+
+void Tokenizer::encode_wpm(std::string_view text, std::vector<int32_t>* out) const {
+  const std::string normalized = bert_normalize(sanitize_utf8(text), vocab_.wpm);
+  std::vector<std::string_view> words;
+  bert_pre_split(normalized, &words);
+  const auto find = [this](std::string_view piece) { return lookup(piece); };
+  for (std::string_view w : words) wordpiece_word(w, vocab_.wpm, vocab_.unk, find, out);
 }
 
 std::vector<std::string> Tokenizer::pre_split(std::string_view text) const {
@@ -304,7 +322,9 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_speci
   for (int32_t id : ids) {
     std::string piece = token_to_piece(id, render_special);
     size_t skip = (strip_space && !piece.empty() && piece[0] == ' ') ? 1 : 0;
-    strip_space = false;
+    // llama.cpp lets a hidden BOS use up the strip (SPM keeps the space after it);
+    // WordPiece strips the text's first space, after an unrendered [CLS] too.
+    if (!piece.empty() || vocab_.kind != VocabKind::kWpm) strip_space = false;
     out.append(piece, skip, std::string::npos);
   }
   return vocab_.clean_spaces ? clean_spaces(std::move(out)) : out;
@@ -313,7 +333,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_speci
 std::string StreamDecoder::push(int32_t id) {
   std::string piece = tok_->token_to_piece(id, render_special_);
   if (first_ && tok_->vocab().add_space_prefix && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
-  first_ = false;
+  if (!piece.empty() || tok_->vocab().kind != VocabKind::kWpm) first_ = false;  // as decode()
   pending_ += piece;
 
   std::string out;

@@ -1,5 +1,6 @@
 // Text <-> token ids for GGUF models: byte-level BPE ("gpt2") and SentencePiece-style
-// BPE ("llama"), matching llama.cpp's tokenization of the same file id for id.
+// BPE ("llama"), matching llama.cpp's tokenization of the same file id for id; and
+// WordPiece from a Hugging Face tokenizer.json (tokenizer_json.h), matching tokenizers.
 //
 // Thread safety: a Tokenizer is immutable after from_gguf/from_vocab; encode and decode
 // may run concurrently. StreamDecoder holds per-stream state and is not shared.
@@ -73,6 +74,7 @@ class Tokenizer {
   void encode_bpe(std::string_view text, std::vector<int32_t>* out) const;
   void encode_bpe_word(std::string_view word, std::vector<int32_t>* out) const;
   void encode_spm(std::string_view text, std::vector<int32_t>* out) const;
+  void encode_wpm(std::string_view text, std::vector<int32_t>* out) const;
   int32_t lookup(std::string_view text) const;  // kNoToken when absent
   int32_t bpe_rank(std::string_view left, std::string_view right) const;
   int32_t spm_byte_token(uint8_t b) const;

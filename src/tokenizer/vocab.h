@@ -34,6 +34,18 @@ enum TokenAttr : uint32_t {
 enum class VocabKind {
   kBpe,  // "gpt2": byte-level BPE with ranked merges
   kSpm,  // "llama": SentencePiece-style score-ranked merges with byte fallback
+  kWpm,  // "bert": WordPiece (greedy longest match) after BERT's normalizer and splitter
+};
+
+// WordPiece's settings, as Hugging Face tokenizer.json's BertNormalizer and WordPiece
+// model name them (the defaults are BERT's uncased ones, which GGUF "bert" files assume).
+struct WpmOptions {
+  bool clean_text = true;      // drop control characters, whitespace becomes ' '
+  bool chinese_chars = true;   // CJK ideographs become words of their own
+  bool strip_accents = true;   // NFD, then combining marks removed
+  bool lowercase = true;
+  int32_t max_chars_per_word = 100;  // longer words become the unknown token
+  std::string prefix = "##";         // marks a piece that continues a word
 };
 
 // Which regex set splits text before byte-level BPE (tokenizer.ggml.pre).
@@ -62,6 +74,7 @@ struct Vocab {
   bool add_space_prefix = false;  // SPM: prefix " " to text that starts a fragment
   bool clean_spaces = false;      // decode: drop spaces before ?!., and some contractions
   bool ignore_merges = false;     // BPE: a pre-token that is itself a token is kept whole
+  WpmOptions wpm;                 // kWpm only
 
   int32_t n_vocab() const { return static_cast<int32_t>(tokens.size()); }
 };

@@ -60,6 +60,14 @@ void gelu_tanh_mul_reference(const float* gate, const float* up, float* y, int64
   }
 }
 
+void gelu_erf_reference(const float* x, float* y, int64_t n) {
+  constexpr double kInvSqrt2 = 0.70710678118654752440;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    y[i] = static_cast<float>(0.5 * v * std::erfc(-v * kInvSqrt2));  // = x Phi(x), no cancellation in the tail
+  }
+}
+
 void add(const float* a, const float* b, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
@@ -118,19 +126,29 @@ DotFn pick_dot() {
 
 using NormFn = void (*)(const float*, const float*, float*, int64_t, float);
 using BinaryFn = void (*)(const float*, const float*, float*, int64_t);
+using UnaryFn = void (*)(const float*, float*, int64_t);
+
+void exp_row_scalar(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+}
 
 // The row ops with per-ISA versions, chosen once like dot.
 struct RowOps {
   NormFn rms_norm;
   BinaryFn silu_mul;
   BinaryFn gelu_tanh_mul;
+  UnaryFn gelu_erf;
+  UnaryFn exp_row;
 };
 
 RowOps pick_row_ops() {
 #if defined(FLASHLM_HAVE_AVX2)
-  if (cpu_has_avx2()) return {&avx2::rms_norm, &avx2::silu_mul, &avx2::gelu_tanh_mul};
+  if (cpu_has_avx2()) {
+    return {&avx2::rms_norm, &avx2::silu_mul, &avx2::gelu_tanh_mul, &avx2::gelu_erf, &avx2::exp_row};
+  }
 #endif
-  return {&rms_norm_reference, &silu_mul_reference, &gelu_tanh_mul_reference};
+  return {&rms_norm_reference, &silu_mul_reference, &gelu_tanh_mul_reference, &gelu_erf_reference,
+          &exp_row_scalar};
 }
 
 const RowOps& row_ops() {
@@ -152,6 +170,10 @@ void silu_mul(const float* gate, const float* up, float* y, int64_t n) { row_ops
 void gelu_tanh_mul(const float* gate, const float* up, float* y, int64_t n) {
   row_ops().gelu_tanh_mul(gate, up, y, n);
 }
+
+void gelu_erf(const float* x, float* y, int64_t n) { row_ops().gelu_erf(x, y, n); }
+
+void exp_row(const float* x, float* y, int64_t n) { row_ops().exp_row(x, y, n); }
 
 void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];

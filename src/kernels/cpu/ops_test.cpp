@@ -160,6 +160,38 @@ TEST(OpsActivation, GeluTanhMulRelativeWherePositive) {
   }
 }
 
+// BERT's exact GELU: the fast erfc (1.2e-7 relative) and exponential against the double
+// reference, over the range activations take and deep into both tails, every length.
+TEST(OpsActivation, GeluErfMatchesReference) {
+  std::vector<float> x;
+  for (int i = 0; i <= 40000; ++i) x.push_back(-12.0f + 24.0f * static_cast<float>(i) / 40000.0f);
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 30.0f, -30.0f, 1e4f, -1e4f}) x.push_back(v);
+  const auto n = static_cast<int64_t>(x.size());
+  std::vector<float> want(x.size()), got(x.size());
+  ops::gelu_erf_reference(x.data(), want.data(), n);
+  ops::gelu_erf(x.data(), got.data(), n);
+  for (size_t k = 0; k < x.size(); ++k) {
+    // Relative; in the negative tail the float rounding of x^2 / 2 (2^-24 relative) is
+    // an absolute error of the exponent, so the bound grows with x^2 (1e-5 at x = -10,
+    // where gelu is 1e-22).
+    const double x2 = static_cast<double>(x[k]) * x[k];
+    expect_close(got[k], want[k], (4e-7 + 1.2e-7 * x2) * std::fabs(want[k]) + 1e-37, "gelu_erf",
+                 static_cast<int64_t>(k), x[k]);
+  }
+  std::mt19937 rng(13);
+  for (int64_t len : kLengths) {  // every tail length, in place
+    const std::vector<float> in = gate_row(len, rng);
+    std::vector<float> g = in, ref(g.size());
+    ops::gelu_erf_reference(g.data(), ref.data(), len);
+    ops::gelu_erf(g.data(), g.data(), len);
+    for (int64_t i = 0; i < len; ++i) {
+      const size_t k = static_cast<size_t>(i);
+      const double x2 = static_cast<double>(in[k]) * in[k];
+      expect_close(g[k], ref[k], (4e-7 + 1.2e-7 * x2) * std::fabs(ref[k]) + 1e-37, "gelu_erf in place", i, ref[k]);
+    }
+  }
+}
+
 TEST(OpsRmsNorm, MatchesReference) {
   std::mt19937 rng(13);
   std::normal_distribution<float> nd(0.0f, 1.0f);

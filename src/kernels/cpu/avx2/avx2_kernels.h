@@ -25,6 +25,7 @@ void silu_mul(const float* gate, const float* up, float* y, int64_t n);
 void gelu_tanh_mul(const float* gate, const float* up, float* y, int64_t n);
 // y[i] = e^x[i] within 2 ulp (the exponential the activations use; exposed for tests).
 void exp_row(const float* x, float* y, int64_t n);
+void gelu_erf(const float* x, float* y, int64_t n);  // ops::gelu_erf's fast version
 
 // w_row: n weights in the named format; x_q: the activation row in its vec_dot type.
 float vec_dot_f16_f16(const void* w_row, const void* x_q, int64_t n);

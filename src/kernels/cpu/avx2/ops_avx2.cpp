@@ -87,6 +87,40 @@ void gelu_tanh_mul(const float* gate, const float* up, float* y, int64_t n) {
   binary_row<&gelu_tanh_mul8>(gate, up, y, n);
 }
 
+// gelu(x) = x (1 - erfc(x / sqrt 2) / 2). erfc(|z|) = t e^(-z^2 + P(t)), t = 1 / (1 + |z|/2),
+// P the degree-9 polynomial of Numerical Recipes' erfcc (relative error below 1.2e-7);
+// erfc(-|z|) = 2 - erfc(|z|). For negative x this is x e^(..) t / 2 directly, so the
+// small tail keeps its relative precision.
+static __m256 gelu_erf8(__m256 x) {
+  const __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f));
+  const __m256 az = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), z);
+  const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(az, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f)));
+  __m256 p = _mm256_set1_ps(0.17087277f);
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.48851587f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.13520398f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.27886807f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.18628806f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.09678418f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
+  p = _mm256_fnmadd_ps(az, az, p);  // -z^2 + P(t)
+  const __m256 half_erfc = _mm256_mul_ps(_mm256_mul_ps(t, exp8(p)), _mm256_set1_ps(0.5f));  // erfc(|z|) / 2
+  const __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+  const __m256 phi = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), half_erfc), half_erfc, neg);
+  return _mm256_mul_ps(x, phi);
+}
+
+void gelu_erf(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, gelu_erf8(_mm256_loadu_ps(x + i)));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, m, gelu_erf8(_mm256_maskload_ps(x + i, m)));
+  }
+}
+
 void exp_row(const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));

@@ -1,0 +1,116 @@
+// flashlm embed: sentence embeddings from an encoder model directory, one JSON array of
+// floats per input line on stdout.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+#include "cli/common.h"
+#include "embed/encoder.h"
+
+namespace flashlm::cli {
+namespace {
+
+struct EmbedArgs {
+  std::string model;
+  std::vector<std::string> prompts;
+  std::string file;
+  int threads = 0;
+  int batch = 32;
+  bool no_truncate = false;
+};
+
+int embed_cmd(const EmbedArgs& a) {
+  std::vector<std::string> texts = a.prompts;
+  if (!a.file.empty()) {
+    std::ifstream in(a.file, std::ios::binary);
+    if (!in) {
+      print_error("cannot open " + a.file);
+      return 1;
+    }
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      texts.push_back(line);
+    }
+  }
+  if (texts.empty()) {
+    print_error("nothing to embed: give -p TEXT or -f FILE");
+    return 1;
+  }
+  Result<embed::Encoder> enc = embed::Encoder::load(a.model);
+  if (!enc) {
+    print_error(enc.status().message());
+    return 1;
+  }
+  const int n_threads = a.threads == 0 ? usable_cpu_count() : a.threads;
+  note_thread_cap(n_threads);
+  ThreadPool pool(n_threads);
+  // Timed from here: tokenizing and the encoder, as sentence-transformers' encode() is
+  // (loading before, printing after).
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::vector<int32_t>> seqs;
+  size_t truncated = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    std::vector<int32_t> ids = enc->tokenize(texts[i], /*truncate=*/false);
+    if (static_cast<int64_t>(ids.size()) > enc->max_tokens()) {
+      if (a.no_truncate) {
+        print_error("input " + std::to_string(i) + " has " + std::to_string(ids.size()) + " tokens, more than the " +
+                    std::to_string(enc->max_tokens()) + " this model takes (drop --no-truncate to cut it)");
+        return 1;
+      }
+      ids = enc->tokenize(texts[i], /*truncate=*/true);
+      ++truncated;
+    }
+    seqs.push_back(std::move(ids));
+  }
+  if (truncated > 0) {
+    std::fprintf(stderr, "note: %zu input(s) cut to %lld tokens, as sentence-transformers cuts them\n", truncated,
+                 static_cast<long long>(enc->max_tokens()));
+  }
+  std::vector<std::vector<float>> vectors;
+  vectors.reserve(seqs.size());
+  for (size_t b = 0; b < seqs.size(); b += static_cast<size_t>(a.batch)) {
+    const size_t e = std::min(seqs.size(), b + static_cast<size_t>(a.batch));
+    const std::vector<std::vector<int32_t>> part(seqs.begin() + static_cast<std::ptrdiff_t>(b),
+                                                 seqs.begin() + static_cast<std::ptrdiff_t>(e));
+    Result<std::vector<std::vector<float>>> out = enc->embed(part, pool);
+    if (!out) {
+      print_error(out.status().message());
+      return 1;
+    }
+    for (std::vector<float>& v : *out) vectors.push_back(std::move(v));
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (const std::vector<float>& v : vectors) {
+    std::string line = "[";
+    char buf[32];
+    for (size_t i = 0; i < v.size(); ++i) {
+      std::snprintf(buf, sizeof(buf), i == 0 ? "%.9g" : ",%.9g", static_cast<double>(v[i]));
+      line += buf;
+    }
+    line += "]\n";
+    std::fwrite(line.data(), 1, line.size(), stdout);
+  }
+  std::fprintf(stderr, "embed: %zu input(s), dim %lld, pooling %s%s, %.1f ms (%.1f inputs/s), threads %d\n",
+               seqs.size(), static_cast<long long>(enc->dim()), embed::pooling_name(enc->sentence().pooling),
+               enc->sentence().normalize ? " + normalize" : "", s * 1e3, static_cast<double>(seqs.size()) / s,
+               n_threads);
+  return 0;
+}
+
+}  // namespace
+
+void add_embed(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<EmbedArgs>();
+  CLI::App* sub = app.add_subcommand("embed", "sentence embeddings from an encoder model directory (JSON arrays)");
+  sub->add_option("-m,--model", args->model,
+                  "Hugging Face model directory (config.json, tokenizer.json, *.safetensors; BERT-style)")
+      ->required();
+  sub->add_option("-p,--prompt", args->prompts, "text to embed (repeatable)");
+  sub->add_option("-f,--file", args->file, "file of texts to embed, one per line");
+  sub->add_option("-t,--threads", args->threads, "threads (0: the CPUs this process may use)")->check(CLI::Range(0, 1024));
+  sub->add_option("-b,--batch", args->batch, "inputs per forward pass")->check(CLI::Range(1, 4096));
+  sub->add_flag("--no-truncate", args->no_truncate, "refuse inputs longer than the model takes instead of cutting them");
+  sub->final_callback([args, exit_code] { *exit_code = embed_cmd(*args); });
+}
+
+}  // namespace flashlm::cli

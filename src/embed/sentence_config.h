@@ -1,0 +1,42 @@
+// How a Hugging Face model directory turns token states into one embedding: the model's
+// config.json (which encoder), and sentence-transformers' files beside it (modules.json,
+// the Pooling module's config.json, sentence_bert_config.json): pooling, normalisation and
+// the longest input. A directory without them gets sentence-transformers' own defaults
+// for a plain model: mean pooling, no normalisation, the model's position limit.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "util/status.h"
+
+namespace flashlm::embed {
+
+enum class Pooling { kMean, kCls, kMax, kLastToken, kMeanSqrtLen };
+
+const char* pooling_name(Pooling p);
+Result<Pooling> pooling_from_name(const std::string& name);  // mean, cls, max, last, mean_sqrt_len
+
+// config.json of a BERT-style encoder.
+struct BertConfig {
+  int64_t vocab_size = 0;
+  int64_t hidden = 0;
+  int64_t n_layers = 0;
+  int64_t n_heads = 0;
+  int64_t ffn = 0;
+  int64_t max_positions = 0;
+  int64_t type_vocab = 0;
+  float ln_eps = 1e-12f;
+};
+
+struct SentenceConfig {
+  Pooling pooling = Pooling::kMean;
+  bool normalize = false;   // L2-normalise the pooled vector (the Normalize module)
+  int64_t max_tokens = 0;   // inputs longer than this are truncated (or refused)
+};
+
+// Reads config.json; refuses architectures other than BERT's, naming what is supported.
+Result<BertConfig> read_bert_config(const std::string& dir);
+Result<SentenceConfig> read_sentence_config(const std::string& dir, const BertConfig& model);
+
+}  // namespace flashlm::embed
