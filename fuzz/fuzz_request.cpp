@@ -1,5 +1,5 @@
 // libFuzzer target: arbitrary bytes are an HTTP request body for every endpoint the
-// server parses (chat, completions, tokenize, detokenize). Parsing must end in a request
+// server parses (chat, completions, embeddings, tokenize, detokenize). Parsing must end in a request
 // or an ApiError, never a crash or an exception; the error body and a response chunk
 // carrying the raw bytes must always serialise; the same for /v1/responses and
 // /v1/messages bodies. A chat request's tools also go through
@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "server/embeddings.h"
 #include "server/request.h"
 #include "grammar/grammar.h"
 #include "server/messages_api.h"
@@ -48,6 +49,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (auto e = parse_responses_request(j, body, nlohmann::json(), &req, &meta)) (void)error_body(*e);
     CompletionRequest mreq;
     if (auto e = parse_messages_request(j, body, &mreq)) (void)anthropic_error_reply(*e);
+  }
+  EmbeddingRequest er;
+  if (auto e = parse_embedding_request(j, &er)) {
+    (void)error_body(*e);
+  } else {
+    EmbeddingReply rep;
+    rep.vectors.assign(er.n_inputs() > 4 ? 4 : er.n_inputs(), std::vector<float>(3, 0.5f));
+    (void)embeddings_body(er.base64, rep, "m");
   }
   TokenizeRequest t;
   if (auto e = parse_tokenize_request(j, &t)) (void)error_body(*e);

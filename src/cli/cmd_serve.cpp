@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "cli/common.h"
+#include "embed/encoder.h"
 #include "kv/kv_budget.h"
 #include "server/server.h"
 
@@ -31,6 +32,8 @@ struct ServeArgs {
   std::string kv_mem;  // empty: n_parallel full contexts
   std::string kv_store;       // persistent KV block directory; empty: off
   std::string kv_store_size = "2G";
+  std::string embedding_model;  // a Hugging Face encoder directory for /v1/embeddings; empty: none
+  int embedding_threads = 0;    // 0: as --threads
 };
 
 // Each connection is a descriptor; the usual soft limit (1024) would refuse clients long
@@ -87,7 +90,7 @@ int serve(const ServeArgs& a) {
   std::fprintf(stderr,
                "flashlm serve: listening on %s (loading '%s')\n"
                "  chat page:  open %s/ in a browser\n"
-               "  OpenAI API: %s/v1 (chat/completions, completions, models); metrics at %s/metrics\n",
+               "  OpenAI API: %s/v1 (chat/completions, completions, models, embeddings); metrics at %s/metrics\n",
                url.c_str(), a.model.c_str(), url.c_str(), url.c_str(), url.c_str());
 
   const bool loopback = a.host == "localhost" || a.host == "::1" || a.host.rfind("127.", 0) == 0;
@@ -108,11 +111,22 @@ int serve(const ServeArgs& a) {
   sched.kv_store_dir = a.kv_store;
   if (kv_store_bytes > 0) sched.kv_store_bytes = kv_store_bytes;
   std::thread loader([&s, &a, sched] {
+    std::unique_ptr<server::EmbeddingService> emb;
+    if (!a.embedding_model.empty()) {
+      Result<embed::Encoder> enc = embed::Encoder::load(a.embedding_model);
+      if (!enc) {
+        s.fail("--embedding-model: " + enc.status().message());
+        return;
+      }
+      const int t = a.embedding_threads > 0 ? a.embedding_threads : a.threads > 0 ? a.threads : usable_cpu_count();
+      emb = std::make_unique<server::EmbeddingService>(std::move(enc).value(), t);
+    }
     Result<std::unique_ptr<server::Backend>> b = server::load_model_backend(a.model, sched, a.backend, a.loras);
     if (!b) {
+      if (emb) emb->stop(false);
       s.fail(b.message());
     } else {
-      s.set_backend(std::move(b.value()));
+      s.set_backend(std::move(b.value()), std::move(emb));
     }
   });
   const int rc = s.run();
@@ -128,6 +142,10 @@ void add_serve(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<ServeArgs>();
   CLI::App* sub = app.add_subcommand("serve", "OpenAI-compatible HTTP server with a chat page");
   sub->add_option("-m,--model", args->model, "GGUF model file")->required();
+  sub->add_option("--embedding-model", args->embedding_model,
+                  "Hugging Face encoder directory (BERT-style, e.g. all-MiniLM-L6-v2) served on /v1/embeddings");
+  sub->add_option("--embedding-threads", args->embedding_threads, "threads of the embedding model (0: as -t)")
+      ->check(CLI::Range(0, 1024));
   sub->add_option("--host", args->host, "address to listen on (default: loopback only)");
   sub->add_option("--port", args->port, "port (0: any free one)")->check(CLI::Range(0, 65535));
   sub->add_option("--parallel", args->parallel, "sequences generated at once")->check(CLI::Range(1, 1024));

@@ -1,5 +1,5 @@
 // The handlers that answer at once: health, metrics, models, tokenize, detokenize,
-// tokenizer_info, page. /tokenize and /tokenizer_info also speak vLLM's dialect ("prompt",
+// tokenizer_info, page; and embeddings, which hands the work to the embedding service. /tokenize and /tokenizer_info also speak vLLM's dialect ("prompt",
 // "add_special_tokens"), which lm-evaluation-harness's remote tokenizer uses.
 #include "server/chat_page.h"
 #include "server/request.h"
@@ -33,7 +33,37 @@ HttpReply handle_metrics(const ServerContext& ctx) {
 }
 
 HttpReply handle_models(const ServerContext& ctx) {
-  return json_reply(200, models_body(ctx.backend->model_id(), ctx.created));
+  std::vector<std::string> ids = {ctx.backend->model_id()};
+  if (ctx.embeddings != nullptr) ids.push_back(ctx.embeddings->model_id());
+  return json_reply(200, models_body(ids, ctx.created));
+}
+
+void handle_embeddings(ServerContext& ctx, const HttpRequest& req, const std::shared_ptr<Responder>& res) {
+  if (ctx.embeddings == nullptr) {
+    res->reply(error_reply(ApiError::invalid(
+        "This server has no embedding model: start it with --embedding-model DIR (a BERT-style Hugging Face model "
+        "directory, e.g. all-MiniLM-L6-v2); '" + ctx.backend->model_id() + "' generates text.",
+        "model", "model_not_supported")));
+    return;
+  }
+  // Parsed on the preparation thread, computed on the embedding service's, answered here.
+  ctx.offload([&ctx, req, res] {
+    nlohmann::json body;
+    EmbeddingRequest er;
+    std::optional<ApiError> err = parse_json(req.body, &body);
+    if (!err) err = parse_embedding_request(body, &er);
+    if (err) {
+      ctx.post([res, e = *err] { res->reply(error_reply(e)); });
+      return;
+    }
+    const bool base64 = er.base64;
+    EmbeddingService* svc = ctx.embeddings;
+    svc->submit(std::move(er), [&ctx, res, base64, svc](EmbeddingReply r) {
+      auto reply = std::make_shared<HttpReply>(r.error ? error_reply(*r.error)
+                                                       : json_reply(200, embeddings_body(base64, r, svc->model_id())));
+      ctx.post([res, reply] { res->reply(std::move(*reply)); });
+    });
+  });
 }
 
 HttpReply handle_tokenize(const ServerContext& ctx, const HttpRequest& req) {

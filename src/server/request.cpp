@@ -131,21 +131,6 @@ Err parse_messages(const json& body, json* out) {
   return std::nullopt;
 }
 
-Err parse_token_array(const json& arr, const std::string& param, std::vector<int32_t>* out) {
-  out->reserve(arr.size());
-  for (size_t i = 0; i < arr.size(); ++i) {
-    const json& t = arr[i];
-    const std::string p = param + "[" + std::to_string(i) + "]";
-    if (!t.is_number_integer()) return type_error(p, "an integer token id", t);
-    if (t.is_number_unsigned() ? t.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())
-                               : (t.get<int64_t>() < 0 || t.get<int64_t>() > std::numeric_limits<int32_t>::max())) {
-      return value_error(p, "token id " + t.dump() + " is out of range.");
-    }
-    out->push_back(static_cast<int32_t>(t.get<int64_t>()));
-  }
-  return std::nullopt;
-}
-
 // prompt: a string, an array of token ids, or a one-element array of either.
 Err parse_prompt(const json& body, CompletionRequest* out) {
   const json* p = field(body, "prompt");

@@ -1,5 +1,7 @@
 #include "server/request_fields.h"
 
+#include <limits>
+
 namespace flashlm::server {
 
 using json = nlohmann::json;
@@ -47,6 +49,21 @@ ApiError missing_error(const std::string& param) {
 ApiError unsupported(const std::string& param, const std::string& why) {
   return ApiError::invalid("'" + param + "' is not supported" + (why.empty() ? "." : ": " + why), param,
                            "unsupported_parameter");
+}
+
+std::optional<ApiError> parse_token_array(const json& arr, const std::string& param, std::vector<int32_t>* out) {
+  out->reserve(arr.size());
+  for (size_t i = 0; i < arr.size(); ++i) {
+    const json& t = arr[i];
+    const std::string p = param + "[" + std::to_string(i) + "]";
+    if (!t.is_number_integer()) return type_error(p, "an integer token id", t);
+    if (t.is_number_unsigned() ? t.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())
+                               : (t.get<int64_t>() < 0 || t.get<int64_t>() > std::numeric_limits<int32_t>::max())) {
+      return value_error(p, "token id " + t.dump() + " is out of range.");
+    }
+    out->push_back(static_cast<int32_t>(t.get<int64_t>()));
+  }
+  return std::nullopt;
 }
 
 ApiError renamed_fields(ApiError e, NamePairs fields, NamePairs tool_keys) {

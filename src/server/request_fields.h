@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
+#include <cstdint>
 
 #include "server/api_error.h"
 
@@ -22,6 +24,11 @@ ApiError type_error(const std::string& param, const char* expected, const nlohma
 ApiError value_error(const std::string& param, const std::string& why);
 ApiError missing_error(const std::string& param);
 ApiError unsupported(const std::string& param, const std::string& why);
+
+// Token ids (integers in [0, INT32_MAX]); errors name param[i]. Ids are checked against
+// the vocabulary by whoever uses them.
+std::optional<ApiError> parse_token_array(const nlohmann::json& arr, const std::string& param,
+                                          std::vector<int32_t>* out);
 
 // An error from the chat parser, for an API that rewrote its request into a chat request:
 // a param starting with a `fields` key is named by its value (the whole field: indices of

@@ -191,9 +191,10 @@ std::string model_body(const std::string& model_id, int64_t created) {
   return dump(ojson{{"id", model_id}, {"object", "model"}, {"created", created}, {"owned_by", "flashlm"}});
 }
 
-std::string models_body(const std::string& model_id, int64_t created) {
-  ojson j = {{"object", "list"},
-             {"data", ojson::array({ojson::parse(model_body(model_id, created))})}};
+std::string models_body(const std::vector<std::string>& model_ids, int64_t created) {
+  ojson data = ojson::array();
+  for (const std::string& id : model_ids) data.push_back(ojson::parse(model_body(id, created)));
+  ojson j = {{"object", "list"}, {"data", std::move(data)}};
   return dump(j);
 }
 

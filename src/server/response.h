@@ -92,7 +92,7 @@ std::string usage_chunk_json(const ResponseMeta& meta, const Usage& usage);
 // Response of GET /v1/models.
 // GET /v1/models/{id}: the one model object.
 std::string model_body(const std::string& model_id, int64_t created);
-std::string models_body(const std::string& model_id, int64_t created);
+std::string models_body(const std::vector<std::string>& model_ids, int64_t created);
 
 // JSON text that never throws on invalid UTF-8 (replaced by U+FFFD).
 std::string dump(const ojson& j);

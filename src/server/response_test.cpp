@@ -170,7 +170,7 @@ TEST(ResponseTest, Ids) {
 }
 
 TEST(ResponseTest, Models) {
-  const json j = json::parse(models_body("SmolLM2", 5));
+  const json j = json::parse(models_body({"SmolLM2"}, 5));
   EXPECT_EQ(j["object"], "list");
   EXPECT_EQ(j["data"][0]["id"], "SmolLM2");
   EXPECT_EQ(j["data"][0]["object"], "model");

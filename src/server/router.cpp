@@ -12,7 +12,7 @@ namespace flashlm::server {
 namespace {
 
 enum class Route {
-  kPage, kHealth, kMetrics, kModels, kChat, kCompletions, kResponses, kMessages, kTokenize, kDetokenize, kTokenizerInfo, kCacheWarm, kCacheUnpin, kCache
+  kPage, kHealth, kMetrics, kModels, kChat, kCompletions, kResponses, kMessages, kTokenize, kDetokenize, kTokenizerInfo, kCacheWarm, kCacheUnpin, kCache, kEmbeddings
 };
 
 struct RouteEntry {
@@ -38,6 +38,8 @@ constexpr std::array kRoutes = {
     RouteEntry{"/v1/responses", "POST", Route::kResponses, false, true},
     RouteEntry{"/responses", "POST", Route::kResponses, false, true},
     RouteEntry{"/v1/messages", "POST", Route::kMessages, false, true},
+    RouteEntry{"/v1/embeddings", "POST", Route::kEmbeddings, false, true},
+    RouteEntry{"/embeddings", "POST", Route::kEmbeddings, false, true},
     RouteEntry{"/tokenize", "POST", Route::kTokenize, false, true},
     RouteEntry{"/detokenize", "POST", Route::kDetokenize, false, true},
     RouteEntry{"/tokenizer_info", "GET", Route::kTokenizerInfo, false, true},
@@ -91,6 +93,10 @@ void route(ServerContext& ctx, const HttpRequest& req, const std::shared_ptr<Res
       return;
     }
     const std::string id = req.path.substr(kModelPrefix.size());
+    if (ctx.embeddings != nullptr && id == ctx.embeddings->model_id()) {
+      res->reply(json_reply(200, model_body(id, ctx.created)));
+      return;
+    }
     if (id != ctx.backend->model_id()) {
       res->reply(error_reply(ApiError::of(404, "invalid_request_error",
                                           "The model '" + id + "' does not exist; this server has '" +
@@ -183,6 +189,9 @@ void route(ServerContext& ctx, const HttpRequest& req, const std::shared_ptr<Res
       return;
     case Route::kCache:
       res->reply(handle_cache_status(ctx));
+      return;
+    case Route::kEmbeddings:
+      handle_embeddings(ctx, req, res);
       return;
     case Route::kTokenizerInfo:
       res->reply(handle_tokenizer_info(ctx));

@@ -20,5 +20,7 @@ HttpReply handle_tokenize(const ServerContext& ctx, const HttpRequest& req);
 HttpReply handle_detokenize(const ServerContext& ctx, const HttpRequest& req);
 HttpReply handle_tokenizer_info(const ServerContext& ctx);
 HttpReply handle_chat_page();
+// POST /v1/embeddings: answered later, from the embedding service (handlers.cpp).
+void handle_embeddings(ServerContext& ctx, const HttpRequest& req, const std::shared_ptr<Responder>& res);
 
 }  // namespace flashlm::server

@@ -48,6 +48,7 @@ struct Server::Impl {
   ServerOptions opts;
   ServerContext ctx;
   std::unique_ptr<Backend> backend;
+  std::unique_ptr<EmbeddingService> embeddings;
   asio::thread_pool prep{1};  // request preparation (templates, tokenizing)
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
@@ -69,6 +70,7 @@ struct Server::Impl {
     prep.join();
     if (drainer.joinable()) drainer.join();
     if (backend) backend->stop(false);
+    if (embeddings) embeddings->stop(false);
   }
 
   Status listen() {
@@ -129,18 +131,26 @@ struct Server::Impl {
     });
   }
 
-  void set_backend(std::unique_ptr<Backend> b) {
+  void set_backend(std::unique_ptr<Backend> b, std::unique_ptr<EmbeddingService> e) {
     if (stopping) {
       b->stop(false);
+      if (e) e->stop(false);
       return;
     }
     backend = std::move(b);
     ctx.backend = backend.get();
+    embeddings = std::move(e);
+    ctx.embeddings = embeddings.get();
     ctx.created = static_cast<int64_t>(std::time(nullptr));
     ctx.fingerprint = fingerprint(backend->model_id());
     ctx.state = ServerState::kReady;
     std::fprintf(stderr, "flashlm serve: model '%s' ready (context %lld tokens)\n", backend->model_id().c_str(),
                  static_cast<long long>(backend->n_ctx()));
+    if (embeddings) {
+      std::fprintf(stderr, "flashlm serve: embedding model '%s' ready (%lld dimensions, up to %lld tokens)\n",
+                   embeddings->model_id().c_str(), static_cast<long long>(embeddings->encoder().dim()),
+                   static_cast<long long>(embeddings->encoder().max_tokens()));
+    }
   }
 
   // Stop accepting, refuse new work (503), let the scheduler finish what it has.
@@ -160,6 +170,7 @@ struct Server::Impl {
     drain_guard.emplace(ioc.get_executor());
     drainer = std::thread([this] {
       backend->stop(true);
+      if (embeddings) embeddings->stop(true);
       asio::post(ioc, [this] { finish(); });
     });
   }
@@ -211,9 +222,12 @@ uint16_t Server::port() const {
 
 const std::string& Server::host() const { return impl_->opts.host; }
 
-void Server::set_backend(std::unique_ptr<Backend> backend) {
-  auto shared = std::make_shared<std::unique_ptr<Backend>>(std::move(backend));
-  asio::post(impl_->ioc, [impl = impl_.get(), shared] { impl->set_backend(std::move(*shared)); });
+void Server::set_backend(std::unique_ptr<Backend> backend, std::unique_ptr<EmbeddingService> embeddings) {
+  auto shared = std::make_shared<std::pair<std::unique_ptr<Backend>, std::unique_ptr<EmbeddingService>>>(
+      std::move(backend), std::move(embeddings));
+  asio::post(impl_->ioc, [impl = impl_.get(), shared] {
+    impl->set_backend(std::move(shared->first), std::move(shared->second));
+  });
 }
 
 void Server::fail(const std::string& message) {

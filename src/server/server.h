@@ -35,7 +35,7 @@ class Server {
 
   // Thread-safe. The loaded model: the server becomes ready. If the server is already
   // shutting down, the backend is stopped and dropped.
-  void set_backend(std::unique_ptr<Backend> backend);
+  void set_backend(std::unique_ptr<Backend> backend, std::unique_ptr<EmbeddingService> embeddings = nullptr);
   // Thread-safe. Loading failed: run() ends with exit code 1.
   void fail(const std::string& message);
   // Thread-safe. Graceful shutdown, as on SIGTERM.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "server/backend.h"
+#include "server/embeddings.h"
 #include "server/metrics.h"
 #include "server/responses_api.h"
 
@@ -27,6 +28,7 @@ struct ServerLimits {
 struct ServerContext {
   ServerState state = ServerState::kLoading;
   Backend* backend = nullptr;  // set when ready
+  EmbeddingService* embeddings = nullptr;  // the --embedding-model, when there is one (set with backend)
   Metrics metrics;
   std::string api_key;  // "" : no authentication
   std::vector<std::string> cors_origins;  // empty: CORS off; "*": any origin (server/cors.h)
