@@ -297,6 +297,9 @@ flashlm_cli_error(finetune_qat_same_unquantized "--qat same: .* holds no quantiz
 # Embeddings (flashlm embed) from the all-MiniLM-L6-v2 model directory.
 add_test(NAME cli_embed_minilm COMMAND python3 ${CMAKE_SOURCE_DIR}/tests/check_embed.py ${FLASHLM_BIN} ${MINILM})
 set_tests_properties(cli_embed_minilm PROPERTIES SKIP_RETURN_CODE 77)
+# A Hugging Face directory's tokenizer.json (ids as Hugging Face tokenizers gives them).
+add_test(NAME cli_tokenize_hf_dir COMMAND ${FLASHLM_BIN} tokenize -m ${MINILM} -p "Hello, world! [CLS] café")
+set_tests_properties(cli_tokenize_hf_dir PROPERTIES PASS_REGULAR_EXPRESSION "^\\[101,7592,1010,2088,999,101,7668,102\\]")
 flashlm_cli_error(embed_not_a_directory "not a directory" ${FLASHLM_BIN} embed -m ${SMOLLM} -p hi)
 flashlm_cli_error(embed_nothing "nothing to embed" ${FLASHLM_BIN} embed -m ${MINILM})
 flashlm_cli_error(embed_too_long_no_truncate "more than the 256 this model takes" ${FLASHLM_BIN} embed -m ${MINILM} --no-truncate
