@@ -111,6 +111,10 @@ CASES = [
     "Hello,World!!",
     "don't-stop.now",
     "$100,000.00 & 50%",
+    # Unassigned code points are kept (they become [UNK]); private use is removed.
+    "noncharacter\uffff end",
+    "unassigned\u0378 and\u2065x",
+    "private\ue000use",
 ]
 
 

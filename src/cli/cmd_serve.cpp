@@ -119,7 +119,7 @@ int serve(const ServeArgs& a) {
         return;
       }
       const int t = a.embedding_threads > 0 ? a.embedding_threads : a.threads > 0 ? a.threads : usable_cpu_count();
-      emb = std::make_unique<server::EmbeddingService>(std::move(enc).value(), t);
+      emb = std::make_unique<server::EmbeddingService>(std::move(enc).value(), t, static_cast<size_t>(a.max_queue));
     }
     Result<std::unique_ptr<server::Backend>> b = server::load_model_backend(a.model, sched, a.backend, a.loras);
     if (!b) {
@@ -161,7 +161,7 @@ void add_serve(CLI::App& app, int* exit_code) {
                   "origins (e.g. https://app.example.com, or *) whose web pages may call the API from a "
                   "browser; repeat or separate with commas (default: none)")
       ->delimiter(',');
-  sub->add_option("--max-queue", args->max_queue, "waiting requests beyond the free running slots (more get 429)")
+  sub->add_option("--max-queue", args->max_queue, "waiting requests beyond the free running slots (more get 429); also the embedding requests that may wait")
       ->check(CLI::Range(0, 1 << 20));
   sub->add_option("--timeout", args->timeout_s, "seconds an idle connection or a stalled write may wait")
       ->check(CLI::Range(0.1, 86400.0));

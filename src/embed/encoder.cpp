@@ -171,11 +171,11 @@ Result<Encoder> Encoder::load(const std::string& dir) {
   Result<BertConfig> c = read_bert_config(dir);
   if (!c) return c.status();
   e.config_ = *c;
-  Result<SentenceConfig> s = read_sentence_config(dir, e.config_);
-  if (!s) return s.status();
-  e.sentence_ = *s;
   Result<tok::Vocab> vocab = tok::vocab_from_tokenizer_json_file((fs::path(dir) / "tokenizer.json").string());
   if (!vocab) return vocab.status();
+  Result<SentenceConfig> s = read_sentence_config(dir, e.config_, vocab->wpm.lowercase);
+  if (!s) return s.status();
+  e.sentence_ = *s;
   if (vocab->n_vocab() > e.config_.vocab_size) {
     return Status::error(dir + ": tokenizer.json has " + std::to_string(vocab->n_vocab()) +
                          " tokens, more than the model's vocab_size " + std::to_string(e.config_.vocab_size));

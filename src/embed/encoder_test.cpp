@@ -195,6 +195,8 @@ TEST_F(BadDir, UnsupportedModulesAndPooling) {
   write("modules.json", R"([{"type":"sentence_transformers.models.Pooling","path":"1_Pooling"}])");
   write("1_Pooling/config.json", R"({"pooling_mode_cls_token":true,"pooling_mode_mean_tokens":true})");
   EXPECT_NE(load_error().find("2 pooling modes are on"), std::string::npos);
+  write("1_Pooling/config.json", R"({"pooling_mode_cls_token":1})");
+  EXPECT_NE(load_error().find("malformed"), std::string::npos);
   write("1_Pooling/config.json", R"({"pooling_mode_cls_token":true})");
   Result<Encoder> cls = Encoder::load(dir_.string());
   ASSERT_TRUE(cls) << cls.status().message();

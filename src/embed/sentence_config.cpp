@@ -82,7 +82,7 @@ Result<Pooling> pooling_from_name(const std::string& name) {
   return Status::error("unknown pooling '" + name + "' (mean, cls, max, last, mean_sqrt_len)");
 }
 
-Result<BertConfig> read_bert_config(const std::string& dir) {
+static Result<BertConfig> bert_config_impl(const std::string& dir) {
   const std::filesystem::path path = std::filesystem::path(dir) / "config.json";
   Result<json> j = read_json(path);
   if (!j) return j.status();
@@ -124,20 +124,36 @@ Result<BertConfig> read_bert_config(const std::string& dir) {
   return c;
 }
 
-Result<SentenceConfig> read_sentence_config(const std::string& dir, const BertConfig& model) {
+static Result<SentenceConfig> sentence_config_impl(const std::string& dir, const BertConfig& model, bool lowercases) {
   namespace fs = std::filesystem;
   SentenceConfig s;
   s.max_tokens = model.max_positions;
   const fs::path root(dir);
   std::error_code ec;
+  // Without sentence_bert_config.json's max_seq_length, sentence-transformers takes the
+  // tokenizer's model_max_length when it is below the position limit.
+  const fs::path tcfg = root / "tokenizer_config.json";
+  if (fs::exists(tcfg, ec)) {
+    Result<json> j = read_json(tcfg);
+    if (!j) return j.status();
+    if (const auto it = j->find("model_max_length"); it != j->end() && it->is_number_integer() &&
+                                                        it->get<int64_t>() >= 1) {
+      s.max_tokens = std::min(it->get<int64_t>(), model.max_positions);
+    }
+  }
   const fs::path sbert = root / "sentence_bert_config.json";
   if (fs::exists(sbert, ec)) {
     Result<json> j = read_json(sbert);
     if (!j) return j.status();
-    if (j->contains("max_seq_length")) {
+    if (j->contains("max_seq_length") && !(*j)["max_seq_length"].is_null()) {
       Result<int64_t> v = positive(*j, "max_seq_length", sbert.string(), int64_t{1} << 24);
       if (!v) return v.status();
       s.max_tokens = std::min(*v, model.max_positions);
+    }
+    // do_lower_case lowercases the text before the tokenizer: the same when the
+    // tokenizer lowercases anyway, otherwise not implemented.
+    if (const auto it = j->find("do_lower_case"); it != j->end() && it->is_boolean() && it->get<bool>() && !lowercases) {
+      return Status::error(sbert.string() + ": do_lower_case with a tokenizer that keeps case is not supported");
     }
   }
   const fs::path modules = root / "modules.json";
@@ -167,6 +183,24 @@ Result<SentenceConfig> read_sentence_config(const std::string& dir, const BertCo
                          "' is not supported (supported: Transformer, Pooling, Normalize)");
   }
   return s;
+}
+
+// nlohmann's value(key, default) throws when the key holds another type: that is an
+// error naming the file, never an exception out of the loader.
+Result<BertConfig> read_bert_config(const std::string& dir) {
+  try {
+    return bert_config_impl(dir);
+  } catch (const nlohmann::json::exception& e) {
+    return Status::error(dir + "/config.json: malformed: " + e.what());
+  }
+}
+
+Result<SentenceConfig> read_sentence_config(const std::string& dir, const BertConfig& model, bool lowercases) {
+  try {
+    return sentence_config_impl(dir, model, lowercases);
+  } catch (const nlohmann::json::exception& e) {
+    return Status::error(dir + ": a sentence-transformers file is malformed: " + e.what());
+  }
 }
 
 }  // namespace flashlm::embed

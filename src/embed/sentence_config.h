@@ -37,6 +37,7 @@ struct SentenceConfig {
 
 // Reads config.json; refuses architectures other than BERT's, naming what is supported.
 Result<BertConfig> read_bert_config(const std::string& dir);
-Result<SentenceConfig> read_sentence_config(const std::string& dir, const BertConfig& model);
+// `lowercases`: whether the model's tokenizer lowercases (do_lower_case needs it).
+Result<SentenceConfig> read_sentence_config(const std::string& dir, const BertConfig& model, bool lowercases);
 
 }  // namespace flashlm::embed

@@ -47,14 +47,14 @@ Err parse_input(const json& body, EmbeddingRequest* out) {
   }
   if (!in->is_array()) return type_error("input", "a string, an array of strings or an array of token ids", *in);
   if (in->empty()) return value_error("input", "empty array. Expected at least one input.");
-  if (in->size() > kMaxEmbeddingInputs) {
-    return value_error("input", "at most " + std::to_string(kMaxEmbeddingInputs) + " inputs per request, got " +
-                                    std::to_string(in->size()) + ".");
-  }
   const json& first = (*in)[0];
   if (first.is_number_integer()) {  // one input of token ids
     out->token_inputs.emplace_back();
     return parse_token_array(*in, "input", &out->token_inputs.back());
+  }
+  if (in->size() > kMaxEmbeddingInputs) {
+    return value_error("input", "at most " + std::to_string(kMaxEmbeddingInputs) + " inputs per request, got " +
+                                    std::to_string(in->size()) + ".");
   }
   out->listed = true;
   for (size_t i = 0; i < in->size(); ++i) {
@@ -119,22 +119,26 @@ std::string embeddings_body(bool base64, const EmbeddingReply& reply, const std:
                     {"usage", {{"prompt_tokens", reply.prompt_tokens}, {"total_tokens", reply.prompt_tokens}}}});
 }
 
-EmbeddingService::EmbeddingService(embed::Encoder encoder, int n_threads)
-    : encoder_(std::move(encoder)), pool_(n_threads), thread_([this] { loop(); }) {}
+EmbeddingService::EmbeddingService(embed::Encoder encoder, int n_threads, size_t max_queue)
+    : encoder_(std::move(encoder)), pool_(n_threads), max_queue_(max_queue), thread_([this] { loop(); }) {}
 
 EmbeddingService::~EmbeddingService() { stop(false); }
 
 void EmbeddingService::submit(EmbeddingRequest req, Done done) {
+  EmbeddingReply r;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!stopping_) {
+    if (!stopping_ && queue_.size() < max_queue_) {
       queue_.push_back({std::move(req), std::move(done)});
       cv_.notify_one();
       return;
     }
+    r.error = stopping_ ? ApiError::of(503, "server_error", "The server is shutting down.", "shutting_down")
+                        : ApiError::of(429, "rate_limit_error",
+                                       "Too many embedding requests are waiting (" + std::to_string(max_queue_) +
+                                           "); retry shortly.",
+                                       "queue_full");
   }
-  EmbeddingReply r;
-  r.error = ApiError::of(503, "server_error", "The server is shutting down.", "shutting_down");
   done(std::move(r));
 }
 
@@ -218,6 +222,10 @@ void EmbeddingService::run_batch(std::vector<Job>& jobs) {
         }
         if (rep.error) break;
       }
+      if (ids.empty()) {  // a tokenizer without special tokens, on text it drops entirely
+        rep.error = ApiError::invalid("Invalid '" + param + "': the text has no tokens.", param, "invalid_value");
+        break;
+      }
       if (static_cast<int64_t>(ids.size()) > max) {
         if (!req.truncate) {
           rep.error = ApiError::invalid("Invalid '" + param + "': " + std::to_string(ids.size()) +
@@ -226,8 +234,11 @@ void EmbeddingService::run_batch(std::vector<Job>& jobs) {
                                         param, "context_length_exceeded");
           break;
         }
-        ids = !req.texts.empty() ? enc.tokenize(req.texts[i], /*truncate=*/true)
-                                 : std::vector<int32_t>(ids.begin(), ids.begin() + max);
+        // Cut as text is cut: a closing special token (the model's [SEP]) stays last.
+        const int32_t last = ids.back();
+        const bool keep_eos = enc.tokenizer().vocab().add_eos && last == enc.tokenizer().vocab().eos;
+        ids.resize(static_cast<size_t>(keep_eos ? max - 1 : max));
+        if (keep_eos) ids.push_back(last);
       }
       rep.prompt_tokens += static_cast<int64_t>(ids.size());
       items.push_back({j, i});

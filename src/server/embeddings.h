@@ -52,8 +52,9 @@ class EmbeddingService {
  public:
   using Done = std::function<void(EmbeddingReply)>;
 
-  // Starts the service's thread; `n_threads` for its own thread pool.
-  EmbeddingService(embed::Encoder encoder, int n_threads);
+  // Starts the service's thread; `n_threads` for its own thread pool; at most `max_queue`
+  // requests wait (more get a 429).
+  EmbeddingService(embed::Encoder encoder, int n_threads, size_t max_queue);
   ~EmbeddingService();  // stop(false)
   EmbeddingService(const EmbeddingService&) = delete;
   EmbeddingService& operator=(const EmbeddingService&) = delete;
@@ -61,8 +62,8 @@ class EmbeddingService {
   const std::string& model_id() const { return encoder_.name(); }
   const embed::Encoder& encoder() const { return encoder_; }
 
-  // Thread-safe. `done` runs on the service's thread, exactly once (with a 503 error if
-  // the service is stopping).
+  // Thread-safe. `done` runs exactly once: on the service's thread, or at once on the
+  // caller's with a 503 when the service is stopping or a 429 when the queue is full.
   void submit(EmbeddingRequest req, Done done);
   // Blocks until the thread has ended: with drain, after the queued requests are
   // answered; without, they are answered with a 503.
@@ -81,6 +82,7 @@ class EmbeddingService {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;
+  size_t max_queue_;
   bool stopping_ = false;
   bool drain_ = true;
   std::thread thread_;

@@ -47,21 +47,23 @@ void handle_embeddings(ServerContext& ctx, const HttpRequest& req, const std::sh
     return;
   }
   // Parsed on the preparation thread, computed on the embedding service's, answered here.
-  ctx.offload([&ctx, req, res] {
+  // `res` is moved from hop to hop, so its last reference always dies on the I/O thread
+  // (a session must not be destroyed on another thread).
+  ctx.offload([&ctx, req, res]() mutable {
     nlohmann::json body;
     EmbeddingRequest er;
     std::optional<ApiError> err = parse_json(req.body, &body);
     if (!err) err = parse_embedding_request(body, &er);
     if (err) {
-      ctx.post([res, e = *err] { res->reply(error_reply(e)); });
+      ctx.post([res = std::move(res), e = *err] { res->reply(error_reply(e)); });
       return;
     }
     const bool base64 = er.base64;
     EmbeddingService* svc = ctx.embeddings;
-    svc->submit(std::move(er), [&ctx, res, base64, svc](EmbeddingReply r) {
+    svc->submit(std::move(er), [&ctx, res = std::move(res), base64, svc](EmbeddingReply r) mutable {
       auto reply = std::make_shared<HttpReply>(r.error ? error_reply(*r.error)
                                                        : json_reply(200, embeddings_body(base64, r, svc->model_id())));
-      ctx.post([res, reply] { res->reply(std::move(*reply)); });
+      ctx.post([res = std::move(res), reply] { res->reply(std::move(*reply)); });
     });
   });
 }

@@ -55,10 +55,11 @@ Status read_post_processor(const json& p, Vocab& v, const std::string& origin) {
   if (p.is_null()) return Status::ok();
   const std::string type = type_of(p);
   auto token_id = [&](const json& pair, const char* what) -> Result<int32_t> {
-    if (!pair.is_array() || pair.size() != 2 || !pair[1].is_number_integer()) {
-      return bad(origin, std::string("post_processor '") + what + "' must be [text, id]");
+    if (!pair.is_array() || pair.size() != 2 || !pair[1].is_number_integer() || pair[1].get<int64_t>() < 0 ||
+        pair[1].get<int64_t>() >= v.n_vocab()) {
+      return bad(origin, std::string("post_processor '") + what + "' must be [text, id] with an id in the vocab");
     }
-    return pair[1].get<int32_t>();
+    return static_cast<int32_t>(pair[1].get<int64_t>());
   };
   if (type == "BertProcessing" || type == "RobertaProcessing") {
     Result<int32_t> cls = token_id(p.value("cls", json()), "cls");
@@ -89,11 +90,12 @@ Status read_post_processor(const json& p, Vocab& v, const std::string& origin) {
       }
       const std::string name = piece["SpecialToken"]["id"].get<std::string>();
       auto it = specials.find(name);
-      if (it == specials.end() || !it->contains("ids") || !(*it)["ids"].is_array() || (*it)["ids"].size() != 1 ||
-          !(*it)["ids"][0].is_number_integer()) {
-        return bad(origin, "TemplateProcessing special token '" + name + "' must map to exactly one id");
+      if (it == specials.end() || !it->is_object() || !it->contains("ids") || !(*it)["ids"].is_array() ||
+          (*it)["ids"].size() != 1 || !(*it)["ids"][0].is_number_integer() || (*it)["ids"][0].get<int64_t>() < 0 ||
+          (*it)["ids"][0].get<int64_t>() >= v.n_vocab()) {
+        return bad(origin, "TemplateProcessing special token '" + name + "' must map to exactly one id in the vocab");
       }
-      (seen_sequence ? after : before).push_back((*it)["ids"][0].get<int32_t>());
+      (seen_sequence ? after : before).push_back(static_cast<int32_t>((*it)["ids"][0].get<int64_t>()));
     }
     if (!seen_sequence || before.size() > 1 || after.size() > 1) {
       return bad(origin,
@@ -112,7 +114,8 @@ Status read_post_processor(const json& p, Vocab& v, const std::string& origin) {
 
 }  // namespace
 
-Result<Vocab> vocab_from_tokenizer_json(std::string_view json_text, const std::string& origin) {
+// The reader proper; its caller turns nlohmann exceptions into errors.
+static Result<Vocab> read_tokenizer_json(std::string_view json_text, const std::string& origin) {
   json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return bad(origin, "not a JSON object");
   const json model = j.value("model", json());
@@ -138,6 +141,9 @@ Result<Vocab> vocab_from_tokenizer_json(std::string_view json_text, const std::s
     filled[static_cast<size_t>(id)] = true;
   }
   v.types.assign(v.tokens.size(), TokenType::kNormal);
+  size_t longest = 1;
+  for (const std::string& t : v.tokens) longest = std::max(longest, t.size());
+  v.wpm.max_token_bytes = static_cast<int32_t>(std::min<size_t>(longest, 1u << 30));
   v.scores.assign(v.tokens.size(), 0.0f);
 
   const json prefix = model.value("continuing_subword_prefix", json("##"));
@@ -186,6 +192,16 @@ Result<Vocab> vocab_from_tokenizer_json(std::string_view json_text, const std::s
   v.add_space_prefix = true;
   if (Status st = vocab_finalize(v); !st) return bad(origin, st.message());
   return v;
+}
+
+Result<Vocab> vocab_from_tokenizer_json(std::string_view json_text, const std::string& origin) {
+  // nlohmann's value(key, default) throws when the key holds another type: that, like
+  // every other malformed field, is an error, never an exception out of the reader.
+  try {
+    return read_tokenizer_json(json_text, origin);
+  } catch (const nlohmann::json::exception& e) {
+    return bad(origin, std::string("malformed: ") + e.what());
+  }
 }
 
 Result<Vocab> vocab_from_tokenizer_json_file(const std::string& path) {

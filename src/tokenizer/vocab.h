@@ -46,6 +46,7 @@ struct WpmOptions {
   bool lowercase = true;
   int32_t max_chars_per_word = 100;  // longer words become the unknown token
   std::string prefix = "##";         // marks a piece that continues a word
+  int32_t max_token_bytes = 1 << 30;  // the longest token's bytes (bounds the matching)
 };
 
 // Which regex set splits text before byte-level BPE (tokenizer.ggml.pre).

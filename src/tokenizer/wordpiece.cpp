@@ -2,6 +2,7 @@
 
 #include <utf8proc.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "tokenizer/unicode.h"
@@ -35,13 +36,14 @@ bool is_whitespace(uint32_t c) {
   return c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
-bool is_other(uint32_t c) {  // general category C*: Cc, Cf, Cn, Co, Cs
+// What tokenizers' BertNormalizer counts as "other" (its unicode_categories crate's
+// is_other): control, format and private use. Unassigned code points are kept (and
+// become the unknown token), as there.
+bool is_other(uint32_t c) {
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
     case UTF8PROC_CATEGORY_CC:
     case UTF8PROC_CATEGORY_CF:
-    case UTF8PROC_CATEGORY_CN:
     case UTF8PROC_CATEGORY_CO:
-    case UTF8PROC_CATEGORY_CS:
       return true;
     default:
       return false;
@@ -183,6 +185,14 @@ void wordpiece_word(std::string_view word, const WpmOptions& opt, int32_t unk,
   while (s < n_chars) {
     int32_t found = kNoToken;
     size_t e = n_chars;
+    // No piece is longer than the vocabulary's longest token: start there, so a word
+    // costs O(length x longest token), not O(length^2) lookups.
+    const size_t extra = s > 0 ? opt.prefix.size() : 0;
+    const size_t budget = static_cast<size_t>(opt.max_token_bytes) > extra ? opt.max_token_bytes - extra : 0;
+    if (bounds[e] - bounds[s] > budget) {  // the last boundary within the budget
+      e = static_cast<size_t>(std::upper_bound(bounds.begin() + static_cast<std::ptrdiff_t>(s), bounds.end(),
+                                               bounds[s] + budget) - bounds.begin()) - 1;
+    }
     for (; e > s; --e) {
       piece.clear();
       if (s > 0) piece = opt.prefix;

@@ -55,6 +55,9 @@ TEST(WordPiece, NormalizerCleansSplitsStripsAndLowers) {
   EXPECT_EQ(bert_normalize("e\xCC\x81", opt), "e");                 // e + combining acute
   EXPECT_EQ(bert_normalize("\xC4\xB0", opt), "i");                  // I with dot above
   EXPECT_EQ(bert_normalize("zero\xE2\x80\x8Bwidth", opt), "zerowidth");  // U+200B is format, removed
+  // Private use goes too; unassigned code points stay (tokenizers keeps them: [UNK]).
+  EXPECT_EQ(bert_normalize("a\xEE\x80\x80" "b", opt), "ab");
+  EXPECT_EQ(bert_normalize("a\xCD\xB8" "b", opt), "a\xCD\xB8" "b");
   WpmOptions cased;
   cased.lowercase = false;
   cased.strip_accents = false;
@@ -86,6 +89,21 @@ TEST(WordPiece, GreedyLongestMatchAndUnknownWords) {
   // Invalid UTF-8 never fails: its bytes become U+FFFD, which the normalizer drops.
   EXPECT_EQ(t->encode("hel\xFFlo", false, true), (std::vector<int32_t>{6}));
   EXPECT_EQ(t->decode({0, 3, 4, 5, 6, 1}, false), "unaffable hello");
+  // A long word costs length x longest token, not length^2 lookups: 100k chars that only
+  // match one by one ("a" then "##a" ...) under a limit that lets them through.
+  std::string big = kSmallModel;
+  auto sub = [&big](const std::string& from, const std::string& to) { big.replace(big.find(from), from.size(), to); };
+  sub("\"max_input_chars_per_word\":10", "\"max_input_chars_per_word\":200000");
+  sub("\"un\":3", "\"a\":3");
+  sub("\"##aff\":4", "\"##a\":4");
+  Result<Vocab> bv = vocab_from_tokenizer_json(small_json(big), "big");
+  ASSERT_TRUE(bv) << bv.status().message();
+  Result<Tokenizer> bt = Tokenizer::from_vocab(std::move(bv).value());
+  ASSERT_TRUE(bt);
+  const std::vector<int32_t> ids = bt->encode(std::string(100000, 'a'), false, true);
+  ASSERT_EQ(ids.size(), 100000u);
+  EXPECT_EQ(ids[0], 3);
+  EXPECT_EQ(ids[99999], 4);
 }
 
 TEST(WordPiece, TokenizerJsonErrorsNameTheProblem) {
@@ -109,6 +127,19 @@ TEST(WordPiece, TokenizerJsonErrorsNameTheProblem) {
             std::string::npos);
   EXPECT_NE(err(small_json(kSmallModel, R"({"type":"BertNormalizer"})", R"([{"id":6,"content":"bye"}])"))
                 .find("is not that vocab entry"),
+            std::string::npos);
+  // Fields of the wrong type are errors, not exceptions.
+  EXPECT_NE(err(small_json(kSmallModel, R"({"type":"BertNormalizer"})",
+                           R"([{"id":6,"content":"hello","lstrip":null}])"))
+                .find("malformed"),
+            std::string::npos);
+  EXPECT_NE(err(small_json(kSmallModel, R"({"type":"BertNormalizer","lowercase":"yes"})")).find("'lowercase'"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"model":{"type":"WordPiece","unk_token":"[UNK]","vocab":{"[UNK]":0},"max_input_chars_per_word":"x"}})")
+                .find("max_input_chars_per_word"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"model":{"type":"WordPiece","unk_token":"[UNK]","vocab":{"[UNK]":0}},"pre_tokenizer":{"type":"BertPreTokenizer"},"post_processor":{"type":"BertProcessing","sep":["[SEP]",4294967297],"cls":["[CLS]",0]}})")
+                .find("with an id in the vocab"),
             std::string::npos);
 }
 
