@@ -46,7 +46,7 @@ foreach(cmd info run tokenize)
   flashlm_cli_error(${cmd}_random_bytes "not a GGUF file" ${FLASHLM_BIN} ${cmd} -m ${BAD_DIR}/random.gguf ${extra})
   flashlm_cli_error(${cmd}_truncated_header "truncated" ${FLASHLM_BIN} ${cmd} -m ${BAD_DIR}/truncated_header.gguf ${extra})
   flashlm_cli_error(${cmd}_truncated_data "past the end of the file" ${FLASHLM_BIN} ${cmd} -m ${BAD_DIR}/truncated_data.gguf ${extra})
-  flashlm_cli_error(${cmd}_directory "not a regular file|holds neither model.safetensors" ${FLASHLM_BIN} ${cmd} -m ${BAD_DIR} ${extra})
+  flashlm_cli_error(${cmd}_directory "not a regular file|holds neither model.safetensors|holds no tokenizer.json" ${FLASHLM_BIN} ${cmd} -m ${BAD_DIR} ${extra})
   set_tests_properties(cli_error_${cmd}_empty_file cli_error_${cmd}_random_bytes cli_error_${cmd}_truncated_header
                        cli_error_${cmd}_truncated_data cli_error_${cmd}_directory PROPERTIES FIXTURES_REQUIRED bad_inputs)
 endforeach()

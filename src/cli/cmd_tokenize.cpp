@@ -20,7 +20,12 @@ int tokenize(const TokenizeArgs& a) {
   // A Hugging Face model directory: its tokenizer.json.
   std::error_code ec;
   if (std::filesystem::is_directory(a.model, ec)) {
-    Result<tok::Vocab> v = tok::vocab_from_tokenizer_json_file((std::filesystem::path(a.model) / "tokenizer.json").string());
+    const std::filesystem::path tj = std::filesystem::path(a.model) / "tokenizer.json";
+    if (!std::filesystem::exists(tj, ec)) {
+      print_error(a.model + " is a directory that holds no tokenizer.json (give a GGUF file or a Hugging Face model directory)");
+      return 1;
+    }
+    Result<tok::Vocab> v = tok::vocab_from_tokenizer_json_file(tj.string());
     Result<tok::Tokenizer> t = v ? tok::Tokenizer::from_vocab(std::move(v).value()) : Result<tok::Tokenizer>(v.status());
     if (!t) {
       print_error(t.status().message());

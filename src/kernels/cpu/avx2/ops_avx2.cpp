@@ -112,23 +112,23 @@ static __m256 gelu_erf8(__m256 x) {
   return _mm256_mul_ps(x, phi);
 }
 
-void gelu_erf(const float* x, float* y, int64_t n) {
+namespace {
+
+template <__m256 (*Op)(__m256)>
+void unary_row(const float* x, float* y, int64_t n) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, gelu_erf8(_mm256_loadu_ps(x + i)));
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, Op(_mm256_loadu_ps(x + i)));
   if (i < n) {
     const __m256i m = tail_mask(n - i);
-    _mm256_maskstore_ps(y + i, m, gelu_erf8(_mm256_maskload_ps(x + i, m)));
+    _mm256_maskstore_ps(y + i, m, Op(_mm256_maskload_ps(x + i, m)));
   }
 }
 
-void exp_row(const float* x, float* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));
-  if (i < n) {
-    const __m256i m = tail_mask(n - i);
-    _mm256_maskstore_ps(y + i, m, exp8(_mm256_maskload_ps(x + i, m)));
-  }
-}
+}  // namespace
+
+void gelu_erf(const float* x, float* y, int64_t n) { unary_row<&gelu_erf8>(x, y, n); }
+
+void exp_row(const float* x, float* y, int64_t n) { unary_row<&exp8>(x, y, n); }
 
 // The reference's sum of squares in double, in four-lane double vectors (x^2 of a float
 // is exact in double, so only the order of the additions differs; the float that comes
