@@ -300,7 +300,10 @@ set_tests_properties(cli_embed_minilm PROPERTIES SKIP_RETURN_CODE 77)
 # A Hugging Face directory's tokenizer.json (ids as Hugging Face tokenizers gives them).
 add_test(NAME cli_tokenize_hf_dir COMMAND ${FLASHLM_BIN} tokenize -m ${MINILM} -p "Hello, world! [CLS] café")
 set_tests_properties(cli_tokenize_hf_dir PROPERTIES PASS_REGULAR_EXPRESSION "^\\[101,7592,1010,2088,999,101,7668,102\\]")
-flashlm_cli_error(embed_not_a_directory "not a directory" ${FLASHLM_BIN} embed -m ${SMOLLM} -p hi)
+flashlm_cli_error(embed_missing_model "cannot open" ${FLASHLM_BIN} embed -m /nonexistent/model.gguf -p hi)
+flashlm_cli_error(embed_decoder_batch "--batch applies to encoder model directories" ${FLASHLM_BIN} embed -m ${SMOLLM} -p hi -b 4)
+flashlm_cli_error(embed_decoder_bad_pooling "unknown pooling 'max'" ${FLASHLM_BIN} embed -m ${SMOLLM} -p hi --pooling max)
+flashlm_cli_error(embed_encoder_pooling "--pooling applies to decoder" ${FLASHLM_BIN} embed -m ${MINILM} -p hi --pooling last)
 flashlm_cli_error(embed_nothing "nothing to embed" ${FLASHLM_BIN} embed -m ${MINILM})
 flashlm_cli_error(embed_too_long_no_truncate "more than the 256 this model takes" ${FLASHLM_BIN} embed -m ${MINILM} --no-truncate
                   -p "${CMAKE_SOURCE_DIR} a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r s t u v w x y z")

@@ -58,6 +58,9 @@ class Runner {
   // per token; otherwise only the last token's row. Fails cleanly (nothing appended)
   // when the sequence would exceed n_ctx.
   Status eval(int seq, std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits);
+  // From now on forward() and eval() give final-norm hidden states ([rows, n_embd]) in
+  // place of logits: the rows a decoder model's embeddings are pooled from.
+  void set_hidden_output(bool on) { scratch_.hidden_rows = on; }
 
  private:
   Runner(const Model& model, RuntimeOptions opts, int64_t n_ctx, int n_threads, const KvConfig& kc);

@@ -265,6 +265,10 @@ Status Model::forward(const Batch& batch, KvCache& kv, ForwardScratch& s, Thread
   }
   be.gather_rows(ctx, s.x.data(), n_embd, s.out_index.data(), n_out, s.out_rows.data());
   be.rms_norm(ctx, s.out_rows.data(), W.output_norm, s.out_rows.data(), n_out, n_embd, cfg_.norm_eps);
+  if (s.hidden_rows) {
+    logits->assign(s.out_rows.begin(), s.out_rows.begin() + n_out * n_embd);
+    return Status::ok();
+  }
   logits->resize(static_cast<size_t>(n_out * cfg_.n_vocab));
   be.matmul(ctx, W.output, s.out_rows.data(), n_embd, logits->data(), cfg_.n_vocab, n_out);
   if (cfg_.final_softcap > 0.0f) be.softcap(ctx, logits->data(), n_out * cfg_.n_vocab, cfg_.final_softcap);

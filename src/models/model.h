@@ -40,6 +40,9 @@ struct ForwardScratch {
   std::vector<float> lora_h;      // [n, max LoRA rank] (only with adapters)
   std::vector<float> lora_tmp;    // [n, widest adapted output]
   FfnObserver* ffn_observer = nullptr;  // optional, not owned (models/ffn.h)
+  // Embeddings: forward's `logits` receives each wanted row's final-norm hidden state
+  // ([n_out, n_embd], llama.cpp's embedding rows) instead of its logits.
+  bool hidden_rows = false;
   // Optional, not owned: runs the pass instead of the model's own backend; a decorator of
   // it such as backend/observing_backend.h, which sees the activations.
   const ComputeBackend* backend = nullptr;
