@@ -302,7 +302,8 @@ add_test(NAME cli_tokenize_hf_dir COMMAND ${FLASHLM_BIN} tokenize -m ${MINILM} -
 set_tests_properties(cli_tokenize_hf_dir PROPERTIES PASS_REGULAR_EXPRESSION "^\\[101,7592,1010,2088,999,101,7668,102\\]")
 flashlm_cli_error(embed_missing_model "cannot open" ${FLASHLM_BIN} embed -m /nonexistent/model.gguf -p hi)
 flashlm_cli_error(embed_decoder_batch "--batch applies to encoder model directories" ${FLASHLM_BIN} embed -m ${SMOLLM} -p hi -b 4)
-flashlm_cli_error(embed_decoder_bad_pooling "unknown pooling 'max'" ${FLASHLM_BIN} embed -m ${SMOLLM} -p hi --pooling max)
+flashlm_cli_error(embed_decoder_bad_pooling "unknown pooling 'median'" ${FLASHLM_BIN} embed -m ${SMOLLM} -p hi --pooling median)
+flashlm_cli_error(embed_encoder_kv_type "--kv-type applies to decoder" ${FLASHLM_BIN} embed -m ${MINILM} -p hi --kv-type f32)
 flashlm_cli_error(embed_encoder_pooling "--pooling applies to decoder" ${FLASHLM_BIN} embed -m ${MINILM} -p hi --pooling last)
 flashlm_cli_error(embed_nothing "nothing to embed" ${FLASHLM_BIN} embed -m ${MINILM})
 flashlm_cli_error(embed_too_long_no_truncate "more than the 256 this model takes" ${FLASHLM_BIN} embed -m ${MINILM} --no-truncate

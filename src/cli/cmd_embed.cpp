@@ -20,8 +20,9 @@ struct EmbedArgs {
   int threads = 0;
   int batch = 0;  // 0: 32 for an encoder; a decoder runs one input at a time
   bool no_truncate = false;
-  std::string pooling;  // decoder models: mean (default), last, cls
+  std::string pooling;  // decoder models: mean (default), last, cls, max, mean_sqrt_len
   DType kv_type = kDefaultKvType;
+  bool kv_type_given = false;  // --kv-type is for decoders: refused with an encoder
 };
 
 void print_vector(const std::vector<float>& v) {
@@ -41,7 +42,7 @@ int embed_decoder(const EmbedArgs& a, const std::vector<std::string>& texts) {
     print_error("--batch applies to encoder model directories; a decoder model embeds one input at a time");
     return 1;
   }
-  Result<DecoderPooling> pooling = decoder_pooling_from_name(a.pooling.empty() ? "mean" : a.pooling);
+  Result<embed::Pooling> pooling = embed::pooling_from_name(a.pooling.empty() ? "mean" : a.pooling);
   if (!pooling) {
     print_error(pooling.status().message());
     return 1;
@@ -62,7 +63,7 @@ int embed_decoder(const EmbedArgs& a, const std::vector<std::string>& texts) {
     if (static_cast<int64_t>(ids.size()) > l->runner->n_ctx()) {
       if (a.no_truncate) {
         print_error("input " + std::to_string(i) + " has " + std::to_string(ids.size()) + " tokens, more than the " +
-                    std::to_string(l->runner->n_ctx()) + " of the context (-c is the model's up to 4096)");
+                    std::to_string(l->runner->n_ctx()) + "-token context (the model's, at most 4096)");
         return 1;
       }
       ids.resize(static_cast<size_t>(l->runner->n_ctx()));
@@ -103,8 +104,10 @@ int embed_cmd(const EmbedArgs& a) {
   }
   std::error_code ec;
   if (!std::filesystem::is_directory(a.model, ec)) return embed_decoder(a, texts);
-  if (!a.pooling.empty()) {
-    print_error("--pooling applies to decoder (GGUF) models; an encoder's pooling is its sentence-transformers config's");
+  if (!a.pooling.empty() || a.kv_type_given) {
+    print_error(std::string(a.pooling.empty() ? "--kv-type" : "--pooling") +
+                " applies to decoder (GGUF) models; an encoder has no KV cache and takes its pooling from its "
+                "sentence-transformers config");
     return 1;
   }
   const int batch = a.batch > 0 ? a.batch : 32;
@@ -129,7 +132,7 @@ int embed_cmd(const EmbedArgs& a) {
                     std::to_string(enc->max_tokens()) + " this model takes (drop --no-truncate to cut it)");
         return 1;
       }
-      ids = enc->tokenize(texts[i], /*truncate=*/true);
+      ids = enc->cut(std::move(ids));
       ++truncated;
     }
     seqs.push_back(std::move(ids));
@@ -169,14 +172,17 @@ void add_embed(CLI::App& app, int* exit_code) {
                   "Hugging Face encoder directory (config.json, tokenizer.json, *.safetensors; BERT-style), or a GGUF "
                   "decoder model (its pooled final hidden states, as llama.cpp's embedding mode)")
       ->required();
-  sub->add_option("--pooling", args->pooling, "decoder models: mean (default), last or cls");
+  sub->add_option("--pooling", args->pooling, "decoder models: mean (default), last, cls, max or mean_sqrt_len");
   add_kv_type_flag(sub, &args->kv_type);
   sub->add_option("-p,--prompt", args->prompts, "text to embed (repeatable)");
   sub->add_option("-f,--file", args->file, "file of texts to embed, one per line");
   sub->add_option("-t,--threads", args->threads, "threads (0: the CPUs this process may use)")->check(CLI::Range(0, 1024));
   sub->add_option("-b,--batch", args->batch, "encoder models: inputs per forward pass (default 32)")->check(CLI::Range(1, 4096));
   sub->add_flag("--no-truncate", args->no_truncate, "refuse inputs longer than the model takes instead of cutting them");
-  sub->final_callback([args, exit_code] { *exit_code = embed_cmd(*args); });
+  sub->final_callback([args, exit_code, sub] {
+    args->kv_type_given = sub->count("--kv-type") > 0;
+    *exit_code = embed_cmd(*args);
+  });
 }
 
 }  // namespace flashlm::cli

@@ -195,15 +195,18 @@ int64_t Encoder::dim() const { return config_.hidden; }
 
 std::vector<int32_t> Encoder::tokenize(std::string_view text, bool truncate) const {
   std::vector<int32_t> ids = tok_->encode(text, /*add_special=*/true, /*parse_special=*/true);
+  return truncate ? cut(std::move(ids)) : ids;
+}
+
+std::vector<int32_t> Encoder::cut(std::vector<int32_t> ids) const {
   const auto max = static_cast<size_t>(sentence_.max_tokens);
-  if (truncate && ids.size() > max) {
-    // The text's tokens are cut, the closing special token stays (tokenizers truncates
-    // before the post-processor adds it).
-    const bool eos = tok_->vocab().add_eos && tok_->vocab().eos != tok::kNoToken;
-    const int32_t last = ids.back();
-    ids.resize(eos ? max - 1 : max);
-    if (eos) ids.push_back(last);
-  }
+  if (ids.size() <= max) return ids;
+  // The text's tokens are cut, a closing special token stays (tokenizers truncates
+  // before the post-processor adds it).
+  const int32_t last = ids.back();
+  const bool keep = tok_->vocab().add_eos && last == tok_->vocab().eos;
+  ids.resize(keep ? max - 1 : max);
+  if (keep) ids.push_back(last);
   return ids;
 }
 
@@ -290,40 +293,7 @@ Result<std::vector<std::vector<float>>> Encoder::embed(const std::vector<std::ve
   }
 
   for (size_t s = 0; s < seqs.size(); ++s) {
-    const int64_t base = start[s], len = start[s + 1] - start[s];
-    std::vector<double> acc(static_cast<size_t>(H), 0.0);
-    switch (sentence_.pooling) {
-      case Pooling::kCls:
-        for (int64_t i = 0; i < H; ++i) acc[static_cast<size_t>(i)] = x[static_cast<size_t>(base * H + i)];
-        break;
-      case Pooling::kLastToken:
-        for (int64_t i = 0; i < H; ++i) acc[static_cast<size_t>(i)] = x[static_cast<size_t>((base + len - 1) * H + i)];
-        break;
-      case Pooling::kMax:
-        for (int64_t i = 0; i < H; ++i) {
-          float m = -INFINITY;
-          for (int64_t t = 0; t < len; ++t) m = std::max(m, x[static_cast<size_t>((base + t) * H + i)]);
-          acc[static_cast<size_t>(i)] = m;
-        }
-        break;
-      case Pooling::kMean:
-      case Pooling::kMeanSqrtLen: {
-        for (int64_t t = 0; t < len; ++t) {
-          for (int64_t i = 0; i < H; ++i) acc[static_cast<size_t>(i)] += x[static_cast<size_t>((base + t) * H + i)];
-        }
-        const double d = sentence_.pooling == Pooling::kMean ? static_cast<double>(len) : std::sqrt(static_cast<double>(len));
-        for (double& v : acc) v /= d;
-        break;
-      }
-    }
-    double norm = 1.0;
-    if (sentence_.normalize) {
-      double ss = 0.0;
-      for (double v : acc) ss += v * v;
-      norm = std::max(std::sqrt(ss), 1e-12);  // torch.nn.functional.normalize's eps
-    }
-    out[s].resize(static_cast<size_t>(H));
-    for (int64_t i = 0; i < H; ++i) out[s][static_cast<size_t>(i)] = static_cast<float>(acc[static_cast<size_t>(i)] / norm);
+    out[s] = pool_rows(x.data() + start[s] * H, start[s + 1] - start[s], H, sentence_.pooling, sentence_.normalize);
   }
   return out;
 }

@@ -40,6 +40,8 @@ class Encoder {
   // text's tokens are cut to max_tokens() as sentence-transformers cuts them (the closing
   // special token kept); otherwise the full list is returned and may be longer.
   std::vector<int32_t> tokenize(std::string_view text, bool truncate) const;
+  // A token list cut to max_tokens() that way (unchanged when it fits).
+  std::vector<int32_t> cut(std::vector<int32_t> ids) const;
 
   // One embedding of dim() floats per sequence. Every sequence must hold 1..max_tokens()
   // ids below the vocabulary size (checked; an error names the sequence).

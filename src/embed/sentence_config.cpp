@@ -64,24 +64,6 @@ Result<int64_t> positive(const json& j, const char* key, const std::string& orig
 
 }  // namespace
 
-const char* pooling_name(Pooling p) {
-  switch (p) {
-    case Pooling::kMean: return "mean";
-    case Pooling::kCls: return "cls";
-    case Pooling::kMax: return "max";
-    case Pooling::kLastToken: return "last";
-    case Pooling::kMeanSqrtLen: return "mean_sqrt_len";
-  }
-  return "?";
-}
-
-Result<Pooling> pooling_from_name(const std::string& name) {
-  for (Pooling p : {Pooling::kMean, Pooling::kCls, Pooling::kMax, Pooling::kLastToken, Pooling::kMeanSqrtLen}) {
-    if (name == pooling_name(p)) return p;
-  }
-  return Status::error("unknown pooling '" + name + "' (mean, cls, max, last, mean_sqrt_len)");
-}
-
 static Result<BertConfig> bert_config_impl(const std::string& dir) {
   const std::filesystem::path path = std::filesystem::path(dir) / "config.json";
   Result<json> j = read_json(path);

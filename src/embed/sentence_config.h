@@ -8,14 +8,10 @@
 #include <cstdint>
 #include <string>
 
+#include "embed/pooling.h"
 #include "util/status.h"
 
 namespace flashlm::embed {
-
-enum class Pooling { kMean, kCls, kMax, kLastToken, kMeanSqrtLen };
-
-const char* pooling_name(Pooling p);
-Result<Pooling> pooling_from_name(const std::string& name);  // mean, cls, max, last, mean_sqrt_len
 
 // config.json of a BERT-style encoder.
 struct BertConfig {

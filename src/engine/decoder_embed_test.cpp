@@ -42,7 +42,7 @@ TEST(DecoderEmbed, SmolLM2MatchesLlamaCpp) {
     const std::vector<int32_t> ids = tok->encode(s["text"].get<std::string>(), true, false);
     EXPECT_EQ(ids, s["tokens"].get<std::vector<int32_t>>()) << s["text"];
     for (const char* name : {"mean", "last"}) {
-      Result<std::vector<float>> v = decoder_embed(**runner, seq, ids, *decoder_pooling_from_name(name), n_embd);
+      Result<std::vector<float>> v = decoder_embed(**runner, seq, ids, *embed::pooling_from_name(name), n_embd);
       ASSERT_TRUE(v.is_ok()) << v.message();
       const std::vector<double> ref = s[name].get<std::vector<double>>();
       ASSERT_EQ(ref.size(), v->size());
@@ -61,12 +61,12 @@ TEST(DecoderEmbed, SmolLM2MatchesLlamaCpp) {
   std::printf("SmolLM2 decoder embeddings vs llama.cpp: min cosine %.6f\n", worst);
   // The same input twice gives the same vector (the sequence is reset, not appended to).
   const std::vector<int32_t> ids = tok->encode("hello there", true, false);
-  auto a = decoder_embed(**runner, seq, ids, DecoderPooling::kMean, n_embd);
-  auto b = decoder_embed(**runner, seq, ids, DecoderPooling::kMean, n_embd);
+  auto a = decoder_embed(**runner, seq, ids, embed::Pooling::kMean, n_embd);
+  auto b = decoder_embed(**runner, seq, ids, embed::Pooling::kMean, n_embd);
   ASSERT_TRUE(a.is_ok() && b.is_ok());
   EXPECT_EQ(*a, *b);
-  EXPECT_FALSE(decoder_embed(**runner, seq, {}, DecoderPooling::kMean, n_embd).is_ok());
-  EXPECT_FALSE(decoder_pooling_from_name("max").is_ok());
+  EXPECT_FALSE(decoder_embed(**runner, seq, {}, embed::Pooling::kMean, n_embd).is_ok());
+  EXPECT_FALSE(embed::pooling_from_name("median").is_ok());
 }
 
 }  // namespace

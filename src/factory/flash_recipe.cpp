@@ -112,7 +112,8 @@ Result<std::string> value_text(const toml::node& v, KeyType t) {
 }
 
 // Presets, set from the measured frontiers of docs/TRAINING.md and docs/PRUNING.md (not
-// yet run end to end as recipes; docs/FLASH.md): a head (name, description, what comes before training), then the shared tail.
+// yet run end to end as recipes; docs/FLASH.md): a head (name, description, what comes
+// before training), then the shared tail.
 std::string distill_qat(const char* type) {
   return std::string("[[steps]]\nrun = \"distill\"\nqat = \"") + type +
          "\"\nlr = 1e-4\nctx = 256\nbatch = 2\nwarmup = 10\n\n";

@@ -79,7 +79,10 @@ Err parse_input(const json& body, EmbeddingRequest* out) {
 std::optional<ApiError> parse_embedding_request(const json& body, EmbeddingRequest* out) {
   if (!body.is_object()) return ApiError::invalid("The request body must be a JSON object.");
   if (Err e = parse_input(body, out)) return e;
-  if (const json* m = field(body, "model"); m != nullptr && !m->is_string()) return type_error("model", "a string", *m);
+  if (const json* m = field(body, "model")) {
+    if (!m->is_string()) return type_error("model", "a string", *m);
+    out->model = m->get<std::string>();
+  }
   if (const json* u = field(body, "user"); u != nullptr && !u->is_string()) return type_error("user", "a string", *u);
   if (const json* f = field(body, "encoding_format")) {
     if (!f->is_string()) return type_error("encoding_format", "a string", *f);
@@ -234,11 +237,7 @@ void EmbeddingService::run_batch(std::vector<Job>& jobs) {
                                         param, "context_length_exceeded");
           break;
         }
-        // Cut as text is cut: a closing special token (the model's [SEP]) stays last.
-        const int32_t last = ids.back();
-        const bool keep_eos = enc.tokenizer().vocab().add_eos && last == enc.tokenizer().vocab().eos;
-        ids.resize(static_cast<size_t>(keep_eos ? max - 1 : max));
-        if (keep_eos) ids.push_back(last);
+        ids = enc.cut(std::move(ids));
       }
       rep.prompt_tokens += static_cast<int64_t>(ids.size());
       items.push_back({j, i});

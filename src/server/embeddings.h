@@ -30,6 +30,7 @@ struct EmbeddingRequest {
   int64_t dimensions = 0;  // 0: the model's own
   bool truncate = false;  // flashlm's extension: cut long inputs as sentence-transformers does
   bool listed = false;    // input was a list of inputs (errors name input[i], not input)
+  std::string model;      // as sent ("" when absent); any name but the chat model's is the embedding model
   size_t n_inputs() const { return texts.empty() ? token_inputs.size() : texts.size(); }
 };
 

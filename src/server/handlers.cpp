@@ -58,8 +58,18 @@ void handle_embeddings(ServerContext& ctx, const HttpRequest& req, const std::sh
       ctx.post([res = std::move(res), e = *err] { res->reply(error_reply(e)); });
       return;
     }
-    const bool base64 = er.base64;
     EmbeddingService* svc = ctx.embeddings;
+    // Clients send any name (LangChain's default is OpenAI's model), as for chat; but the
+    // chat model's own name asks for something this server does not do.
+    if (er.model == ctx.backend->model_id() && er.model != svc->model_id()) {
+      ctx.post([res = std::move(res), id = er.model, emb = svc->model_id()] {
+        res->reply(error_reply(ApiError::invalid("Invalid 'model': '" + id + "' generates text; this server embeds with '" +
+                                                     emb + "'.",
+                                                 "model", "model_not_supported")));
+      });
+      return;
+    }
+    const bool base64 = er.base64;
     svc->submit(std::move(er), [&ctx, res = std::move(res), base64, svc](EmbeddingReply r) mutable {
       auto reply = std::make_shared<HttpReply>(r.error ? error_reply(*r.error)
                                                        : json_reply(200, embeddings_body(base64, r, svc->model_id())));

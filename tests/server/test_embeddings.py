@@ -132,6 +132,13 @@ def test_bad_requests_name_the_field(emb_server, body, param):
     assert r.json()["error"]["param"] == param, r.text
 
 
+def test_chat_model_name_is_refused(client):
+    chat_id = client.models.list().data[0].id
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model=chat_id, input="x")
+    assert e.value.body["param"] == "model"
+
+
 def test_no_embedding_model_is_a_clear_400(server):
     r = httpx.post(server.url + "/v1/embeddings", json={"input": "x"}, timeout=30)
     assert r.status_code == 400

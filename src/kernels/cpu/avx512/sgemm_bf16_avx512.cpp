@@ -81,10 +81,6 @@ inline __m512i pairs32(const float* s, int64_t n) {
   return (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, s + 16), _mm512_maskz_loadu_ps(lo, s));
 }
 
-}  // namespace
-
-namespace {
-
 // A full 6-lane panel with each lane's steps contiguous (A, not transposed): per 32 steps,
 // the 6 lanes' 16 pairs are interleaved into the 96 consecutive values the tile reads
 // (pair p of lane l at 6p + l) by 18 permutes, not a padded 16x16 transpose.
