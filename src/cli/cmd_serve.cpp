@@ -28,6 +28,7 @@ struct ServeArgs {
   double timeout_s = 600.0;
   DType kv_type = kDefaultKvType;
   BackendKind backend = BackendKind::kCpu;
+  FileBacking weights = FileBacking::kAuto;
   std::vector<LoraSpec> loras;
   std::string kv_mem;  // empty: n_parallel full contexts
   std::string kv_store;       // persistent KV block directory; empty: off
@@ -121,7 +122,7 @@ int serve(const ServeArgs& a) {
       const int t = a.embedding_threads > 0 ? a.embedding_threads : a.threads > 0 ? a.threads : usable_cpu_count();
       emb = std::make_unique<server::EmbeddingService>(std::move(enc).value(), t, static_cast<size_t>(a.max_queue));
     }
-    Result<std::unique_ptr<server::Backend>> b = server::load_model_backend(a.model, sched, a.backend, a.loras);
+    Result<std::unique_ptr<server::Backend>> b = server::load_model_backend(a.model, sched, a.backend, a.loras, a.weights);
     if (!b) {
       if (emb) emb->stop(false);
       s.fail(b.message());
@@ -155,6 +156,7 @@ void add_serve(CLI::App& app, int* exit_code) {
   sub->add_option("-b,--batch-size", args->batch, "tokens per forward pass")->check(CLI::Range(1, 65536));
   add_kv_type_flag(sub, &args->kv_type);
   add_backend_flag(sub, &args->backend);
+  add_mmap_flags(sub, &args->weights);
   add_lora_flags(sub, &args->loras);
   sub->add_option("--api-key", args->api_key, "require 'Authorization: Bearer KEY' on the API");
   sub->add_option("--cors-origin", args->cors_origins,

@@ -22,7 +22,19 @@ void add_common_flags(CLI::App* app, CommonArgs* a) {
   app->add_option("-b,--batch-size", a->batch, "tokens per forward pass")->check(CLI::Range(1, 65536));
   add_kv_type_flag(app, &a->kv_type);
   add_backend_flag(app, &a->backend);
+  add_mmap_flags(app, &a->weights);
   add_lora_flags(app, &a->loras);
+}
+
+void add_mmap_flags(CLI::App* app, FileBacking* weights) {
+  CLI::Option* map = app->add_flag_callback(
+      "--mmap", [weights] { *weights = FileBacking::kMap; },
+      "map the model file instead of reading it: starts sooner and shares the page cache between processes, "
+      "decodes slower (default: read into huge pages when the file takes at most half the available memory)");
+  CLI::Option* read = app->add_flag_callback(
+      "--no-mmap", [weights] { *weights = FileBacking::kRead; },
+      "always read the model file into huge-page memory at load, whatever its size");
+  map->excludes(read);
 }
 
 void add_lora_flags(CLI::App* app, std::vector<LoraSpec>* loras) {
@@ -143,7 +155,7 @@ std::unique_ptr<Loaded> load(const CommonArgs& a, LoadFor what) {
     l->tok = std::make_unique<Tokenizer>(std::move(tok.value()));
     return l;
   }
-  Result<std::unique_ptr<Model>> m = Model::load(a.model, a.backend, a.loras);
+  Result<std::unique_ptr<Model>> m = Model::load(a.model, a.backend, a.loras, a.weights);
   if (!m) {
     print_error(m.message());
     return nullptr;

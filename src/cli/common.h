@@ -26,6 +26,7 @@ struct CommonArgs {
   DType kv_type = kDefaultKvType;
   BackendKind backend = BackendKind::kCpu;
   std::vector<LoraSpec> loras;
+  FileBacking weights = FileBacking::kAuto;
 };
 
 void add_common_flags(CLI::App* app, CommonArgs* a);
@@ -33,6 +34,9 @@ void add_common_flags(CLI::App* app, CommonArgs* a);
 void add_kv_type_flag(CLI::App* app, DType* type);
 // --backend cpu|reference|cuda into *kind.
 void add_backend_flag(CLI::App* app, BackendKind* kind);
+// --mmap / --no-mmap into *weights (default kAuto: read into huge pages when the file
+// takes at most half the available memory, else mapped).
+void add_mmap_flags(CLI::App* app, FileBacking* weights);
 // --lora FILE and --lora-scaled FILE SCALE (each repeatable) into *loras.
 void add_lora_flags(CLI::App* app, std::vector<LoraSpec>* loras);
 // -n, the sampling flags, --stop and --ignore-eos into a request's options.

@@ -248,8 +248,8 @@ TensorView TensorInfo::view() const {
   return v;
 }
 
-Result<File> File::open(const std::string& path) {
-  Result<MappedFile> map = MappedFile::open(path);
+Result<File> File::open(const std::string& path, FileBacking backing) {
+  Result<MappedFile> map = MappedFile::open(path, backing);
   if (!map) return map.status();
   Result<File> f = parse(std::move(map.value()));
   if (!f) return f.status().with_context("'" + path + "'");

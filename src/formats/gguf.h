@@ -59,7 +59,8 @@ struct TensorInfo {
 
 class File {
  public:
-  static Result<File> open(const std::string& path);
+  // backing: how the bytes get into memory (util/mapped_file.h); mapped unless asked.
+  static Result<File> open(const std::string& path, FileBacking backing = FileBacking::kMap);
   // Parses an already-mapped buffer (used by tests and the fuzzer).
   static Result<File> parse(MappedFile map);
 
@@ -68,6 +69,7 @@ class File {
   uint64_t data_offset() const { return data_offset_; }
   const std::string& path() const { return map_->path(); }
   size_t file_size() const { return map_->size(); }
+  FileBacking backing() const { return map_->backing(); }
   const uint8_t* bytes() const { return map_->data(); }  // the whole file, file_size() bytes
 
   // Metadata in file order.

@@ -10,11 +10,11 @@
 namespace flashlm {
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, BackendKind backend,
-                                           const std::vector<LoraSpec>& loras) {
+                                           const std::vector<LoraSpec>& loras, FileBacking weights) {
   // The backend first: a build or machine that cannot run it fails before any file work.
   Result<std::unique_ptr<ComputeBackend>> be = make_backend(backend);
   if (!be) return be.status();
-  Result<gguf::File> f = gguf::File::open(path);
+  Result<gguf::File> f = gguf::File::open(path, weights);
   if (!f) return f.status();
   Result<ModelConfig> cfg = parse_model_config(*f);
   if (!cfg) return cfg.status().with_context("'" + path + "'");

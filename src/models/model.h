@@ -53,8 +53,10 @@ class Model {
   // Loads the file and places its weights on `backend` (backend/backend.h), which every
   // forward pass of this model then runs on; LoRA adapters (models/lora.h) are applied in
   // every forward pass.
+  // `weights`: read into huge pages (faster decode) or mapped; see util/mapped_file.h.
   static Result<std::unique_ptr<Model>> load(const std::string& path, BackendKind backend = BackendKind::kCpu,
-                                             const std::vector<LoraSpec>& loras = {});
+                                             const std::vector<LoraSpec>& loras = {},
+                                             FileBacking weights = FileBacking::kAuto);
 
   const ModelConfig& config() const { return cfg_; }
   const gguf::File& file() const { return file_; }

@@ -61,9 +61,10 @@ class Backend {
 };
 
 // Loads the GGUF model on the compute backend `compute` with its LoRA adapters, its
-// tokenizer and chat template, and starts a Scheduler.
+// tokenizer and chat template, and starts a Scheduler; `weights` as Model::load.
 Result<std::unique_ptr<Backend>> load_model_backend(const std::string& path, const SchedulerOptions& opts,
                                                     BackendKind compute = BackendKind::kCpu,
-                                                    const std::vector<LoraSpec>& loras = {});
+                                                    const std::vector<LoraSpec>& loras = {},
+                                                    FileBacking weights = FileBacking::kAuto);
 
 }  // namespace flashlm::server

@@ -102,8 +102,9 @@ Result<chat::ChatTemplate> load_template(const Model& model) {
 }  // namespace
 
 Result<std::unique_ptr<Backend>> load_model_backend(const std::string& path, const SchedulerOptions& opts,
-                                                    BackendKind compute, const std::vector<LoraSpec>& loras) {
-  Result<std::unique_ptr<Model>> m = Model::load(path, compute, loras);
+                                                    BackendKind compute, const std::vector<LoraSpec>& loras,
+                                                    FileBacking weights) {
+  Result<std::unique_ptr<Model>> m = Model::load(path, compute, loras, weights);
   if (!m) return m.status();
   std::unique_ptr<Model> model = std::move(m.value());
   Result<tok::Tokenizer> t = tok::Tokenizer::from_gguf(model->file());

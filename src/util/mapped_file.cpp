@@ -22,6 +22,7 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
     size_ = std::exchange(o.size_, 0);
     mmapped_ = std::exchange(o.mmapped_, false);
     owned_ = std::exchange(o.owned_, nullptr);
+    read_ = std::move(o.read_);
     path_ = std::move(o.path_);
   }
   return *this;
@@ -30,13 +31,35 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
 void MappedFile::release() {
   if (mmapped_ && data_ != nullptr) munmap(const_cast<uint8_t*>(data_), size_);
   delete[] owned_;
+  read_ = HugePageBuffer();
   data_ = nullptr;
   owned_ = nullptr;
   size_ = 0;
   mmapped_ = false;
 }
 
-Result<MappedFile> MappedFile::open(const std::string& path) {
+namespace {
+
+// Reads the whole of fd into *buf; an error says what failed.
+Status read_all(int fd, const std::string& path, size_t size, HugePageBuffer* buf) {
+  Result<HugePageBuffer> b = HugePageBuffer::allocate(size);
+  if (!b) return b.status();
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = pread(fd, b->data() + done, size - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::error("cannot read '" + path + "': " + std::strerror(errno));
+    if (n == 0) return Status::error("'" + path + "' shrank while it was read");
+    done += static_cast<size_t>(n);
+  }
+  b->protect_read_only();
+  *buf = std::move(b.value());
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<MappedFile> MappedFile::open(const std::string& path, FileBacking backing) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::error("cannot open '" + path + "': " + std::strerror(errno));
   struct stat st {};
@@ -52,7 +75,21 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
   MappedFile f;
   f.path_ = path;
   f.size_ = static_cast<size_t>(st.st_size);
-  if (f.size_ > 0) {
+  const bool chosen = backing == FileBacking::kAuto;
+  if (chosen) {
+    const uint64_t avail = available_memory_bytes();
+    backing = avail > 0 && f.size_ <= avail / 2 ? FileBacking::kRead : FileBacking::kMap;
+  }
+  if (f.size_ > 0 && backing == FileBacking::kRead) {
+    // Asked for explicitly, a failed read is an error; chosen by kAuto, the file is mapped.
+    if (Status rs = read_all(fd, path, f.size_, &f.read_); rs) {
+      f.data_ = f.read_.data();
+    } else if (!chosen) {
+      ::close(fd);
+      return rs;
+    }
+  }
+  if (f.size_ > 0 && f.data_ == nullptr) {
     void* p = mmap(nullptr, f.size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       int e = errno;
