@@ -22,6 +22,7 @@ flashlm_cli_error(ctx_too_big "exceeds the model's training context" ${FLASHLM_B
 flashlm_cli_error(bad_top_p "top_p|top-p" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --top-p 7)
 flashlm_cli_error(bad_kv_type "unknown KV cache type 'q4_0'" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --kv-type q4_0)
 flashlm_cli_error(bad_backend "unknown backend 'metal'" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --backend metal)
+flashlm_cli_error(mmap_and_no_mmap "excludes" ${FLASHLM_BIN} run -m ${SMOLLM} -p hi --mmap --no-mmap)
 # The CUDA backend: built without it, the build says so; built with it (build-cuda in
 # scripts/test.sh), the skeleton says its kernels are not there yet.
 if(FLASHLM_CUDA)
@@ -58,6 +59,10 @@ set_tests_properties(cli_error_run_wrong_arch PROPERTIES FIXTURES_REQUIRED bad_i
 # check the commands end to end: text out, timings and peak memory on stderr.
 add_test(NAME cli_run_smollm2_chat COMMAND ${FLASHLM_BIN} run -m ${SMOLLM} --chat -p "What is the capital of France?" -n 24 --temp 0)
 add_test(NAME cli_run_gemma3_chat COMMAND ${FLASHLM_BIN} run -m ${GEMMA} --chat -p "What is the capital of France?" -n 16 --temp 0)
+# The weights mapped (--mmap) or read into huge pages (--no-mmap; the default for a file
+# this small) give the same greedy text.
+add_test(NAME cli_run_mmap_same_text COMMAND bash -c "a=$($<TARGET_FILE:flashlm> run -m ${SMOLLM} -p 'The capital of France is' -n 8 --temp 0 --mmap 2>/dev/null) && b=$($<TARGET_FILE:flashlm> run -m ${SMOLLM} -p 'The capital of France is' -n 8 --temp 0 --no-mmap 2>/dev/null) && test -n \"$a\" && test \"$a\" = \"$b\" && echo \"same: $a\"")
+set_tests_properties(cli_run_mmap_same_text PROPERTIES PASS_REGULAR_EXPRESSION "same: .*[A-Za-z]")
 # The reference backend (scalar reference ops) through the whole command.
 add_test(NAME cli_run_smollm2_reference_backend COMMAND ${FLASHLM_BIN} run -m ${SMOLLM} --backend reference -p "The capital of France is" -n 4 --temp 0)
 set_tests_properties(cli_run_smollm2_reference_backend PROPERTIES
@@ -300,6 +305,15 @@ set_tests_properties(cli_embed_minilm PROPERTIES SKIP_RETURN_CODE 77)
 # A Hugging Face directory's tokenizer.json (ids as Hugging Face tokenizers gives them).
 add_test(NAME cli_tokenize_hf_dir COMMAND ${FLASHLM_BIN} tokenize -m ${MINILM} -p "Hello, world! [CLS] café")
 set_tests_properties(cli_tokenize_hf_dir PROPERTIES PASS_REGULAR_EXPRESSION "^\\[101,7592,1010,2088,999,101,7668,102\\]")
+# BPE tokenizer.json directories (setup makes them from our GGUFs with transformers):
+# ids as Hugging Face tokenizers gives them. Gemma's 33 MB file is read once per string,
+# too slow under the sanitizers: slow.
+add_test(NAME cli_tokenize_hf_smollm2 COMMAND python3 ${CMAKE_SOURCE_DIR}/tests/check_tokenize.py ${FLASHLM_BIN}
+         ${CMAKE_SOURCE_DIR}/tests/golden/tokenizer/hf_smollm2.json ${CMAKE_SOURCE_DIR}/models/hf/SmolLM2-135M-Instruct)
+add_test(NAME cli_tokenize_hf_gemma3 COMMAND python3 ${CMAKE_SOURCE_DIR}/tests/check_tokenize.py ${FLASHLM_BIN}
+         ${CMAKE_SOURCE_DIR}/tests/golden/tokenizer/hf_gemma3.json ${CMAKE_SOURCE_DIR}/models/hf/gemma-3-270m)
+set_tests_properties(cli_tokenize_hf_smollm2 cli_tokenize_hf_gemma3 PROPERTIES SKIP_RETURN_CODE 77)
+set_tests_properties(cli_tokenize_hf_gemma3 PROPERTIES LABELS slow TIMEOUT 600)
 flashlm_cli_error(embed_missing_model "cannot open" ${FLASHLM_BIN} embed -m /nonexistent/model.gguf -p hi)
 flashlm_cli_error(embed_decoder_batch "--batch applies to encoder model directories" ${FLASHLM_BIN} embed -m ${SMOLLM} -p hi -b 4)
 flashlm_cli_error(embed_decoder_bad_pooling "unknown pooling 'median'" ${FLASHLM_BIN} embed -m ${SMOLLM} -p hi --pooling median)
