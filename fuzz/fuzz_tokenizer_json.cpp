@@ -1,7 +1,8 @@
-// libFuzzer target: arbitrary bytes as a Hugging Face tokenizer.json (read into a
-// vocabulary, or refused with an error), and as text through WordPiece (BERT's
-// normalizer, splitter and greedy matcher) over a fixed small vocabulary and, when the
-// bytes are a valid tokenizer.json, over theirs. Never a crash, a hang or an exception.
+// libFuzzer target: arbitrary bytes as a Hugging Face tokenizer.json (WordPiece, byte-level
+// or SentencePiece-style BPE read into a vocabulary, or refused with an error), and as
+// text through WordPiece (BERT's normalizer, splitter and greedy matcher) over a fixed
+// small vocabulary and, when the bytes are a valid tokenizer.json, through its own
+// tokenizer (encode, decode). Never a crash, a hang or an exception.
 #include <cstddef>
 #include <cstdint>
 #include <string>

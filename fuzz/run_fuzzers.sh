@@ -42,7 +42,7 @@ for t in "${targets[@]}"; do
     grammar) seeds=("$root/fuzz/seeds/grammar"); opts=(-max_len=4096) ;;
     flash_recipe) seeds=("$root/tests/golden/flash"); opts=(-max_len=4096) ;;
     safetensors) seeds=("$root/tests/golden/safetensors"); opts=(-max_len=4096) ;;
-    tokenizer_json) seeds=("$root/fuzz/seeds/tokenizer_json"); opts=(-max_len=4096) ;;
+    tokenizer_json) seeds=("$root/fuzz/seeds/tokenizer_json"); opts=(-max_len=8192) ;;
     *) echo "unknown target '$t'"; status=2; continue ;;
   esac
   echo "== fuzz_$t: building"

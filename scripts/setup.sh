@@ -55,6 +55,14 @@ if [ "$have" -ne "$pinned" ]; then
   .venv/bin/python -m pip install -q -r "$req"
 fi
 
+# Hugging Face tokenizer directories of the real models (models/hf/<model>/: tokenizer.json,
+# tokenizer_config.json), made by transformers' GGUF conversion in the .venv (no torch),
+# for the tokenizer.json BPE goldens; skipped when tokenizer.json is there.
+for pair in SmolLM2-135M-Instruct.Q4_1.gguf:SmolLM2-135M-Instruct gemma-3-270m-q4_k_m.gguf:gemma-3-270m; do
+  gguf="models/${pair%%:*}" out="models/hf/${pair##*:}"
+  [ -s "$out/tokenizer.json" ] || .venv/bin/python scripts/hf_tokenizer_from_gguf.py "$gguf" "$out"
+done
+
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)"
 echo "setup: done — binary at build/flashlm"

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """`flashlm tokenize` against the reference tokenizer goldens (llama.cpp via
-llama-cpp-python, scripts/reference/make_tokenizer_golden.py): every golden string that
-can be passed on a command line (valid UTF-8, no NUL) must give exactly the reference
-ids, with special tokens added and parsed. Usage: check_tokenize.py FLASHLM GOLDEN MODEL"""
+llama-cpp-python, scripts/reference/make_tokenizer_golden.py, for a GGUF; Hugging Face
+tokenizers, scripts/reference/make_hf_tokenizer_golden.py, for a models/hf/ directory):
+the first 40 golden strings that can be passed on a command line (valid UTF-8, no NUL)
+must give exactly the reference ids, with special tokens added and parsed.
+Usage: check_tokenize.py FLASHLM GOLDEN MODEL (a GGUF file or a tokenizer directory)"""
 import json, os, subprocess, sys
 
 flashlm, golden_path, model = sys.argv[1:4]

@@ -136,13 +136,30 @@ int32_t Tokenizer::spm_byte_token(uint8_t b) const {
 
 void Tokenizer::encode_spm(std::string_view text, std::vector<int32_t>* out) const {
   if (text.empty()) return;
+  if (vocab_.ignore_merges) {
+    if (int32_t id = lookup(text); id != kNoToken) {
+      out->push_back(id);
+      return;
+    }
+  }
   std::vector<Symbol> syms = split_chars(text);
-  run_merges(syms, [&](const Symbol& l, const Symbol& r, float* score) {
-    int32_t id = lookup(text.substr(l.offset, l.n + r.n));  // adjacent symbols are contiguous
-    if (id == kNoToken) return false;
-    *score = vocab_.scores[id];
-    return true;
-  });
+  if (vocab_.spm_ranked_merges) {
+    // A tokenizer.json's BPE with byte fallback: its merge table ranks the pairs (only
+    // listed pairs merge), as Hugging Face tokenizers does; scores play no part.
+    run_merges(syms, [&](const Symbol& l, const Symbol& r, float* score) {
+      int32_t rank = bpe_rank(text.substr(l.offset, l.n), text.substr(r.offset, r.n));
+      if (rank < 0) return false;
+      *score = -static_cast<float>(rank);  // exact: ranks stay far below 2^24
+      return true;
+    });
+  } else {
+    run_merges(syms, [&](const Symbol& l, const Symbol& r, float* score) {
+      int32_t id = lookup(text.substr(l.offset, l.n + r.n));  // adjacent symbols are contiguous
+      if (id == kNoToken) return false;
+      *score = vocab_.scores[id];
+      return true;
+    });
+  }
   // A merged symbol is always a token; only single characters can miss and fall back.
   for (int32_t i = 0; i >= 0; i = syms[i].next) {
     std::string_view s = text.substr(syms[i].offset, syms[i].n);

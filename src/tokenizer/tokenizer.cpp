@@ -125,7 +125,9 @@ Status Tokenizer::init() {
   token_to_id_.reserve(static_cast<size_t>(n));
   for (int32_t i = 0; i < n; ++i) token_to_id_[vocab_.tokens[i]] = i;  // later duplicates win
 
-  if (vocab_.kind == VocabKind::kBpe) {
+  // Ranked merges: byte-level BPE's, and SentencePiece-style BPE's from a tokenizer.json
+  // (GGUF SPM vocabularies have none and merge by score).
+  if (vocab_.kind == VocabKind::kBpe || vocab_.spm_ranked_merges) {
     merge_rank_.reserve(vocab_.merges.size());
     for (size_t i = 0; i < vocab_.merges.size(); ++i) {
       const std::string& m = vocab_.merges[i];
@@ -137,10 +139,18 @@ Status Tokenizer::init() {
       key.append(m, sp + 1, std::string::npos);
       merge_rank_.emplace(std::move(key), static_cast<int32_t>(i));  // first occurrence keeps its rank
     }
+  }
+  if (vocab_.kind == VocabKind::kBpe) {
     Result<PreTokenizer> pre = PreTokenizer::create(vocab_.pre);
     if (!pre) return pre.status();
     pre_.emplace(std::move(pre).value());
-    for (int b = 0; b < 256; ++b) append_utf8(gpt2_byte_to_cpt(static_cast<uint8_t>(b)), &byte_enc_[b]);
+    for (int b = 0; b < 256; ++b) {
+      append_utf8(gpt2_byte_to_cpt(static_cast<uint8_t>(b)), &byte_enc_[b]);
+      // Hugging Face's BPE drops a character that is not a token (with no unknown
+      // token, which the tokenizer.json reader demands then), so its neighbours can
+      // merge across it; llama.cpp keeps it as an unmergeable symbol.
+      if (vocab_.hf_rules && lookup(byte_enc_[b]) == kNoToken) byte_enc_[b].clear();
+    }
   }
 
   // Longest first, as llama.cpp partitions: a longer special wins over its prefixes.
@@ -150,8 +160,20 @@ Status Tokenizer::init() {
   std::stable_sort(specials_.begin(), specials_.end(), [&](int32_t a, int32_t b) {
     return vocab_.tokens[a].size() > vocab_.tokens[b].size();
   });
+  // The trie holds the texts the partition looks for: the specials (llama.cpp's rule) or
+  // a tokenizer.json's added tokens (Hugging Face's).
+  std::vector<int32_t> trie_ids = specials_;
+  if (vocab_.hf_rules) {
+    trie_ids.clear();
+    added_special_.assign(static_cast<size_t>(n), false);
+    for (const Vocab::AddedToken& a : vocab_.added) {
+      if (a.id < 0 || a.id >= n || vocab_.tokens[a.id].empty()) return Status::error("added token id out of range or empty");
+      trie_ids.push_back(a.id);
+      added_special_[a.id] = a.special;
+    }
+  }
   trie_token_.assign(1, kNoToken);
-  for (int32_t id : specials_) {
+  for (int32_t id : trie_ids) {
     uint32_t node = 0;
     for (unsigned char c : vocab_.tokens[id]) {
       uint64_t key = (static_cast<uint64_t>(node) << 8) | c;
@@ -208,7 +230,43 @@ bool Tokenizer::is_control(int32_t id) const {
   return id >= 0 && id < n_vocab() && (vocab_.attrs[id] & kAttrControl);
 }
 
+// Hugging Face tokenizers' split at added tokens: from left to right, the longest added
+// token starting at the first position where any starts; a special one is skipped over
+// (it stays part of the text around it) when special tokens are not parsed.
+std::vector<Tokenizer::Fragment> Tokenizer::partition_leftmost_longest(std::string_view text,
+                                                                       bool parse_special) const {
+  std::vector<Fragment> frags;
+  size_t raw_start = 0, i = 0;
+  while (i < text.size()) {
+    uint32_t node = 0;
+    int32_t best = kNoToken;
+    size_t best_len = 0;
+    for (size_t j = i; j < text.size(); ++j) {
+      auto it = trie_edges_.find((static_cast<uint64_t>(node) << 8) | static_cast<unsigned char>(text[j]));
+      if (it == trie_edges_.end()) break;
+      node = it->second;
+      if (trie_token_[node] != kNoToken) {
+        best = trie_token_[node];
+        best_len = j - i + 1;
+      }
+    }
+    if (best == kNoToken) {
+      ++i;
+      continue;
+    }
+    if (parse_special || !added_special_[best]) {
+      if (i > raw_start) frags.push_back({kNoToken, raw_start, i - raw_start});
+      frags.push_back({best, i, best_len});
+      raw_start = i + best_len;
+    }
+    i += best_len;
+  }
+  if (raw_start < text.size()) frags.push_back({kNoToken, raw_start, text.size() - raw_start});
+  return frags;
+}
+
 std::vector<Tokenizer::Fragment> Tokenizer::partition(std::string_view text, bool parse_special) const {
+  if (vocab_.hf_rules) return partition_leftmost_longest(text, parse_special);
   std::vector<Fragment> frags;
   if (text.empty()) return frags;
   frags.push_back({kNoToken, 0, text.size()});
@@ -323,8 +381,9 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_speci
     std::string piece = token_to_piece(id, render_special);
     size_t skip = (strip_space && !piece.empty() && piece[0] == ' ') ? 1 : 0;
     // llama.cpp lets a hidden BOS use up the strip (SPM keeps the space after it);
-    // WordPiece strips the text's first space, after an unrendered [CLS] too.
-    if (!piece.empty() || vocab_.kind != VocabKind::kWpm) strip_space = false;
+    // WordPiece and Hugging Face's Strip decoder strip the text's first space, after
+    // an unrendered [CLS] or <s> too.
+    if (!piece.empty() || !strip_skips_hidden()) strip_space = false;
     out.append(piece, skip, std::string::npos);
   }
   return vocab_.clean_spaces ? clean_spaces(std::move(out)) : out;
@@ -333,7 +392,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_speci
 std::string StreamDecoder::push(int32_t id) {
   std::string piece = tok_->token_to_piece(id, render_special_);
   if (first_ && tok_->vocab().add_space_prefix && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
-  if (!piece.empty() || tok_->vocab().kind != VocabKind::kWpm) first_ = false;  // as decode()
+  if (!piece.empty() || !tok_->strip_skips_hidden()) first_ = false;  // as decode()
   pending_ += piece;
 
   std::string out;

@@ -1,6 +1,7 @@
 // Text <-> token ids for GGUF models: byte-level BPE ("gpt2") and SentencePiece-style
-// BPE ("llama"), matching llama.cpp's tokenization of the same file id for id; and
-// WordPiece from a Hugging Face tokenizer.json (tokenizer_json.h), matching tokenizers.
+// BPE ("llama"), matching llama.cpp's tokenization of the same file id for id; and the
+// same two BPE kinds and WordPiece from a Hugging Face tokenizer.json (tokenizer_json.h),
+// matching Hugging Face tokenizers.
 //
 // Thread safety: a Tokenizer is immutable after from_gguf/from_vocab; encode and decode
 // may run concurrently. StreamDecoder holds per-stream state and is not shared.
@@ -54,6 +55,8 @@ class Tokenizer {
   const std::string& token_text(int32_t id) const;
   std::optional<int32_t> find_token(std::string_view text) const;
   const Vocab& vocab() const { return vocab_; }
+  // Whether decoding's leading-space strip passes over tokens that render empty.
+  bool strip_skips_hidden() const { return vocab_.kind == VocabKind::kWpm || vocab_.hf_rules; }
 
   Tokenizer(Tokenizer&&) noexcept = default;
   Tokenizer& operator=(Tokenizer&&) noexcept = default;
@@ -71,6 +74,7 @@ class Tokenizer {
     size_t offset, length;
   };
   std::vector<Fragment> partition(std::string_view text, bool parse_special) const;
+  std::vector<Fragment> partition_leftmost_longest(std::string_view text, bool parse_special) const;
   void encode_bpe(std::string_view text, std::vector<int32_t>* out) const;
   void encode_bpe_word(std::string_view word, std::vector<int32_t>* out) const;
   void encode_spm(std::string_view text, std::vector<int32_t>* out) const;
@@ -93,8 +97,9 @@ class Tokenizer {
   // all of them: edges keyed by (node << 8 | byte); a node's id is its terminal token.
   std::unordered_map<uint64_t, uint32_t> trie_edges_;
   std::vector<int32_t> trie_token_;
+  std::vector<bool> added_special_;  // [n_vocab] hf_rules: the added token is special
   std::vector<std::string> pieces_;  // [n_vocab] decoded bytes of each token (rendered)
-  std::string byte_enc_[256];        // GPT-2 byte -> UTF-8 of its code point
+  std::string byte_enc_[256];        // GPT-2 byte -> UTF-8 of its code point ("": dropped)
   std::optional<PreTokenizer> pre_;
 };
 

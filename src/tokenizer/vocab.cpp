@@ -216,6 +216,11 @@ Status vocab_finalize(Vocab& v) {
     }
     if (has("</s>") && (has("<|tool_response>") || has("<|plamo:eos|>"))) drop("</s>", kAttrNormal);
     v.eog_ids = std::move(eog);
+    // A tokenizer.json says which tokens are special itself: the ids found by text above
+    // stay, the control bits they set go (so a non-special </s> still decodes).
+    if (v.hf_rules) {
+      for (size_t i = 0; i < n; ++i) v.attrs[i] = attr_from_type(v.types[i]) | (v.attrs[i] & kAttrUnused);
+    }
   }
   return Status::ok();
 }

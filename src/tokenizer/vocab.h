@@ -63,7 +63,7 @@ struct Vocab {
   std::vector<float> scores;        // [n_vocab] SPM merge scores (0 when absent)
   std::vector<TokenType> types;     // [n_vocab]
   std::vector<uint32_t> attrs;      // [n_vocab] TokenAttr bits
-  std::vector<std::string> merges;  // BPE merges "left right", rank = index
+  std::vector<std::string> merges;  // BPE merges "left right", rank = index (kBpe; kSpm when spm_ranked_merges)
 
   int32_t bos = kNoToken, eos = kNoToken, eot = kNoToken, eom = kNoToken;
   int32_t unk = kNoToken, pad = kNoToken, sep = kNoToken;
@@ -75,7 +75,22 @@ struct Vocab {
   bool add_space_prefix = false;  // SPM: prefix " " to text that starts a fragment
   bool clean_spaces = false;      // decode: drop spaces before ?!., and some contractions
   bool ignore_merges = false;     // BPE: a pre-token that is itself a token is kept whole
+  // kSpm: merge only the pairs `merges` lists, lowest rank first, instead of any pair
+  // whose concatenation is a token, highest score first (a tokenizer.json's BPE with
+  // byte fallback; GGUF "llama" vocabularies merge by score).
+  bool spm_ranked_merges = false;
   WpmOptions wpm;                 // kWpm only
+
+  // Hugging Face tokenizers' rules where they differ from llama.cpp's (a tokenizer.json):
+  // the text is split at `added` tokens only, leftmost-longest (at the first position
+  // any of them starts, the longest), a special one staying text when special tokens
+  // are not parsed; and decoding's leading-space strip skips tokens that render empty.
+  struct AddedToken {
+    int32_t id;
+    bool special;
+  };
+  bool hf_rules = false;
+  std::vector<AddedToken> added;  // hf_rules only
 
   int32_t n_vocab() const { return static_cast<int32_t>(tokens.size()); }
 };

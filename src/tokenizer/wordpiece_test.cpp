@@ -113,8 +113,9 @@ TEST(WordPiece, TokenizerJsonErrorsNameTheProblem) {
   };
   EXPECT_NE(err("[1,2]").find("not a JSON object"), std::string::npos);
   EXPECT_NE(err("{").find("not a JSON object"), std::string::npos);
-  EXPECT_NE(err(R"({"model":{"type":"BPE","vocab":{},"merges":[]}})").find("'BPE' is not supported yet"),
+  EXPECT_NE(err(R"({"model":{"type":"BPE","vocab":{},"merges":[]}})").find("model.vocab must be a non-empty object"),
             std::string::npos);
+  EXPECT_NE(err(R"({"model":{"type":"Unigram","vocab":[]}})").find("'Unigram' is not supported"), std::string::npos);
   EXPECT_NE(err(small_json(kSmallModel, R"({"type":"NFKC"})")).find("normalizer 'NFKC'"), std::string::npos);
   EXPECT_NE(err(small_json(R"({"type":"WordPiece","unk_token":"[UNK]","vocab":{"[UNK]":0,"a":5}})"))
                 .find("ids must be 0..n-1"),
