@@ -22,7 +22,9 @@ gemma-3-270m with transformers 5.25.0 / tokenizers 0.23.3), without needing torc
     (gemma3 -> GemmaTokenizer) or else TokenizersBackend (llama -> TokenizersBackend).
 
 Run with the project's .venv (scripts/setup.sh calls it); needs transformers and
-tokenizers as pinned in tests/server/requirements.txt.
+tokenizers as pinned in tests/server/requirements.txt. Needs no network (checked with
+none at all); HF_HUB_OFFLINE is not set because transformers would then write
+"local_files_only": true into tokenizer_config.json, unlike the reference route.
 """
 import importlib.util
 import os
@@ -46,7 +48,7 @@ def import_gguf_reader():
 
 def main():
     if len(sys.argv) != 3:
-        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        print("usage: hf_tokenizer_from_gguf.py GGUF OUTDIR", file=sys.stderr)
         return 2
     gguf_path, out_dir = os.path.abspath(sys.argv[1]), sys.argv[2]
     if not os.path.isfile(gguf_path):

@@ -23,7 +23,7 @@ how many strings Hugging Face tokenizes differently from llama.cpp's golden for 
 same model (information, not a failure: the converted tokenizer.json need not say
 everything the GGUF says, e.g. SmolLM2's digit splitting).
 
-Run:  /tmp/stenv/bin/python scripts/reference/make_hf_tokenizer_golden.py   (any venv with
+Run:  .venv/bin/python scripts/reference/make_hf_tokenizer_golden.py   (any venv with
 tokenizers and transformers as pinned in tests/server/requirements.txt)
 Writes tests/golden/tokenizer/hf_smollm2.json and hf_gemma3.json.
 """

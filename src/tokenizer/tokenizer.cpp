@@ -208,13 +208,15 @@ Status Tokenizer::init() {
 
 int32_t Tokenizer::lookup(std::string_view text) const {
   auto it = token_to_id_.find(text);
-  return it == token_to_id_.end() ? kNoToken : it->second;
+  if (it == token_to_id_.end()) return kNoToken;
+  // Added tokens past a tokenizer.json model's vocabulary are matched in the text only.
+  return vocab_.n_model > 0 && it->second >= vocab_.n_model ? kNoToken : it->second;
 }
 
 std::optional<int32_t> Tokenizer::find_token(std::string_view text) const {
-  int32_t id = lookup(text);
-  if (id == kNoToken) return std::nullopt;
-  return id;
+  auto it = token_to_id_.find(text);
+  if (it == token_to_id_.end()) return std::nullopt;
+  return it->second;
 }
 
 const std::string& Tokenizer::token_text(int32_t id) const {

@@ -79,7 +79,7 @@ class Tokenizer {
   void encode_bpe_word(std::string_view word, std::vector<int32_t>* out) const;
   void encode_spm(std::string_view text, std::vector<int32_t>* out) const;
   void encode_wpm(std::string_view text, std::vector<int32_t>* out) const;
-  int32_t lookup(std::string_view text) const;  // kNoToken when absent
+  int32_t lookup(std::string_view text) const;  // a token of the model (below Vocab::n_model); kNoToken when absent
   int32_t bpe_rank(std::string_view left, std::string_view right) const;
   int32_t spm_byte_token(uint8_t b) const;
 

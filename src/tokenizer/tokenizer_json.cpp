@@ -77,8 +77,9 @@ Status read_vocab(const json& model, Vocab& v, const std::string& origin) {
 }
 
 // added_tokens: each is either the model's own entry (same id, same text) or extends the
-// vocabulary past it, the extensions filling the next ids exactly. Special ones become
-// control tokens, the others user-defined; the model's unknown token keeps its type.
+// vocabulary past it, with the next id in list order (as tokenizers numbers them). Special
+// ones become control tokens, the others user-defined; the model's unknown token keeps
+// its type.
 Status read_added_tokens(const json& j, Vocab& v, const TokenIndex& index, const std::string& origin) {
   v.hf_rules = true;
   const json& added = field(j, "added_tokens");
@@ -107,19 +108,22 @@ Status read_added_tokens(const json& j, Vocab& v, const TokenIndex& index, const
         return bad(origin, "added token '" + content + "' (id " + std::to_string(id) + ") repeats vocab entry " +
                                std::to_string(it->second));
       }
+      // tokenizers numbers these itself, in list order after the model's ids, whatever
+      // the file says: ids that differ would not be the ones it uses.
+      const int64_t expect = n_model + static_cast<int64_t>(extra.size());
+      if (id != expect) {
+        return bad(origin, "added token '" + content + "' (id " + std::to_string(id) +
+                               ") is out of range: past the model's vocabulary tokenizers numbers added tokens " +
+                               std::to_string(n_model) + ", " + std::to_string(n_model + 1) +
+                               ", ... in their order, which makes it " + std::to_string(expect));
+      }
       extra.emplace_back(id, content);
     } else if (v.tokens[static_cast<size_t>(id)] != content) {
       return bad(origin, "added token '" + content + "' (id " + std::to_string(id) + ") is not that vocab entry");
     }
   }
-  // Extensions: ids n_model, n_model + 1, ... in any order, none missing.
-  std::sort(extra.begin(), extra.end());
+  if (!extra.empty()) v.n_model = static_cast<int32_t>(n_model);
   for (size_t i = 0; i < extra.size(); ++i) {
-    if (extra[i].first != n_model + static_cast<int64_t>(i)) {
-      return bad(origin, "added token '" + extra[i].second + "' (id " + std::to_string(extra[i].first) +
-                             ") is out of range: ids past the model's " + std::to_string(n_model) +
-                             " must continue them without gaps");
-    }
     v.tokens.push_back(extra[i].second);
     v.types.push_back(TokenType::kNormal);
     v.scores.push_back(0.0f);

@@ -313,24 +313,40 @@ TEST(TokenizerJsonBpe, SentencePieceStyleMergesByRankAndFallsBackToBytes) {
 }
 
 TEST(TokenizerJsonBpe, AddedTokensSplitLeftmostLongestAndMayExtendTheVocab) {
-  // "ab" and "bcd" past the model's 262 ids: tokenizers takes the first that starts
-  // (ab), llama.cpp's rule the longest anywhere (bcd).
+  // "bcd" and "ab" past the model's 262 ids (tokenizers numbers them in list order):
+  // tokenizers takes the first that starts (ab), llama.cpp's rule the longest anywhere
+  // (bcd). Checked with tokenizers 0.23.3.
   json j = byte_level_json();
-  j["added_tokens"].push_back({{"id", 263}, {"content", "bcd"}, {"special", false}});
-  j["added_tokens"].push_back({{"id", 262}, {"content", "ab"}, {"special", false}});
+  j["added_tokens"].push_back({{"id", 262}, {"content", "bcd"}, {"special", false}});
+  j["added_tokens"].push_back({{"id", 263}, {"content", "ab"}, {"special", false}});
   Result<Tokenizer> t = load(j);
   ASSERT_TRUE(t) << t.status().message();
   EXPECT_EQ(t->n_vocab(), 264);
-  EXPECT_EQ(t->encode("abcd", false, true), (std::vector<int32_t>{262, 'c', 'd'}));
-  EXPECT_EQ(t->encode("xbcd", false, true), (std::vector<int32_t>{'x', 263}));
+  EXPECT_EQ(t->encode("abcd", false, true), (std::vector<int32_t>{263, 'c', 'd'}));
+  EXPECT_EQ(t->encode("xbcd", false, true), (std::vector<int32_t>{'x', 262}));
   // A special token not parsed still covers its text: bcd inside it is not found.
   j["added_tokens"][2]["special"] = true;
   t = load(j);
   ASSERT_TRUE(t) << t.status().message();
   EXPECT_EQ(t->encode("abcd", false, false), (std::vector<int32_t>{'a', 'b', 'c', 'd'}));
-  EXPECT_EQ(t->encode("abcd", false, true), (std::vector<int32_t>{262, 'c', 'd'}));
-  EXPECT_TRUE(t->is_control(262));
-  EXPECT_FALSE(t->is_control(263));
+  EXPECT_EQ(t->encode("abcd", false, true), (std::vector<int32_t>{263, 'c', 'd'}));
+  EXPECT_TRUE(t->is_control(263));
+  EXPECT_FALSE(t->is_control(262));
+  // Ids out of that order are not the ones tokenizers would use: refused.
+  std::swap(j["added_tokens"][1]["id"], j["added_tokens"][2]["id"]);
+  EXPECT_NE(error_of(j).find("added token 'bcd' (id 263) is out of range"), std::string::npos) << error_of(j);
+
+  // An added token past the model's vocabulary is never the model's: an unparsed special
+  // "q" is text, and the model has no "q", so its byte (tokenizers gives 116 too).
+  j = spm_json(false);
+  j["model"]["ignore_merges"] = true;
+  j["added_tokens"].push_back({{"id", 266}, {"content", "q"}, {"special", true}});
+  t = load(j);
+  ASSERT_TRUE(t) << t.status().message();
+  EXPECT_EQ(t->encode("aqb", false, true), (std::vector<int32_t>{260, 266, 261}));
+  EXPECT_EQ(t->encode("aqb", false, false), (std::vector<int32_t>{260, 3 + 'q', 261}));
+  EXPECT_EQ(t->encode("q", false, false), (std::vector<int32_t>{3 + 'q'}));
+  EXPECT_EQ(t->find_token("q"), 266);
 }
 
 TEST(TokenizerJsonBpe, TokenizerConfigNamesSpecialTokens) {
@@ -418,7 +434,8 @@ TEST(TokenizerJsonBpe, RefusalsNameTheComponent) {
   cases.push_back({"added id out of range", bl([](json& j) {
                      j["added_tokens"].push_back({{"id", 5000}, {"content", "<x>"}, {"special", true}});
                    }),
-                   "added token '<x>' (id 5000) is out of range"});
+                   "added token '<x>' (id 5000) is out of range: past the model's vocabulary tokenizers numbers "
+                   "added tokens 262, 263, ... in their order, which makes it 262"});
   cases.push_back({"negative added id", bl([](json& j) { j["added_tokens"][0]["id"] = -3; }), "negative id"});
   cases.push_back({"added text mismatch", bl([](json& j) { j["added_tokens"][0]["id"] = 256; }),
                    "is not that vocab entry"});

@@ -149,6 +149,7 @@ Status vocab_finalize(Vocab& v) {
       return Status::error("byte token " + std::to_string(i) + " has text '" + v.tokens[i] + "', expected <0xXX>");
     }
   }
+  if (v.n_model < 0 || v.n_model > v.n_vocab()) return Status::error("n_model is out of range");
   if (v.pad != kNoToken && (v.pad < 0 || v.pad >= v.n_vocab())) v.pad = kNoToken;  // common in the wild; unused here
   const std::pair<int32_t, const char*> ids[] = {
       {v.bos, "bos_token_id"}, {v.eos, "eos_token_id"}, {v.eot, "eot_token_id"}, {v.eom, "eom_token_id"},

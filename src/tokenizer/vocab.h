@@ -84,13 +84,19 @@ struct Vocab {
   // Hugging Face tokenizers' rules where they differ from llama.cpp's (a tokenizer.json):
   // the text is split at `added` tokens only, leftmost-longest (at the first position
   // any of them starts, the longest), a special one staying text when special tokens
-  // are not parsed; and decoding's leading-space strip skips tokens that render empty.
+  // are not parsed; control and user-defined attributes come from the types alone (the
+  // added tokens' "special"), not from token texts; byte-level BPE drops a byte whose
+  // character is not a token; decoding's leading-space strip skips tokens that render
+  // empty.
   struct AddedToken {
     int32_t id;
     bool special;
   };
   bool hf_rules = false;
   std::vector<AddedToken> added;  // hf_rules only
+  // Ids from n_model on are added tokens past the model's vocabulary: found in the text
+  // only, never by merging or lookups of the model (0: every id is the model's).
+  int32_t n_model = 0;
 
   int32_t n_vocab() const { return static_cast<int32_t>(tokens.size()); }
 };
