@@ -62,6 +62,10 @@ for pair in SmolLM2-135M-Instruct.Q4_1.gguf:SmolLM2-135M-Instruct gemma-3-270m-q
   gguf="models/${pair%%:*}" out="models/hf/${pair##*:}"
   [ -s "$out/tokenizer.json" ] || .venv/bin/python scripts/hf_tokenizer_from_gguf.py "$gguf" "$out"
 done
+# SmolLM2's directory gets its weights too (config.json, BF16 model.safetensors; numpy and
+# gguf-py only), so it is a whole Hugging Face model for -m DIR and flashlm convert.
+[ -s models/hf/SmolLM2-135M-Instruct/model.safetensors ] ||
+  .venv/bin/python scripts/hf_weights_from_gguf.py models/SmolLM2-135M-Instruct.Q4_1.gguf models/hf/SmolLM2-135M-Instruct
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)"

@@ -83,7 +83,18 @@ set_tests_properties(cli_info_gemma3 PROPERTIES PASS_REGULAR_EXPRESSION "sliding
 # a sharded directory listed; a file that is not one refused.
 add_test(NAME cli_info_safetensors_sharded COMMAND ${FLASHLM_BIN} info -m ${CMAKE_SOURCE_DIR}/tests/golden/safetensors/sharded --tensors)
 set_tests_properties(cli_info_safetensors_sharded PROPERTIES PASS_REGULAR_EXPRESSION
-                     "safetensors, 2 files, 7 tensors.*BF16 +2 tensors.*loading safetensors models directly is not implemented yet.*model.layers.0.mlp.up_proj.weight +BF16 +\\[3, 5\\]")
+                     "safetensors, 2 files, 7 tensors.*BF16 +2 tensors.*no config.json beside the weights.*model.layers.0.mlp.up_proj.weight +BF16 +\\[3, 5\\]")
+# A Hugging Face model directory (models/hf/, made by setup): -m DIR, info, convert.
+set(SMOLLM_HF ${CMAKE_SOURCE_DIR}/models/hf/SmolLM2-135M-Instruct)
+add_test(NAME cli_info_hf_dir COMMAND ${FLASHLM_BIN} info -m ${SMOLLM_HF})
+set_tests_properties(cli_info_hf_dir PROPERTIES PASS_REGULAR_EXPRESSION "LlamaForCausalLM, loads as GGUF architecture 'llama'")
+add_test(NAME cli_run_hf_dir_chat COMMAND ${FLASHLM_BIN} run -m ${SMOLLM_HF} --chat -p "What is the capital of France?" -n 12 --temp 0)
+set_tests_properties(cli_run_hf_dir_chat PROPERTIES PASS_REGULAR_EXPRESSION "Paris")
+add_test(NAME cli_convert_hf_q8_0 COMMAND ${FLASHLM_BIN} convert ${SMOLLM_HF} -o ${CMAKE_BINARY_DIR}/converted-smollm2-q8_0.gguf --type q8_0)
+set_tests_properties(cli_convert_hf_q8_0 PROPERTIES PASS_REGULAR_EXPRESSION "convert: wrote .*llama, 272 tensors, q8_0")
+flashlm_cli_error(convert_not_a_dir "is not a Hugging Face model directory" ${FLASHLM_BIN} convert ${SMOLLM} -o ${CMAKE_BINARY_DIR}/x.gguf)
+flashlm_cli_error(convert_bad_type "unknown --type 'q4_k'" ${FLASHLM_BIN} convert ${SMOLLM_HF} -o ${CMAKE_BINARY_DIR}/x.gguf --type q4_k)
+flashlm_cli_error(convert_encoder "architecture 'BertModel' is not supported" ${FLASHLM_BIN} convert ${MINILM} -o ${CMAKE_BINARY_DIR}/x.gguf)
 flashlm_cli_error(info_missing_safetensors "cannot open '/nonexistent/x.safetensors'" ${FLASHLM_BIN} info -m /nonexistent/x.safetensors)
 flashlm_cli_error(info_dir_without_weights "holds neither model.safetensors nor model.safetensors.index.json" ${FLASHLM_BIN} info -m ${CMAKE_SOURCE_DIR}/tests/golden/flash)
 foreach(stem SmolLM2-135M-Instruct.Q4_1 gemma-3-270m-q4_k_m)

@@ -7,6 +7,7 @@
 
 #include "cli/common.h"
 #include "formats/safetensors.h"
+#include "hf/hf_model.h"
 #include "models/registry.h"
 #include "quant/quant.h"
 
@@ -83,7 +84,19 @@ int info_safetensors(const InfoArgs& a) {
     std::printf("  %-6s %4lld tensors %9.1f MiB\n", name.c_str(), static_cast<long long>(e.first),
                 static_cast<double>(e.second) / (1024.0 * 1024.0));
   }
-  std::printf("model: flashlm runs GGUF files; loading safetensors models directly is not implemented yet\n");
+  if (hf::is_model_dir(a.model)) {
+    // Whether -m DIR loads: the directory's config and tokenizer as convert reads them.
+    Result<hf::HfModel> m = hf::HfModel::open(a.model);
+    if (m) {
+      std::printf("model: %s, loads as GGUF architecture '%s' (-m DIR converts in memory; flashlm convert writes the file)\n",
+                  m->arch().hf_name.c_str(), m->arch().gguf_arch.c_str());
+    } else {
+      std::printf("model: does not load: %s\n", m.message().c_str());
+    }
+  } else {
+    std::printf("model: no config.json beside the weights; -m takes a Hugging Face model directory (config.json, "
+                "tokenizer.json, safetensors)\n");
+  }
   if (a.metadata && !names.empty()) {
     std::printf("metadata:\n");
     for (const auto& [k, v] : s->file_of(names[0])->metadata()) std::printf("  %s = %s\n", k.c_str(), v.c_str());

@@ -8,6 +8,7 @@
 #include "cli/common.h"
 #include "factory/imatrix.h"
 #include "factory/quantize.h"
+#include "hf/hf_model.h"
 #include "quant/quant.h"
 
 namespace flashlm::cli {
@@ -26,7 +27,7 @@ int run_quantize(const QuantizeArgs& a) {
     print_error(to.message());
     return 1;
   }
-  Result<gguf::File> in = gguf::File::open(a.model);
+  Result<gguf::File> in = hf::open_model(a.model);
   if (!in) {
     print_error("'" + a.model + "': " + in.message());
     return 1;
@@ -70,7 +71,7 @@ int run_quantize(const QuantizeArgs& a) {
 void add_quantize(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<QuantizeArgs>();
   CLI::App* sub = app.add_subcommand("quantize", "write a model with its weight matrices in another type");
-  sub->add_option("-m,--model", args->model, "input GGUF model")->required();
+  sub->add_option("-m,--model", args->model, "input GGUF model or Hugging Face model directory")->required();
   sub->add_option("-o,--output", args->out, "GGUF file to write")->required();
   sub->add_option("--type", args->type,
                   "F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_1, Q5_0, Q4_K_M, Q4_K_S, Q4_1, Q4_0, Q3_K_L, "

@@ -102,6 +102,7 @@ void add_bench(CLI::App& app, int* exit_code);
 void add_serve(CLI::App& app, int* exit_code);
 void add_moefy(CLI::App& app, int* exit_code);
 void add_quantize(CLI::App& app, int* exit_code);
+void add_convert(CLI::App& app, int* exit_code);
 void add_eval(CLI::App& app, int* exit_code);
 void add_imatrix(CLI::App& app, int* exit_code);
 void add_prune(CLI::App& app, int* exit_code);

@@ -1,4 +1,4 @@
-// flashlm command line: run | chat | tokenize | embed | perplexity | info | bench | serve | moefy | quantize | eval | imatrix |
+// flashlm command line: run | chat | tokenize | embed | perplexity | info | bench | serve | moefy | quantize | convert | eval | imatrix |
 // prune | finetune | distill | flash.
 #include <cstdio>
 
@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   flashlm::cli::add_serve(app, &exit_code);
   flashlm::cli::add_moefy(app, &exit_code);
   flashlm::cli::add_quantize(app, &exit_code);
+  flashlm::cli::add_convert(app, &exit_code);
   flashlm::cli::add_eval(app, &exit_code);
   flashlm::cli::add_imatrix(app, &exit_code);
   flashlm::cli::add_prune(app, &exit_code);

@@ -10,20 +10,36 @@
 
 namespace flashlm::gguf {
 namespace {
-
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF"
 constexpr uint32_t kVersion = 3;
+}  // namespace
 
-// Buffered little-endian output to a FILE; the first failure sticks.
-class Out : public TensorSink {
+// Little-endian output to a FILE, into a memory buffer, or nowhere (counting bytes only,
+// to size a buffer); the first failure sticks.
+class ByteOut : public TensorSink {
  public:
-  explicit Out(std::FILE* f) : f_(f) {}
+  explicit ByteOut(std::FILE* f) : f_(f) {}
+  ByteOut(uint8_t* mem, uint64_t cap) : mem_(mem), cap_(cap) {}
+  ByteOut() : count_only_(true) {}
   Status write(const void* data, size_t n) override {
     if (!ok_) return Status::error("write failed");
-    if (n > 0 && std::fwrite(data, 1, n, f_) != n) ok_ = false;
+    if (count_only_) {
+      // nothing to store
+    } else if (mem_ != nullptr) {
+      if (n > cap_ - pos_) {
+        ok_ = false;
+      } else if (n > 0) {
+        std::memcpy(mem_ + pos_, data, n);
+      }
+    } else if (n > 0 && std::fwrite(data, 1, n, f_) != n) {
+      ok_ = false;
+    }
     pos_ += n;
     return ok_ ? Status::ok() : Status::error("write failed (disk full?)");
   }
+  // Advances over n bytes of tensor data without producing them (count-only).
+  void skip(uint64_t n) { pos_ += n; }
+  bool count_only() const { return count_only_; }
   template <typename T>
   void put(T v) { (void)write(&v, sizeof v); }
   void str(std::string_view s) {
@@ -41,15 +57,20 @@ class Out : public TensorSink {
   bool ok() const { return ok_; }
 
  private:
-  std::FILE* f_;
+  std::FILE* f_ = nullptr;
+  uint8_t* mem_ = nullptr;
+  uint64_t cap_ = 0;
+  bool count_only_ = false;
   uint64_t pos_ = 0;
   bool ok_ = true;
 };
 
+namespace {
+
 // Counts the bytes a producer emits into the file, so a short or long tensor is caught.
 class CountingSink : public TensorSink {
  public:
-  CountingSink(Out& out, uint64_t expected) : out_(out), expected_(expected) {}
+  CountingSink(ByteOut& out, uint64_t expected) : out_(out), expected_(expected) {}
   Status write(const void* data, size_t n) override {
     if (n > expected_ - written_) return Status::error("producer wrote more bytes than the tensor holds");
     written_ += n;
@@ -58,12 +79,12 @@ class CountingSink : public TensorSink {
   uint64_t written() const { return written_; }
 
  private:
-  Out& out_;
+  ByteOut& out_;
   uint64_t expected_;
   uint64_t written_ = 0;
 };
 
-Status put_scalar(Out& o, ValueType t, const Value& v) {
+Status put_scalar(ByteOut& o, ValueType t, const Value& v) {
   switch (t) {
     case ValueType::kUint8: o.put(static_cast<uint8_t>(v.i)); break;
     case ValueType::kInt8: o.put(static_cast<int8_t>(v.i)); break;
@@ -87,7 +108,7 @@ bool is_int_type(ValueType t) {
 }
 
 // Writes an array's element type, count and elements (the payload after the type id).
-Status put_array(Out& o, const Value& v) {
+Status put_array(ByteOut& o, const Value& v) {
   const ValueType et = v.elem_type;
   o.put(static_cast<uint32_t>(et));
   size_t n = 0;
@@ -224,17 +245,8 @@ Status Writer::add_tensor(std::string name, DType type, std::vector<int64_t> ne,
   return Status::ok();
 }
 
-Status Writer::write(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(tmp.c_str(), "wb"), &std::fclose);
-  if (!f) return Status::error("cannot create '" + tmp + "': " + std::strerror(errno));
-  const auto fail = [&](const Status& st) {
-    f.reset();
-    std::remove(tmp.c_str());
-    return st.with_context("writing '" + path + "'");
-  };
+Status Writer::emit(ByteOut& o) const {
   const uint64_t align = alignment();
-  Out o(f.get());
   o.put(kMagic);
   o.put(kVersion);
   o.put<uint64_t>(tensors_.size());
@@ -243,7 +255,7 @@ Status Writer::write(const std::string& path) const {
     o.str(k);
     o.put(static_cast<uint32_t>(v.type));
     Status st = v.type == ValueType::kArray ? put_array(o, v) : put_scalar(o, v.type, v);
-    if (!st) return fail(st.with_context("key '" + k + "'"));
+    if (!st) return st.with_context("key '" + k + "'");
   }
   uint64_t offset = 0;
   for (const Pending& t : tensors_) {
@@ -256,21 +268,37 @@ Status Writer::write(const std::string& path) const {
   }
   o.pad_to(align);
   for (const Pending& t : tensors_) {
-    if (t.data != nullptr) {
+    if (o.count_only()) {
+      o.skip(t.size_bytes);
+    } else if (t.data != nullptr) {
       Status st = o.write(t.data, t.size_bytes);
-      if (!st) return fail(st);
+      if (!st) return st;
     } else {
       CountingSink sink(o, t.size_bytes);
       Status st = t.producer(sink);
-      if (!st) return fail(st.with_context("tensor '" + t.name + "'"));
+      if (!st) return st.with_context("tensor '" + t.name + "'");
       if (sink.written() != t.size_bytes) {
-        return fail(Status::error("tensor '" + t.name + "': producer wrote " + std::to_string(sink.written()) +
-                                  " of " + std::to_string(t.size_bytes) + " bytes"));
+        return Status::error("tensor '" + t.name + "': producer wrote " + std::to_string(sink.written()) + " of " +
+                             std::to_string(t.size_bytes) + " bytes");
       }
     }
     o.pad_to(align);
   }
-  if (!o.ok()) return fail(Status::error("write failed (disk full?)"));
+  if (!o.ok()) return Status::error("write failed (disk full?)");
+  return Status::ok();
+}
+
+Status Writer::write(const std::string& path) const {
+  const std::string tmp = path + ".tmp";
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(tmp.c_str(), "wb"), &std::fclose);
+  if (!f) return Status::error("cannot create '" + tmp + "': " + std::strerror(errno));
+  const auto fail = [&](const Status& st) {
+    f.reset();
+    std::remove(tmp.c_str());
+    return st.with_context("writing '" + path + "'");
+  };
+  ByteOut o(f.get());
+  if (Status st = emit(o); !st) return fail(st);
   if (std::fflush(f.get()) != 0) return fail(Status::error(std::string("flush: ") + std::strerror(errno)));
   f.reset();
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -279,6 +307,19 @@ Status Writer::write(const std::string& path) const {
     return Status::error("cannot rename '" + tmp + "' to '" + path + "': " + why);
   }
   return Status::ok();
+}
+
+Result<MappedFile> Writer::write_to_memory(const std::string& name) const {
+  ByteOut counter;
+  if (Status st = emit(counter); !st) return st.with_context(name);
+  Result<HugePageBuffer> buf = HugePageBuffer::allocate(static_cast<size_t>(counter.pos()));
+  if (!buf) return buf.status().with_context(name);
+  ByteOut mem(buf->data(), counter.pos());
+  if (Status st = emit(mem); !st) return st.with_context(name);
+  if (mem.pos() != counter.pos()) return Status::error(name + ": the file's size changed between passes");
+  const size_t size = static_cast<size_t>(mem.pos());
+  buf->protect_read_only();
+  return MappedFile::adopt(std::move(buf.value()), size, name);
 }
 
 }  // namespace flashlm::gguf

@@ -36,6 +36,8 @@ class TensorSink {
 };
 using TensorProducer = std::function<Status(TensorSink&)>;
 
+class ByteOut;  // gguf_writer.cpp: where emit() puts the bytes
+
 class Writer {
  public:
   // Sets a key (replacing its value in place when it exists, else appending).
@@ -54,6 +56,9 @@ class Writer {
 
   // Writes the file: to a temporary beside `path`, renamed over it only on success.
   Status write(const std::string& path) const;
+  // The same bytes in huge-page memory (util/huge_pages.h), to parse as a gguf::File
+  // without a file on disk; `name` stands for the path in errors.
+  Result<MappedFile> write_to_memory(const std::string& name) const;
 
  private:
   struct Pending {
@@ -64,6 +69,7 @@ class Writer {
     const void* data = nullptr;
     TensorProducer producer;
   };
+  Status emit(ByteOut& o) const;
   Status declare(std::string name, DType type, std::vector<int64_t> ne, Pending* out) const;
   uint64_t alignment() const;
 

@@ -149,6 +149,36 @@ TEST(GgufWriter, TensorsFromProducersAndMemoryAtAlignedOffsets) {
   std::remove(path.c_str());
 }
 
+// write_to_memory gives the file's bytes (producers run again for the second pass).
+TEST(GgufWriter, MemoryImageEqualsTheFile) {
+  std::vector<float> small(5, 1.5f);
+  int produced = 0;
+  Writer w;
+  w.set("general.name", make_string("image"));
+  ASSERT_TRUE(w.add_tensor("small", DType::F32, {5}, small.data()));
+  ASSERT_TRUE(w.add_tensor("made", DType::F32, {4}, [&](TensorSink& sink) -> Status {
+    ++produced;
+    const float v[4] = {1, 2, 3, 4};
+    return sink.write(v, sizeof v);
+  }));
+  const std::string path = temp_path("image");
+  ASSERT_TRUE(w.write(path));
+  Result<MappedFile> mem = w.write_to_memory("<image>");
+  ASSERT_TRUE(mem) << mem.message();
+  EXPECT_EQ(std::vector<uint8_t>(mem->data(), mem->data() + mem->size()), read_all(path));
+  EXPECT_EQ(produced, 2);  // once for the file, once for the image (the sizing pass runs none)
+  Result<File> f = File::parse(std::move(mem.value()));
+  ASSERT_TRUE(f) << f.message();
+  EXPECT_EQ(reinterpret_cast<const float*>(f->find_tensor("made")->data)[3], 4.0f);
+  std::remove(path.c_str());
+  // A producer that fails fails the image too.
+  Writer bad;
+  ASSERT_TRUE(bad.add_tensor("x", DType::F32, {4}, [](TensorSink&) { return Status::error("no data"); }));
+  Result<MappedFile> none = bad.write_to_memory("<bad>");
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.message().find("no data"), std::string::npos);
+}
+
 TEST(GgufWriter, BadDeclarationsAndProducersAreErrors) {
   float x[64] = {};
   Writer w;

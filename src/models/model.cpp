@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "hf/hf_model.h"
 #include "models/ffn.h"
 #include "models/moe.h"
 #include "models/registry.h"
@@ -14,7 +15,9 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, BackendKind 
   // The backend first: a build or machine that cannot run it fails before any file work.
   Result<std::unique_ptr<ComputeBackend>> be = make_backend(backend);
   if (!be) return be.status();
-  Result<gguf::File> f = gguf::File::open(path, weights);
+  // A Hugging Face directory is converted in memory (hf/hf_model.h): the bytes
+  // `flashlm convert` would write, in huge pages already.
+  Result<gguf::File> f = hf::open_model(path, weights);
   if (!f) return f.status();
   Result<ModelConfig> cfg = parse_model_config(*f);
   if (!cfg) return cfg.status().with_context("'" + path + "'");

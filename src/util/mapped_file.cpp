@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -100,6 +101,15 @@ Result<MappedFile> MappedFile::open(const std::string& path, FileBacking backing
     f.mmapped_ = true;
   }
   ::close(fd);
+  return f;
+}
+
+MappedFile MappedFile::adopt(HugePageBuffer buf, size_t size, std::string name) {
+  MappedFile f;
+  f.read_ = std::move(buf);
+  f.data_ = f.read_.data();
+  f.size_ = std::min(size, f.read_.size());
+  f.path_ = std::move(name);
   return f;
 }
 

@@ -27,6 +27,8 @@ class MappedFile {
   MappedFile& operator=(MappedFile&& o) noexcept;
 
   static Result<MappedFile> open(const std::string& path, FileBacking backing = FileBacking::kMap);
+  // Takes over the first `size` bytes of a filled buffer; `name` stands for a path.
+  static MappedFile adopt(HugePageBuffer buf, size_t size, std::string name);
   // Maps a copy of an in-memory buffer (tests and fuzzing); owns the bytes.
   static MappedFile from_bytes(const uint8_t* data, size_t size);
 

@@ -391,6 +391,7 @@ Table make_table(CpuIsa isa) {
   if (isa == CpuIsa::kAvx2) {
     with(DType::F32, &avx2_dot_f32_f32, nullptr);
     with(DType::F16, &avx2::vec_dot_f16_f16, nullptr);
+    with(DType::BF16, &avx2::vec_dot_bf16_bf16, nullptr);
     with(DType::Q4_0, &avx2::vec_dot_q4_0_q8_0, &avx2::vec_dot_q4_0_q8_0_x8);
     with(DType::Q4_1, &avx2::vec_dot_q4_1_q8_1, &avx2::vec_dot_q4_1_q8_1_x8);
     with(DType::Q5_0, &avx2::vec_dot_q5_0_q8_0, &avx2::vec_dot_q5_0_q8_0_x8);

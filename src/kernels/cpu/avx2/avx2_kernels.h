@@ -29,6 +29,7 @@ void gelu_erf(const float* x, float* y, int64_t n);  // ops::gelu_erf's fast ver
 
 // w_row: n weights in the named format; x_q: the activation row in its vec_dot type.
 float vec_dot_f16_f16(const void* w_row, const void* x_q, int64_t n);
+float vec_dot_bf16_bf16(const void* w_row, const void* x_q, int64_t n);
 float vec_dot_q4_0_q8_0(const void* w_row, const void* x_q, int64_t n);
 float vec_dot_q4_1_q8_1(const void* w_row, const void* x_q, int64_t n);
 float vec_dot_q5_0_q8_0(const void* w_row, const void* x_q, int64_t n);

@@ -352,6 +352,39 @@ float vec_dot_f16_f16(const void* w_row, const void* x_q, int64_t n) {
   return s;
 }
 
+namespace {
+// Eight BF16 values as floats: each is the top half of its float's bits.
+__m256 bf16x8(const uint8_t* p) {
+  const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+float bf16_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+}  // namespace
+
+// vec_dot_f16_f16's loop for BF16 rows and activations (the layout Hugging Face
+// checkpoints store): the widening is exact, so only the summation order differs from
+// the scalar reference.
+float vec_dot_bf16_bf16(const void* w_row, const void* x_q, int64_t n) {
+  const auto* a = static_cast<const uint8_t*>(w_row);
+  const auto* b = static_cast<const uint8_t*>(x_q);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(bf16x8(a + 2 * i), bf16x8(b + 2 * i), acc0);
+    acc1 = _mm256_fmadd_ps(bf16x8(a + 2 * i + 16), bf16x8(b + 2 * i + 16), acc1);
+  }
+  float s = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) s += bf16_at(a + 2 * i) * bf16_at(b + 2 * i);
+  return s;
+}
+
 
 namespace {
 
