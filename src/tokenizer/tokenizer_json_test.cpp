@@ -12,6 +12,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "tokenizer/golden_test_util.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_json.h"
 #include "tokenizer/unicode.h"
@@ -24,25 +25,8 @@ using nlohmann::json;
 const std::string kRoot = FLASHLM_SOURCE_DIR;
 const std::string kSpace = "\xE2\x96\x81";  // U+2581
 
-std::string bytes_of(const json& j) {
-  std::string s;
-  for (const auto& b : j) s.push_back(static_cast<char>(b.get<int>()));
-  return s;
-}
-
-std::string printable(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7F) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
+using testing_util::bytes_of;
+using testing_util::printable;
 
 // ---- the real models --------------------------------------------------------------
 
