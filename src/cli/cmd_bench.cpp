@@ -249,7 +249,7 @@ int bench(const BenchArgs& a, const std::string& version) {
                cpu_model_name().c_str(), std::thread::hardware_concurrency(), kernels_name().c_str(),
                kv_type_name(a.kv_type));
   std::fprintf(info, "weights: %s\n",
-               model.file().backing() == FileBacking::kRead ? "read into huge pages" : "mapped (--mmap)");
+               model.file().backing() == FileBacking::kRead ? "read into huge pages" : "mapped");
   if (a.n_gen > 0) {
     std::fprintf(info, "read bandwidth (best of 3):");
     for (size_t i = 0; i < threads->size(); ++i) {

@@ -51,11 +51,16 @@ int run_convert(const ConvertArgs& a) {
     print_error(st.message());
     return 1;
   }
-  // Loading it back checks the file is a whole model (every tensor, shape and key).
+  // Loading it back checks the file is a whole model: every tensor, shape and
+  // architecture key, and the tokenizer keys.
   Result<std::unique_ptr<Model>> back = Model::load(a.out, BackendKind::kCpu, {}, FileBacking::kMap);
-  if (!back) {
+  Status loaded = back ? Status::ok() : back.status();
+  if (back) {
+    if (Result<tok::Tokenizer> t = tok::Tokenizer::from_gguf((*back)->file()); !t) loaded = t.status();
+  }
+  if (!loaded) {
     std::filesystem::remove(a.out);
-    print_error("the converted file does not load: " + back.message());
+    print_error("the converted file does not load: " + loaded.message());
     return 1;
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

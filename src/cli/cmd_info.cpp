@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/common.h"
+#include "formats/gguf_writer.h"
 #include "formats/safetensors.h"
 #include "hf/hf_model.h"
 #include "models/registry.h"
@@ -87,6 +88,10 @@ int info_safetensors(const InfoArgs& a) {
   if (hf::is_model_dir(a.model)) {
     // Whether -m DIR loads: the directory's config and tokenizer as convert reads them.
     Result<hf::HfModel> m = hf::HfModel::open(a.model);
+    gguf::Writer probe;  // declares every tensor (names, types, shapes) without writing
+    if (m) {
+      if (Status st = m->to_gguf(hf::ConvertOptions{}, &probe); !st) m = st;
+    }
     if (m) {
       std::printf("model: %s, loads as GGUF architecture '%s' (-m DIR converts in memory; flashlm convert writes the file)\n",
                   m->arch().hf_name.c_str(), m->arch().gguf_arch.c_str());

@@ -309,6 +309,12 @@ Status Writer::write(const std::string& path) const {
   return Status::ok();
 }
 
+uint64_t Writer::size_bytes() const {
+  ByteOut counter;
+  (void)emit(counter);  // counting runs no producer; a bad key surfaces when the file is written
+  return counter.pos();
+}
+
 Result<MappedFile> Writer::write_to_memory(const std::string& name) const {
   ByteOut counter;
   if (Status st = emit(counter); !st) return st.with_context(name);

@@ -56,6 +56,8 @@ class Writer {
 
   // Writes the file: to a temporary beside `path`, renamed over it only on success.
   Status write(const std::string& path) const;
+  // The file's size in bytes, as write() would write it (no producer runs).
+  uint64_t size_bytes() const;
   // The same bytes in huge-page memory (util/huge_pages.h), to parse as a gguf::File
   // without a file on disk; `name` stands for the path in errors.
   Result<MappedFile> write_to_memory(const std::string& name) const;

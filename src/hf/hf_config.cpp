@@ -1,5 +1,7 @@
 #include "hf/hf_config.h"
 
+#include <optional>
+
 #include "formats/gguf_writer.h"
 
 namespace flashlm::hf {
@@ -9,20 +11,46 @@ using nlohmann::json;
 
 Status bad(const std::string& origin, const std::string& what) { return Status::error("'" + origin + "': " + what); }
 
-// An integer field in [lo, hi]; `fallback` when absent (and the field optional).
+// An integer field in [lo, hi]; `fallback` when absent (and the field optional), range
+// checked too (a derived default can be out of range).
 Result<int64_t> get_int(const json& c, const char* k, const std::string& origin, int64_t lo, int64_t hi,
                         std::optional<int64_t> fallback = std::nullopt) {
+  int64_t v = 0;
   if (!c.contains(k) || c[k].is_null()) {
-    if (fallback) return *fallback;
-    return bad(origin, std::string("'") + k + "' is missing");
+    if (!fallback) return bad(origin, std::string("'") + k + "' is missing");
+    v = *fallback;
+  } else if (!c[k].is_number_integer()) {
+    return bad(origin, std::string("'") + k + "' must be an integer");
+  } else {
+    v = c[k].get<int64_t>();
   }
-  if (!c[k].is_number_integer()) return bad(origin, std::string("'") + k + "' must be an integer");
-  const int64_t v = c[k].get<int64_t>();
   if (v < lo || v > hi) {
     return bad(origin, std::string("'") + k + "' = " + std::to_string(v) + " is outside [" + std::to_string(lo) +
                            ", " + std::to_string(hi) + "]");
   }
   return v;
+}
+
+// A string field, `fallback` when absent or null.
+Result<std::string> get_string(const json& c, const char* k, const std::string& origin, const std::string& fallback) {
+  if (!c.contains(k) || c[k].is_null()) return fallback;
+  if (!c[k].is_string()) return bad(origin, std::string("'") + k + "' must be a string");
+  return c[k].get<std::string>();
+}
+
+// A RoPE scaling object (transformers' "rope_scaling", or v5's "rope_parameters"): only
+// the plain kind is honoured.
+Status check_rope_kind(const json& rs, const char* field, const std::string& origin) {
+  if (rs.is_null()) return Status::ok();
+  if (!rs.is_object()) return bad(origin, std::string("'") + field + "' must be an object");
+  for (const char* k : {"rope_type", "type"}) {
+    Result<std::string> t = get_string(rs, k, origin, "default");
+    if (!t) return t.status();
+    if (*t != "default") {
+      return bad(origin, std::string("'") + field + "' of type '" + *t + "' is not supported yet");
+    }
+  }
+  return Status::ok();
 }
 
 Result<double> get_float(const json& c, const char* k, const std::string& origin, double fallback) {
@@ -64,12 +92,22 @@ Result<HfArch> arch_from_config(const json& c, const std::string& origin) {
   HfArch a;
   a.hf_name = name;
   a.gguf_arch = "llama";
-  const std::string act = c.value("hidden_act", std::string("silu"));
-  if (act != "silu") return bad(origin, "'hidden_act' = '" + act + "' is not supported (supported: silu)");
-  if (c.contains("rope_scaling") && !c["rope_scaling"].is_null()) {
-    const json& rs = c["rope_scaling"];
-    const std::string type = rs.is_object() ? rs.value("rope_type", rs.value("type", std::string("?"))) : "?";
-    if (type != "default") return bad(origin, "'rope_scaling' of type '" + type + "' is not supported yet");
+  Result<std::string> act = get_string(c, "hidden_act", origin, "silu");
+  if (!act) return act.status();
+  if (*act != "silu") return bad(origin, "'hidden_act' = '" + *act + "' is not supported (supported: silu)");
+  // Quantized checkpoints (GPTQ, AWQ, FP8, bitsandbytes) store other tensors and types.
+  if (c.contains("quantization_config")) return bad(origin, "'quantization_config' (a quantized checkpoint) is not supported");
+  if (c.contains("rope_scaling")) {
+    if (Status st = check_rope_kind(c["rope_scaling"], "rope_scaling", origin); !st) return st;
+  }
+  // transformers 5 moves rope_theta and the scaling into "rope_parameters".
+  std::optional<double> theta_v5;
+  if (c.contains("rope_parameters") && !c["rope_parameters"].is_null()) {
+    const json& rp = c["rope_parameters"];
+    if (Status st = check_rope_kind(rp, "rope_parameters", origin); !st) return st;
+    Result<double> t = get_float(rp, "rope_theta", origin, 10000.0);
+    if (!t) return t.status();
+    theta_v5 = *t;
   }
   for (const char* k : {"attention_bias", "mlp_bias"}) {
     if (Status st = require_bool(c, k, false, origin); !st) return st;
@@ -95,10 +133,20 @@ Result<HfArch> arch_from_config(const json& c, const std::string& origin) {
   if (!n_vocab) return n_vocab.status();
   Result<double> eps = get_float(c, "rms_norm_eps", origin, 1e-6);
   if (!eps) return eps.status();
-  Result<double> theta = get_float(c, "rope_theta", origin, 10000.0);
+  Result<double> theta = get_float(c, "rope_theta", origin, theta_v5.value_or(10000.0));
   if (!theta) return theta.status();
-  Result<int64_t> window = get_int(c, "sliding_window", origin, 0, int64_t{1} << 24, 0);
-  if (!window) return window.status();
+  if (theta_v5 && *theta != *theta_v5) {
+    return bad(origin, "'rope_theta' and 'rope_parameters.rope_theta' disagree");
+  }
+  // transformers' Llama ignores "sliding_window"; Mistral's defaults it to 4096 when the
+  // key is absent, and null means none.
+  int64_t window = 0;
+  if (name == "MistralForCausalLM") {
+    const bool absent = !c.contains("sliding_window");
+    Result<int64_t> w = get_int(c, "sliding_window", origin, 0, int64_t{1} << 24, absent ? 4096 : 0);
+    if (!w) return w.status();
+    window = *w;
+  }
   if (c.contains("tie_word_embeddings") && !c["tie_word_embeddings"].is_boolean()) {
     return bad(origin, "'tie_word_embeddings' must be true or false");
   }
@@ -127,7 +175,7 @@ Result<HfArch> arch_from_config(const json& c, const std::string& origin) {
     a.keys.emplace_back(p + "attention.key_length", u32(*head_dim));
     a.keys.emplace_back(p + "attention.value_length", u32(*head_dim));
   }
-  if (*window > 0) a.keys.emplace_back(p + "attention.sliding_window", u32(*window));
+  if (window > 0) a.keys.emplace_back(p + "attention.sliding_window", u32(window));
   return a;
 }
 

@@ -43,6 +43,19 @@ TEST(HfConfig, LlamaKeysAsLlamaCppWritesThem) {
   ASSERT_TRUE(a) << a.message();
   EXPECT_EQ(key(*a, "llama.attention.key_length")->i, 128);
   EXPECT_EQ(key(*a, "llama.attention.sliding_window")->i, 4096);
+  // Mistral without the key: transformers' default window; null: none; Llama: ignored.
+  c.erase("sliding_window");
+  EXPECT_EQ(key(*arch_from_config(c, "config.json"), "llama.attention.sliding_window")->i, 4096);
+  c["sliding_window"] = nullptr;
+  EXPECT_EQ(key(*arch_from_config(c, "config.json"), "llama.attention.sliding_window"), nullptr);
+  c = smollm2();
+  c["sliding_window"] = 2048;
+  EXPECT_EQ(key(*arch_from_config(c, "config.json"), "llama.attention.sliding_window"), nullptr);
+  // transformers 5's rope_parameters carries rope_theta.
+  c = smollm2();
+  c.erase("rope_theta");
+  c["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 500000.0}};
+  EXPECT_FLOAT_EQ(static_cast<float>(key(*arch_from_config(c, "config.json"), "llama.rope.freq_base")->f), 500000.0f);
 }
 
 TEST(HfConfig, RefusesWhatTheEngineDoesNotHonour) {
@@ -60,6 +73,13 @@ TEST(HfConfig, RefusesWhatTheEngineDoesNotHonour) {
       {"'head_dim' must be even", {{"head_dim", 63}}},
       {"rms_norm_eps", {{"rms_norm_eps", -1.0}}},
       {"tie_word_embeddings", {{"tie_word_embeddings", "yes"}}},
+      {"'hidden_act' must be a string", {{"hidden_act", 7}}},
+      {"'rope_type' must be a string", {{"rope_scaling", {{"rope_type", 3}}}}},
+      {"'rope_scaling' must be an object", {{"rope_scaling", "linear"}}},
+      {"'rope_parameters' of type 'llama3'", {{"rope_parameters", {{"rope_type", "llama3"}, {"rope_theta", 5e5}}}}},
+      {"disagree", {{"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 5e5}}}}},
+      {"quantization_config", {{"quantization_config", {{"quant_method", "gptq"}}}}},
+      {"'head_dim' = 0 is outside", {{"hidden_size", 2}, {"num_attention_heads", 9}, {"num_key_value_heads", 3}}},
   };
   for (const auto& [want, patch] : cases) {
     json c = smollm2();

@@ -8,6 +8,7 @@
 
 #include "hf/hf_tokenizer.h"
 #include "quant/quant.h"
+#include "util/huge_pages.h"
 
 namespace flashlm::hf {
 namespace {
@@ -106,6 +107,10 @@ Status HfModel::to_gguf(const ConvertOptions& opts, gguf::Writer* out) const {
     return Status::error("conversion to " + std::string(type_traits(*opts.type).name ? type_traits(*opts.type).name : "this type") +
                          " is not supported (supported: f32, f16, bf16, q8_0)");
   }
+  // Untied weights need their own output matrix: without one the loader would tie them.
+  if (!arch_.tied_embeddings && shards_.find("lm_head.weight") == nullptr) {
+    return Status::error("'" + dir_ + "': 'tie_word_embeddings' is false but there is no 'lm_head.weight'");
+  }
   for (const auto& [k, v] : arch_.keys) out->set(k, v);
   out->set("general.name", gguf::make_string(fs::path(dir_).filename().string()));
   for (const auto& [k, v] : tokenizer_keys_) out->set(k, v);
@@ -163,6 +168,14 @@ Result<gguf::File> open_as_gguf(const std::string& dir) {
   if (!m) return m.status();
   gguf::Writer w;
   if (Status st = m->to_gguf(ConvertOptions{}, &w); !st) return st.with_context("'" + dir + "'");
+  // The image lives in anonymous memory: refuse what would not fit rather than be killed.
+  const uint64_t need = w.size_bytes();
+  const uint64_t avail = available_memory_bytes();
+  if (avail > 0 && need > avail) {
+    return Status::error("'" + dir + "' needs " + std::to_string(need >> 20) + " MiB in memory, " +
+                         std::to_string(avail >> 20) +
+                         " MiB are available: write a file with flashlm convert and load that with --mmap");
+  }
   Result<MappedFile> bytes = w.write_to_memory(dir);
   if (!bytes) return bytes.status();
   Result<gguf::File> f = gguf::File::parse(std::move(bytes.value()));
@@ -172,6 +185,15 @@ Result<gguf::File> open_as_gguf(const std::string& dir) {
 
 Result<gguf::File> open_model(const std::string& path, FileBacking backing) {
   return is_model_dir(path) ? open_as_gguf(path) : gguf::File::open(path, backing);
+}
+
+Status check_backing(const std::string& path, FileBacking backing) {
+  if (backing == FileBacking::kMap && is_model_dir(path)) {
+    return Status::error("'" + path +
+                         "' is a Hugging Face directory, converted in memory; --mmap maps files only (write one "
+                         "with flashlm convert)");
+  }
+  return Status::ok();
 }
 
 }  // namespace flashlm::hf

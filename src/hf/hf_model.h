@@ -43,8 +43,10 @@ class HfModel {
 
 // The directory as an in-memory GGUF with its matrices as stored.
 Result<gguf::File> open_as_gguf(const std::string& dir);
-// A GGUF file (read as `backing` says) or a Hugging Face directory (open_as_gguf): what
-// every command that takes -m opens.
+// A GGUF file (read as `backing` says) or a Hugging Face directory (open_as_gguf, which
+// ignores `backing`: the image is built in memory).
 Result<gguf::File> open_model(const std::string& path, FileBacking backing = FileBacking::kMap);
+// An error when a map was asked for explicitly (--mmap) and `path` is a directory.
+Status check_backing(const std::string& path, FileBacking backing);
 
 }  // namespace flashlm::hf

@@ -46,22 +46,22 @@ Result<std::vector<std::pair<std::string, gguf::Value>>> tokenizer_keys(const st
   Result<tok::Vocab> vr = tok::vocab_from_tokenizer_json_file((dir / "tokenizer.json").string());
   if (!vr) return vr.status();
   const tok::Vocab& v = *vr;
-  std::vector<std::pair<std::string, gguf::Value>> keys;
-  switch (v.kind) {
-    case tok::VocabKind::kBpe: keys.emplace_back("tokenizer.ggml.model", gguf::make_string("gpt2")); break;
-    case tok::VocabKind::kSpm: keys.emplace_back("tokenizer.ggml.model", gguf::make_string("llama")); break;
-    case tok::VocabKind::kWpm: keys.emplace_back("tokenizer.ggml.model", gguf::make_string("bert")); break;
+  // A SentencePiece-style BPE file ranks its merges; GGUF's "llama" tokenizer merges by
+  // token score, which a tokenizer.json does not have, so writing zeros would tokenize
+  // differently. Byte-level BPE's merges carry over as they are.
+  if (v.kind != tok::VocabKind::kBpe) {
+    return Status::error("'" + (dir / "tokenizer.json").string() +
+                         "': only byte-level BPE tokenizers can be written as GGUF tokenizer keys yet "
+                         "(SentencePiece-style merge ranks have no GGUF scores)");
   }
-  if (v.kind == tok::VocabKind::kBpe) keys.emplace_back("tokenizer.ggml.pre", gguf::make_string(v.pre_name));
+  std::vector<std::pair<std::string, gguf::Value>> keys;
+  keys.emplace_back("tokenizer.ggml.model", gguf::make_string("gpt2"));
+  keys.emplace_back("tokenizer.ggml.pre", gguf::make_string(v.pre_name));
   keys.emplace_back("tokenizer.ggml.tokens", gguf::make_string_array(v.tokens));
   std::vector<int64_t> types(v.types.size());
   for (size_t i = 0; i < types.size(); ++i) types[i] = static_cast<int64_t>(v.types[i]);
   keys.emplace_back("tokenizer.ggml.token_type", gguf::make_i32_array(std::move(types)));
   if (!v.merges.empty()) keys.emplace_back("tokenizer.ggml.merges", gguf::make_string_array(v.merges));
-  if (v.kind == tok::VocabKind::kSpm) {
-    keys.emplace_back("tokenizer.ggml.scores", gguf::make_f32_array(std::vector<double>(v.scores.begin(), v.scores.end())));
-    keys.emplace_back("tokenizer.ggml.add_space_prefix", gguf::make_bool(v.add_space_prefix));
-  }
   const std::pair<const char*, int32_t> ids[] = {{"tokenizer.ggml.bos_token_id", v.bos},
                                                  {"tokenizer.ggml.eos_token_id", v.eos},
                                                  {"tokenizer.ggml.unknown_token_id", v.unk},

@@ -17,6 +17,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, BackendKind 
   if (!be) return be.status();
   // A Hugging Face directory is converted in memory (hf/hf_model.h): the bytes
   // `flashlm convert` would write, in huge pages already.
+  if (Status st = hf::check_backing(path, weights); !st) return st;
   Result<gguf::File> f = hf::open_model(path, weights);
   if (!f) return f.status();
   Result<ModelConfig> cfg = parse_model_config(*f);

@@ -2,7 +2,9 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <optional>
 #include <cstdio>
 #include <cstring>
 #include <utility>
@@ -62,6 +64,20 @@ void HugePageBuffer::protect_read_only() {
   if (data_ != nullptr) mprotect(data_, mapped_, PROT_READ);
 }
 
+namespace {
+
+// The first unsigned number in a file, or nullopt (absent, unreadable, or "max").
+std::optional<uint64_t> read_number(const char* path) {
+  FILE* f = std::fopen(path, "r");
+  if (f == nullptr) return std::nullopt;
+  unsigned long long v = 0;
+  const bool ok = std::fscanf(f, "%llu", &v) == 1;
+  std::fclose(f);
+  return ok ? std::optional<uint64_t>(v) : std::nullopt;
+}
+
+}  // namespace
+
 uint64_t available_memory_bytes() {
   FILE* f = std::fopen("/proc/meminfo", "r");
   if (f == nullptr) return 0;
@@ -71,7 +87,12 @@ uint64_t available_memory_bytes() {
     if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) break;
   }
   std::fclose(f);
-  return static_cast<uint64_t>(kib) * 1024;
+  uint64_t avail = static_cast<uint64_t>(kib) * 1024;
+  // In a container the cgroup's limit binds first (v2, as the thread pool reads cpu.max).
+  const std::optional<uint64_t> limit = read_number("/sys/fs/cgroup/memory.max");
+  const std::optional<uint64_t> used = read_number("/sys/fs/cgroup/memory.current");
+  if (limit && used) avail = std::min(avail, *limit > *used ? *limit - *used : 0);
+  return avail;
 }
 
 }  // namespace flashlm

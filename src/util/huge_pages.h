@@ -40,7 +40,8 @@ class HugePageBuffer {
   size_t mapped_ = 0;  // bytes of the mapping (size_ rounded up to 2 MiB)
 };
 
-// The kernel's MemAvailable in bytes (/proc/meminfo), or 0 when it cannot be read.
+// The kernel's MemAvailable in bytes (/proc/meminfo), capped by what the cgroup v2 limit
+// leaves (memory.max - memory.current) when there is one; 0 when it cannot be read.
 uint64_t available_memory_bytes();
 
 }  // namespace flashlm

@@ -41,20 +41,18 @@ void MappedFile::release() {
 
 namespace {
 
-// Reads the whole of fd into *buf; an error says what failed.
-Status read_all(int fd, const std::string& path, size_t size, HugePageBuffer* buf) {
-  Result<HugePageBuffer> b = HugePageBuffer::allocate(size);
-  if (!b) return b.status();
+// Reads the whole of fd into b; an error says what failed.
+Status read_all(int fd, const std::string& path, HugePageBuffer& b) {
+  const size_t size = b.size();
   size_t done = 0;
   while (done < size) {
-    const ssize_t n = pread(fd, b->data() + done, size - done, static_cast<off_t>(done));
+    const ssize_t n = pread(fd, b.data() + done, size - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Status::error("cannot read '" + path + "': " + std::strerror(errno));
     if (n == 0) return Status::error("'" + path + "' shrank while it was read");
     done += static_cast<size_t>(n);
   }
-  b->protect_read_only();
-  *buf = std::move(b.value());
+  b.protect_read_only();
   return Status::ok();
 }
 
@@ -82,12 +80,19 @@ Result<MappedFile> MappedFile::open(const std::string& path, FileBacking backing
     backing = avail > 0 && f.size_ <= avail / 2 ? FileBacking::kRead : FileBacking::kMap;
   }
   if (f.size_ > 0 && backing == FileBacking::kRead) {
-    // Asked for explicitly, a failed read is an error; chosen by kAuto, the file is mapped.
-    if (Status rs = read_all(fd, path, f.size_, &f.read_); rs) {
+    // No memory for the copy: an error when asked for, a map when kAuto chose it. A
+    // failed read is an error either way.
+    Result<HugePageBuffer> buf = HugePageBuffer::allocate(f.size_);
+    if (buf) {
+      if (Status rs = read_all(fd, path, *buf); !rs) {
+        ::close(fd);
+        return rs;
+      }
+      f.read_ = std::move(buf.value());
       f.data_ = f.read_.data();
     } else if (!chosen) {
       ::close(fd);
-      return rs;
+      return buf.status().with_context("'" + path + "'");
     }
   }
   if (f.size_ > 0 && f.data_ == nullptr) {
