@@ -46,10 +46,11 @@ def main():
         same = 0
         for case in cases:
             text = bytes(case["text"]) if isinstance(case["text"], list) else case["text"].encode()
-            want = case.get("ids") or case.get("ids_add_parse")
+            want = case["ids_add_parse"]
             got = llm.tokenize(text, add_bos=True, special=True)
             same += int(got == want)
-        print(f"tokenizer: llama.cpp on the file equals the tokenizers golden on {same} of {len(cases)} strings")
+        print(f"tokenizer: llama.cpp on the file equals the tokenizers golden on {same} of {len(cases)} strings "
+              "(the GGUF keys carry llama.cpp's rules, so a few may differ; reported, not failed)")
     sys.exit(1 if bad else 0)
 
 

@@ -34,7 +34,7 @@ def main():
     cases, worst, diffs = [], 0.0, []
     for c in ref["cases"]:
         if len(c["tokens"]) > 256:
-            continue  # the short cases only: BF16 weights have no fast CPU kernel yet
+            continue  # the short cases only: the golden test also runs under the sanitizers
         ids = torch.tensor([c["tokens"]])
         with torch.no_grad():
             logits = model(ids).logits[0].double().numpy()

@@ -112,7 +112,9 @@ Status HfModel::to_gguf(const ConvertOptions& opts, gguf::Writer* out) const {
     return Status::error("'" + dir_ + "': 'tie_word_embeddings' is false but there is no 'lm_head.weight'");
   }
   for (const auto& [k, v] : arch_.keys) out->set(k, v);
-  out->set("general.name", gguf::make_string(fs::path(dir_).filename().string()));
+  fs::path named = fs::path(dir_).lexically_normal();
+  if (named.filename().empty()) named = named.parent_path();  // "models/x/" names x, not ""
+  out->set("general.name", gguf::make_string(named.filename().string()));
   for (const auto& [k, v] : tokenizer_keys_) out->set(k, v);
   for (const std::string& name : shards_.names()) {
     Result<std::optional<Mapped>> mapped = map_llama(name, arch_);
@@ -142,7 +144,7 @@ Status HfModel::to_gguf(const ConvertOptions& opts, gguf::Writer* out) const {
       st = out->add_tensor((*mapped)->name, dst, std::move(ne), t->data);
     } else {
       const uint8_t* data = t->data;
-      const size_t src_row_bytes = static_cast<size_t>(n_in) * (src == DType::F32 ? 4 : 2);
+      const size_t src_row_bytes = static_cast<size_t>(n_in) * type_traits(src).type_size;
       const int64_t head_dim = arch_.head_dim;
       st = out->add_tensor((*mapped)->name, dst, std::move(ne), [=](gguf::TensorSink& sink) -> Status {
         const TypeTraits& from = type_traits(src);
